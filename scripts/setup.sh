@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs what the server and its tests need on a fresh Debian 12 machine: Debian packages (when
+# run as root; otherwise names the missing ones), npm dependencies, and the mediasoup worker built
+# from source against Debian's libraries (cached outside the clone).
+# Usage: scripts/setup.sh [--quiet] [--profile start|test]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quiet=0
+profile=test
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quiet) quiet=1 ;;
+    --profile) profile="$2"; shift ;;
+    *) echo "setup: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+say() { [ "$quiet" = 1 ] || echo "[setup] $*"; }
+
+# Build the worker: compiler, meson and the libraries mediasoup links against.
+build_pkgs=(meson ninja-build g++ pkg-config libuv1-dev libssl-dev libsrtp2-dev libusrsctp-dev libabsl-dev nlohmann-json3-dev)
+# Tests: a real browser, a real SIP peer, a real Redis, network namespaces and tc.
+test_pkgs=(chromium sip-tester redis-server iproute2 espeak-ng sox)
+pkgs=("${build_pkgs[@]}")
+[ "$profile" = test ] && pkgs+=("${test_pkgs[@]}")
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "setup: missing Debian packages: ${missing[*]}" >&2
+    echo "setup: install them with: sudo apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+if [ ! -d node_modules/mediasoup ] || [ ! -d node_modules/tap ]; then
+  say "installing npm dependencies"
+  npm ci --no-fund --no-audit >/dev/null
+fi
+
+if [ ! -x node_modules/mediasoup/worker/out/Release/mediasoup-worker ]; then
+  node scripts/build-worker.mjs
+fi
+say "ready"

@@ -1,0 +1,106 @@
+import fs from 'node:fs';
+import { Value } from '@sinclair/typebox/value';
+import { ConfigSchema, type Config } from './schema.js';
+
+/** Raised when configuration cannot be used; the message names the key, what was expected and found. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
+
+const ENV_PREFIX = 'SFU_';
+
+/** `SFU_MEDIA__WORKERS=2` sets `media.workers`; a value that parses as JSON is taken as JSON. */
+export function overridesFromEnv(env: NodeJS.ProcessEnv): Record<string, Json> {
+  const out: Record<string, Json> = {};
+  for (const [name, raw] of Object.entries(env)) {
+    if (!name.startsWith(ENV_PREFIX) || name === 'SFU_CONFIG' || raw === undefined) continue;
+    const path = name
+      .slice(ENV_PREFIX.length)
+      .split('__')
+      .map((part) => part.toLowerCase().replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase()));
+    let value: Json;
+    try {
+      value = JSON.parse(raw) as Json;
+    } catch {
+      value = raw;
+    }
+    let node: Record<string, Json> = out;
+    for (const key of path.slice(0, -1)) {
+      const next = node[key];
+      if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {};
+      node = node[key] as Record<string, Json>;
+    }
+    node[path[path.length - 1] as string] = value;
+  }
+  return out;
+}
+
+function merge(base: Record<string, Json>, over: Record<string, Json>): Record<string, Json> {
+  const out: Record<string, Json> = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    const current = out[key];
+    if (
+      value !== null &&
+      typeof value === 'object' &&
+      !Array.isArray(value) &&
+      current !== null &&
+      typeof current === 'object' &&
+      !Array.isArray(current)
+    ) {
+      out[key] = merge(current, value);
+    } else {
+      out[key] = value;
+    }
+  }
+  return out;
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  const text = JSON.stringify(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+/** Validates a raw configuration object against the schema, filling defaults. */
+export function resolveConfig(raw: Record<string, Json>): Config {
+  const withDefaults = Value.Default(ConfigSchema, structuredClone(raw));
+  const first = Value.Errors(ConfigSchema, withDefaults).First();
+  if (first) {
+    const key = first.path.replace(/^\//, '').replace(/\//g, '.') || '(root)';
+    const expected = first.schema.description ? `${first.message} (${first.schema.description})` : first.message;
+    throw new ConfigError(`invalid configuration key "${key}": expected ${expected}; found ${describe(first.value)}`);
+  }
+  const config = withDefaults as Config;
+  if (config.media.rtcMinPort > config.media.rtcMaxPort) {
+    throw new ConfigError(
+      `invalid configuration key "media.rtcMinPort": expected at most media.rtcMaxPort (${config.media.rtcMaxPort}); found ${config.media.rtcMinPort}`,
+    );
+  }
+  return config;
+}
+
+/**
+ * Loads configuration: embedded defaults, then the JSON file named by `--config` or `SFU_CONFIG`,
+ * then `SFU_*` environment variables.
+ */
+export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Config {
+  const flag = argv.indexOf('--config');
+  const file = flag >= 0 ? argv[flag + 1] : env.SFU_CONFIG;
+  let fromFile: Record<string, Json> = {};
+  if (file) {
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`cannot read configuration file ${file}: ${(err as Error).message}`);
+    }
+    try {
+      fromFile = JSON.parse(text) as Record<string, Json>;
+    } catch (err) {
+      throw new ConfigError(`configuration file ${file} is not valid JSON: ${(err as Error).message}`);
+    }
+  }
+  return resolveConfig(merge(fromFile, overridesFromEnv(env)));
+}
