@@ -1,0 +1,125 @@
+import http from 'node:http';
+import https from 'node:https';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { WorkerPool } from '../media/workerPool.js';
+import type { RoomRegistry } from '../rooms/roomRegistry.js';
+import { SfuError, isSfuError } from '../errors/catalogue.js';
+import { RestApi, sendError, sendJson } from '../rest/restApi.js';
+import { openApiDocument } from '../rest/openapi.js';
+import { SIGNALLING_PATH, type SignallingServer } from '../signalling/wsServer.js';
+import { serveStatic } from './staticFiles.js';
+import { DemoEndpoint } from './demo.js';
+
+const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const PUBLIC_DIR = path.join(projectRoot, 'public');
+const SDK_DIR = path.join(projectRoot, 'dist', 'sdk');
+
+export interface HttpDeps {
+  config: Config;
+  log: Logger;
+  metrics: Metrics;
+  pool: WorkerPool;
+  rooms: RoomRegistry;
+  rest: RestApi;
+  signalling: SignallingServer;
+  demo: DemoEndpoint | undefined;
+  version: string;
+}
+
+/** Health, readiness, metrics, the REST API, the try-it page, and the signalling upgrade path. */
+export class HttpServer {
+  readonly server: http.Server;
+
+  constructor(private readonly deps: HttpDeps) {
+    const { tlsCertFile, tlsKeyFile } = deps.config.server;
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => void this.onRequest(req, res);
+    this.server =
+      tlsCertFile && tlsKeyFile
+        ? https.createServer({ cert: fs.readFileSync(tlsCertFile), key: fs.readFileSync(tlsKeyFile) }, handler)
+        : http.createServer(handler);
+    this.server.headersTimeout = 10_000;
+    this.server.requestTimeout = 30_000;
+    this.server.on('upgrade', (req: http.IncomingMessage, socket, head: Buffer) => {
+      const pathname = (req.url ?? '/').split('?')[0];
+      if (pathname !== SIGNALLING_PATH) {
+        socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+        return;
+      }
+      deps.signalling.handleUpgrade(req, socket, head);
+    });
+  }
+
+  async listen(): Promise<AddressInfo> {
+    const { listenHost, port } = this.deps.config.server;
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, listenHost, () => resolve());
+    });
+    return this.server.address() as AddressInfo;
+  }
+
+  async close(): Promise<void> {
+    this.server.closeIdleConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private async onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const pathname = (req.url ?? '/').split('?')[0] ?? '/';
+    const route = await this.dispatch(req, res, pathname).catch((err: unknown) => {
+      if (isSfuError(err)) sendError(res, err);
+      else {
+        this.deps.log.error({ err: (err as Error).message }, 'HTTP request failed');
+        if (!res.headersSent) sendError(res, new SfuError('INTERNAL'));
+      }
+      return 'error';
+    });
+    this.deps.metrics.httpRequests.inc({ route, status: String(res.statusCode) });
+  }
+
+  /** Returns a low-cardinality route label for metrics. */
+  private async dispatch(req: http.IncomingMessage, res: http.ServerResponse, pathname: string): Promise<string> {
+    const { pool, rooms, metrics } = this.deps;
+    switch (pathname) {
+      case '/healthz':
+        sendJson(res, 200, { status: 'ok' });
+        return 'healthz';
+      case '/readyz': {
+        const ready = pool.allAlive && !rooms.draining;
+        sendJson(res, ready ? 200 : 503, { ready, draining: rooms.draining, workers: pool.size });
+        return 'readyz';
+      }
+      case '/metrics': {
+        await pool.sampleResourceUsage();
+        metrics.participants.reset();
+        for (const [state, count] of rooms.participantCounts()) metrics.participants.set({ state }, count);
+        const body = await metrics.registry.metrics();
+        res.writeHead(200, { 'Content-Type': metrics.registry.contentType });
+        res.end(body);
+        return 'metrics';
+      }
+      case '/openapi.json':
+        sendJson(res, 200, openApiDocument(this.deps.version));
+        return 'openapi';
+    }
+    if (await this.deps.rest.handle(req, res, pathname)) return 'rest';
+    if (this.deps.demo) {
+      if (pathname === '/demo/consultations' && req.method === 'POST') {
+        await this.deps.demo.create(res);
+        return 'demo';
+      }
+      if (req.method === 'GET') {
+        if (pathname.startsWith('/sdk/') && (await serveStatic(res, SDK_DIR, pathname.slice(5)))) return 'static';
+        const file = pathname === '/' ? 'index.html' : pathname.slice(1);
+        if (await serveStatic(res, PUBLIC_DIR, file)) return 'static';
+      }
+    }
+    sendError(res, new SfuError('NOT_FOUND'));
+    return 'not-found';
+  }
+}

@@ -1,0 +1,250 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+
+/**
+ * The signalling protocol, version 1: the one source of truth for every message. The server
+ * validates each incoming message against these schemas at the boundary; the SDK takes its types
+ * from them. Documented in docs/protocol.md.
+ *
+ * Transport: one WebSocket per participant, subprotocol `teleconsult.v1`, JSON text frames.
+ *   client -> server  request       { id, method, params }
+ *   server -> client  response      { id, ok: true, result } | { id, ok: false, error }
+ *   server -> client  notification  { notification, data }
+ */
+export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_SUBPROTOCOL = 'teleconsult.v1';
+
+const Id = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.:-]+$' });
+/** mediasoup's opaque JSON dictionaries (RTP/DTLS/SCTP parameters), size-capped at the frame level. */
+const Opaque = Type.Record(Type.String({ maxLength: 64 }), Type.Unknown());
+
+export const Role = Type.Union([
+  Type.Literal('practitioner'),
+  Type.Literal('patient'),
+  Type.Literal('assistant'),
+  Type.Literal('observer'),
+]);
+export type Role = Static<typeof Role>;
+
+export const AdmissionState = Type.Union([
+  Type.Literal('invited'),
+  Type.Literal('waiting'),
+  Type.Literal('consented'),
+  Type.Literal('admitted'),
+  Type.Literal('in-call'),
+  Type.Literal('left'),
+  Type.Literal('declined'),
+  Type.Literal('expired'),
+  Type.Literal('removed'),
+]);
+export type AdmissionState = Static<typeof AdmissionState>;
+
+export const ParticipantInfo = Type.Object({
+  id: Id,
+  role: Role,
+  displayName: Type.String({ maxLength: 128 }),
+  state: AdmissionState,
+  connected: Type.Boolean(),
+  phone: Type.Boolean(),
+  e2ee: Type.Boolean(),
+});
+export type ParticipantInfo = Static<typeof ParticipantInfo>;
+
+export const RoomOptions = Type.Object({
+  waitingRoom: Type.Boolean({ default: true }),
+  e2eeRequired: Type.Boolean({ default: false }),
+  phoneAllowed: Type.Boolean({ default: true }),
+  maxParticipants: Type.Integer({ minimum: 2, maximum: 1000, default: 4 }),
+});
+export type RoomOptions = Static<typeof RoomOptions>;
+
+export const DtlsFingerprint = Type.Object({
+  algorithm: Type.Union(
+    ['sha-1', 'sha-224', 'sha-256', 'sha-384', 'sha-512'].map((a) => Type.Literal(a)),
+  ),
+  value: Type.String({ minLength: 10, maxLength: 200, pattern: '^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2})+$' }),
+});
+
+export const DtlsParameters = Type.Object({
+  role: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('client'), Type.Literal('server')])),
+  // An empty fingerprint list once killed mediasoup workers: require at least one.
+  fingerprints: Type.Array(DtlsFingerprint, { minItems: 1, maxItems: 8 }),
+});
+
+const MediaKind = Type.Union([Type.Literal('audio'), Type.Literal('video')]);
+export const MediaSource = Type.Union([
+  Type.Literal('microphone'),
+  Type.Literal('camera'),
+  Type.Literal('screen'),
+  Type.Literal('phone'),
+]);
+export type MediaSource = Static<typeof MediaSource>;
+
+/** Requests: method name -> params and result schemas. */
+export const Requests = {
+  join: {
+    params: Type.Object({
+      token: Type.String({ minLength: 10, maxLength: 8192 }),
+      capabilities: Type.Optional(Type.Object({ e2ee: Type.Boolean() })),
+    }),
+    result: Type.Object({
+      protocolVersion: Type.Literal(PROTOCOL_VERSION),
+      self: ParticipantInfo,
+      room: Type.Object({ id: Id, options: RoomOptions }),
+      participants: Type.Array(ParticipantInfo),
+      routerRtpCapabilities: Opaque,
+      resumeToken: Type.String(),
+    }),
+  },
+  resume: {
+    params: Type.Object({ resumeToken: Type.String({ minLength: 10, maxLength: 512 }) }),
+    result: Type.Object({
+      protocolVersion: Type.Literal(PROTOCOL_VERSION),
+      self: ParticipantInfo,
+      room: Type.Object({ id: Id, options: RoomOptions }),
+      participants: Type.Array(ParticipantInfo),
+      routerRtpCapabilities: Opaque,
+      resumeToken: Type.String(),
+      /** Transports kept during the grace period; the client restarts ICE on each. */
+      transportIds: Type.Array(Id),
+    }),
+  },
+  setRtpCapabilities: {
+    params: Type.Object({ rtpCapabilities: Opaque }),
+    result: Type.Object({}),
+  },
+  createTransport: {
+    params: Type.Object({
+      direction: Type.Union([Type.Literal('send'), Type.Literal('recv')]),
+      sctp: Type.Optional(Type.Boolean()),
+    }),
+    result: Type.Object({
+      id: Id,
+      iceParameters: Opaque,
+      iceCandidates: Type.Array(Opaque),
+      dtlsParameters: Opaque,
+      sctpParameters: Type.Optional(Opaque),
+    }),
+  },
+  connectTransport: {
+    params: Type.Object({ transportId: Id, dtlsParameters: DtlsParameters }),
+    result: Type.Object({}),
+  },
+  restartIce: {
+    params: Type.Object({ transportId: Id }),
+    result: Type.Object({ iceParameters: Opaque }),
+  },
+  produce: {
+    params: Type.Object({
+      transportId: Id,
+      kind: MediaKind,
+      rtpParameters: Opaque,
+      source: MediaSource,
+    }),
+    result: Type.Object({ producerId: Id }),
+  },
+  pauseProducer: { params: Type.Object({ producerId: Id }), result: Type.Object({}) },
+  resumeProducer: { params: Type.Object({ producerId: Id }), result: Type.Object({}) },
+  closeProducer: { params: Type.Object({ producerId: Id }), result: Type.Object({}) },
+  /** Subscribes again to a producer of this room (consumers are otherwise created by the server). */
+  consume: { params: Type.Object({ producerId: Id }), result: Type.Object({}) },
+  closeConsumer: { params: Type.Object({ consumerId: Id }), result: Type.Object({}) },
+  /** The client has set up the consumer announced by `consumerAdded` and is ready for RTP. */
+  resumeConsumer: { params: Type.Object({ consumerId: Id }), result: Type.Object({}) },
+  pauseConsumer: { params: Type.Object({ consumerId: Id }), result: Type.Object({}) },
+  setConsumerPreferredLayers: {
+    params: Type.Object({
+      consumerId: Id,
+      spatialLayer: Type.Integer({ minimum: 0, maximum: 3 }),
+      temporalLayer: Type.Optional(Type.Integer({ minimum: 0, maximum: 3 })),
+    }),
+    result: Type.Object({}),
+  },
+  produceData: {
+    params: Type.Object({
+      transportId: Id,
+      sctpStreamParameters: Opaque,
+      label: Type.String({ maxLength: 64 }),
+      protocol: Type.String({ maxLength: 64 }),
+    }),
+    result: Type.Object({ dataProducerId: Id }),
+  },
+  getStats: {
+    params: Type.Object({ transportId: Id }),
+    result: Type.Object({ stats: Type.Array(Opaque) }),
+  },
+  leave: { params: Type.Object({}), result: Type.Object({}) },
+  /** Practitioner: let a waiting participant in (consent rules apply, see docs/protocol.md). */
+  admit: { params: Type.Object({ participantId: Id }), result: Type.Object({}) },
+  /** Practitioner: refuse a waiting participant. */
+  decline: { params: Type.Object({ participantId: Id }), result: Type.Object({}) },
+} satisfies Record<string, { params: TSchema; result: TSchema }>;
+
+export type Method = keyof typeof Requests;
+export type RequestParams<M extends Method> = Static<(typeof Requests)[M]['params']>;
+export type RequestResult<M extends Method> = Static<(typeof Requests)[M]['result']>;
+
+/** Notifications the server pushes: name -> data schema. */
+export const Notifications = {
+  participantJoined: Type.Object({ participant: ParticipantInfo }),
+  participantUpdated: Type.Object({ participant: ParticipantInfo }),
+  participantLeft: Type.Object({
+    participantId: Id,
+    reason: Type.Union(['left', 'timeout', 'removed', 'declined', 'room-closed'].map((r) => Type.Literal(r))),
+  }),
+  consumerAdded: Type.Object({
+    consumerId: Id,
+    producerId: Id,
+    participantId: Id,
+    kind: MediaKind,
+    source: MediaSource,
+    rtpParameters: Opaque,
+    producerPaused: Type.Boolean(),
+  }),
+  consumerClosed: Type.Object({ consumerId: Id }),
+  consumerPaused: Type.Object({ consumerId: Id }),
+  consumerResumed: Type.Object({ consumerId: Id }),
+  consumerLayersChanged: Type.Object({
+    consumerId: Id,
+    spatialLayer: Type.Union([Type.Integer(), Type.Null()]),
+    temporalLayer: Type.Union([Type.Integer(), Type.Null()]),
+  }),
+  dataConsumerAdded: Type.Object({
+    dataConsumerId: Id,
+    dataProducerId: Id,
+    participantId: Id,
+    sctpStreamParameters: Opaque,
+    label: Type.String(),
+    protocol: Type.String(),
+  }),
+  dataConsumerClosed: Type.Object({ dataConsumerId: Id }),
+  /** Media of the room was lost (e.g. its worker died); transports must be created again. */
+  mediaReset: Type.Object({ reason: Type.Union([Type.Literal('worker-died')]) }),
+  roomClosed: Type.Object({ reason: Type.Union([Type.Literal('ended'), Type.Literal('server-shutdown')]) }),
+} satisfies Record<string, TSchema>;
+
+export type NotificationName = keyof typeof Notifications;
+export type NotificationData<N extends NotificationName> = Static<(typeof Notifications)[N]>;
+
+export const ErrorBody = Type.Object({
+  code: Type.String(),
+  message: Type.String(),
+  detail: Type.Optional(Type.String()),
+});
+export type ErrorBody = Static<typeof ErrorBody>;
+
+export const RequestEnvelope = Type.Object({
+  id: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
+  method: Type.String({ maxLength: 64 }),
+  params: Type.Optional(Type.Unknown()),
+});
+export type RequestEnvelope = Static<typeof RequestEnvelope>;
+
+/** `id` is null only when the request could not be read far enough to know its id. */
+export type ResponseEnvelope =
+  | { id: number; ok: true; result: unknown }
+  | { id: number | null; ok: false; error: ErrorBody };
+
+export interface NotificationEnvelope<N extends NotificationName = NotificationName> {
+  notification: N;
+  data: NotificationData<N>;
+}

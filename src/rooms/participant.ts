@@ -1,0 +1,99 @@
+import type { types } from 'mediasoup';
+import type { AdmissionState, MediaSource, ParticipantInfo, Role } from '../protocol/messages.js';
+
+/** How the room reaches a participant's live connection; absent while disconnected. */
+export interface ParticipantLink {
+  notify(name: string, data: unknown): void;
+  /** Ends the connection (e.g. after removal or when the room closes). */
+  close(reason: string): void;
+}
+
+export interface ParticipantIdentity {
+  id: string;
+  role: Role;
+  displayName: string;
+  /** Professional identifier for the journal; never logged, never sent to other participants. */
+  rpps: string | undefined;
+}
+
+/**
+ * A member of a room and the media objects it owns. Media objects are owned here so that closing
+ * a participant closes exactly what it created (see docs/closures.md).
+ */
+export class Participant {
+  state: AdmissionState;
+  link: ParticipantLink | undefined;
+  resumeToken: string;
+  rtpCapabilities: types.RtpCapabilities | undefined;
+  e2ee = false;
+  phone = false;
+  graceTimer: NodeJS.Timeout | undefined;
+  readonly transports = new Map<string, types.WebRtcTransport>();
+  readonly transportDirections = new Map<string, 'send' | 'recv'>();
+  readonly producers = new Map<string, types.Producer>();
+  readonly consumers = new Map<string, types.Consumer>();
+  readonly dataProducers = new Map<string, types.DataProducer>();
+  readonly dataConsumers = new Map<string, types.DataConsumer>();
+  readonly joinedAt = new Date();
+
+  constructor(
+    readonly identity: ParticipantIdentity,
+    initialState: AdmissionState,
+    resumeToken: string,
+  ) {
+    this.state = initialState;
+    this.resumeToken = resumeToken;
+  }
+
+  get id(): string {
+    return this.identity.id;
+  }
+
+  get role(): Role {
+    return this.identity.role;
+  }
+
+  /** Only admitted participants send or receive media with others. */
+  get mayExchangeMedia(): boolean {
+    return this.state === 'admitted' || this.state === 'in-call';
+  }
+
+  get active(): boolean {
+    return this.state !== 'left' && this.state !== 'declined' && this.state !== 'expired' && this.state !== 'removed';
+  }
+
+  recvTransport(): types.WebRtcTransport | undefined {
+    for (const [id, transport] of this.transports) {
+      if (this.transportDirections.get(id) === 'recv') return transport;
+    }
+    return undefined;
+  }
+
+  info(): ParticipantInfo {
+    return {
+      id: this.identity.id,
+      role: this.identity.role,
+      displayName: this.identity.displayName,
+      state: this.state,
+      connected: this.link !== undefined,
+      phone: this.phone,
+      e2ee: this.e2ee,
+    };
+  }
+
+  /** Closes every media object this participant owns; consumers of its producers close with them. */
+  closeMedia(): void {
+    for (const transport of this.transports.values()) transport.close();
+    this.transports.clear();
+    this.transportDirections.clear();
+    this.producers.clear();
+    this.consumers.clear();
+    this.dataProducers.clear();
+    this.dataConsumers.clear();
+  }
+}
+
+export function sourceOf(producer: types.Producer | types.DataProducer): MediaSource {
+  const source = (producer.appData as { source?: MediaSource }).source;
+  return source ?? 'microphone';
+}

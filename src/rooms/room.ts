@@ -1,0 +1,373 @@
+import type { types } from 'mediasoup';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { Config } from '../config/schema.js';
+import { SfuError } from '../errors/catalogue.js';
+import type { MediaSource, NotificationData, NotificationName, RoomOptions } from '../protocol/messages.js';
+import { Participant, sourceOf } from './participant.js';
+
+export interface RoomDeps {
+  log: Logger;
+  metrics: Metrics;
+  limits: Config['limits'];
+  media: Config['media'];
+  /** Finds a router for the room on a live worker (used again after a worker death). */
+  placeRouter(): Promise<{ router: types.Router; webRtcServer: types.WebRtcServer | undefined }>;
+  onClosed(room: Room): void;
+}
+
+/**
+ * A consultation: its participants and its router. Enforces who may exchange media with whom:
+ * only admitted participants of this room, whatever `router.canConsume()` would allow.
+ */
+export class Room {
+  readonly participants = new Map<string, Participant>();
+  readonly createdAt = new Date();
+  closed = false;
+  private router: types.Router;
+  private webRtcServer: types.WebRtcServer | undefined;
+  private readonly log: Logger;
+
+  constructor(
+    readonly id: string,
+    readonly options: RoomOptions,
+    placement: { router: types.Router; webRtcServer: types.WebRtcServer | undefined },
+    private readonly deps: RoomDeps,
+  ) {
+    this.router = placement.router;
+    this.webRtcServer = placement.webRtcServer;
+    this.log = deps.log.child({ module: 'room', room: id });
+    this.watchRouter();
+  }
+
+  get rtpCapabilities(): types.RtpCapabilities {
+    return this.router.rtpCapabilities;
+  }
+
+  get workerPid(): number | undefined {
+    return (this.router.appData as { workerPid?: number }).workerPid;
+  }
+
+  activeParticipants(): Participant[] {
+    return [...this.participants.values()].filter((p) => p.active);
+  }
+
+  broadcast<N extends NotificationName>(name: N, data: NotificationData<N>, except?: Participant): void {
+    for (const participant of this.participants.values()) {
+      if (participant !== except && participant.active) participant.link?.notify(name, data);
+    }
+  }
+
+  /** Makes a participant able to exchange media: consumes what others publish, and the reverse. */
+  async onAdmitted(participant: Participant): Promise<void> {
+    await this.consumeEverything(participant);
+    for (const other of this.participants.values()) {
+      if (other === participant || !other.mayExchangeMedia) continue;
+      for (const producer of participant.producers.values()) await this.consumeSafely(other, participant, producer);
+      for (const dataProducer of participant.dataProducers.values())
+        await this.consumeDataSafely(other, participant, dataProducer);
+    }
+  }
+
+  async createTransport(participant: Participant, direction: 'send' | 'recv', sctp: boolean) {
+    this.requireMedia(participant);
+    if (participant.transports.size >= this.deps.limits.maxTransportsPerParticipant) {
+      throw new SfuError('LIMIT_EXCEEDED', 'transports');
+    }
+    const listen = this.webRtcServer
+      ? { webRtcServer: this.webRtcServer }
+      : {
+          listenIps: [
+            {
+              ip: this.deps.media.listenIp,
+              ...(this.deps.media.announcedAddress ? { announcedIp: this.deps.media.announcedAddress } : {}),
+            },
+          ],
+        };
+    const transport = await this.router.createWebRtcTransport({
+      ...listen,
+      enableUdp: true,
+      enableTcp: true,
+      preferUdp: true,
+      enableSctp: sctp,
+      numSctpStreams: { OS: 16, MIS: 16 },
+      initialAvailableOutgoingBitrate: this.deps.media.initialOutgoingBitrate,
+      appData: { participantId: participant.id, direction },
+    });
+    if (direction === 'send') {
+      await transport.setMaxIncomingBitrate(this.deps.media.maxIncomingBitrate).catch(() => undefined);
+    }
+    participant.transports.set(transport.id, transport);
+    participant.transportDirections.set(transport.id, direction);
+    this.deps.metrics.transports.inc();
+    transport.observer.once('close', () => {
+      this.deps.metrics.transports.dec();
+      participant.transports.delete(transport.id);
+      participant.transportDirections.delete(transport.id);
+    });
+    if (direction === 'recv') void this.consumeEverything(participant);
+    return {
+      id: transport.id,
+      iceParameters: transport.iceParameters as unknown as Record<string, unknown>,
+      iceCandidates: transport.iceCandidates as unknown as Record<string, unknown>[],
+      dtlsParameters: transport.dtlsParameters as unknown as Record<string, unknown>,
+      ...(transport.sctpParameters
+        ? { sctpParameters: transport.sctpParameters as unknown as Record<string, unknown> }
+        : {}),
+    };
+  }
+
+  transportOf(participant: Participant, transportId: string): types.WebRtcTransport {
+    const transport = participant.transports.get(transportId);
+    if (!transport) throw new SfuError('TRANSPORT_NOT_FOUND');
+    return transport;
+  }
+
+  async setRtpCapabilities(participant: Participant, caps: types.RtpCapabilities): Promise<void> {
+    participant.rtpCapabilities = caps;
+    await this.consumeEverything(participant);
+  }
+
+  async produce(
+    participant: Participant,
+    transportId: string,
+    kind: types.MediaKind,
+    rtpParameters: types.RtpParameters,
+    source: MediaSource,
+  ): Promise<string> {
+    this.requireMedia(participant);
+    const transport = this.transportOf(participant, transportId);
+    if (participant.transportDirections.get(transportId) !== 'send') throw new SfuError('INVALID_STATE', 'not a send transport');
+    if (participant.producers.size >= this.deps.limits.maxProducersPerParticipant) {
+      throw new SfuError('LIMIT_EXCEEDED', 'producers');
+    }
+    let producer: types.Producer;
+    try {
+      producer = await transport.produce({ kind, rtpParameters, appData: { participantId: participant.id, source } });
+    } catch (err) {
+      if (err instanceof TypeError) throw new SfuError('RTP_PARAMETERS_INVALID', err.message.slice(0, 120));
+      throw err;
+    }
+    participant.producers.set(producer.id, producer);
+    this.deps.metrics.producers.inc({ kind });
+    producer.observer.once('close', () => {
+      this.deps.metrics.producers.dec({ kind });
+      participant.producers.delete(producer.id);
+    });
+    if (participant.state === 'admitted') participant.state = 'in-call';
+    for (const other of this.participants.values()) {
+      if (other !== participant) await this.consumeSafely(other, participant, producer);
+    }
+    return producer.id;
+  }
+
+  producerOf(participant: Participant, producerId: string): types.Producer {
+    const producer = participant.producers.get(producerId);
+    if (!producer) throw new SfuError('PRODUCER_NOT_FOUND');
+    return producer;
+  }
+
+  consumerOf(participant: Participant, consumerId: string): types.Consumer {
+    const consumer = participant.consumers.get(consumerId);
+    if (!consumer) throw new SfuError('CONSUMER_NOT_FOUND');
+    return consumer;
+  }
+
+  /** An explicit subscription; the producer must belong to an admitted participant of this room. */
+  async consumeById(receiver: Participant, producerId: string): Promise<void> {
+    this.requireMedia(receiver);
+    for (const owner of this.participants.values()) {
+      const producer = owner.producers.get(producerId);
+      if (producer && owner !== receiver && owner.mayExchangeMedia) {
+        if (!receiver.recvTransport() || !receiver.rtpCapabilities) throw new SfuError('INVALID_STATE', 'no receive transport');
+        const consumed = await this.consume(receiver, owner, producer);
+        if (!consumed) throw new SfuError('CANNOT_CONSUME');
+        return;
+      }
+    }
+    // Same answer for a producer of another room and one that does not exist.
+    throw new SfuError('PRODUCER_NOT_FOUND');
+  }
+
+  async produceData(
+    participant: Participant,
+    transportId: string,
+    sctpStreamParameters: types.SctpStreamParameters,
+    label: string,
+    protocol: string,
+  ): Promise<string> {
+    this.requireMedia(participant);
+    const transport = this.transportOf(participant, transportId);
+    if (participant.dataProducers.size >= this.deps.limits.maxProducersPerParticipant) {
+      throw new SfuError('LIMIT_EXCEEDED', 'data producers');
+    }
+    let dataProducer: types.DataProducer;
+    try {
+      dataProducer = await transport.produceData({
+        sctpStreamParameters,
+        label,
+        protocol,
+        appData: { participantId: participant.id, source: 'camera' },
+      });
+    } catch (err) {
+      if (err instanceof TypeError) throw new SfuError('MESSAGE_INVALID', err.message.slice(0, 120));
+      throw err;
+    }
+    participant.dataProducers.set(dataProducer.id, dataProducer);
+    dataProducer.observer.once('close', () => participant.dataProducers.delete(dataProducer.id));
+    for (const other of this.participants.values()) {
+      if (other !== participant) await this.consumeDataSafely(other, participant, dataProducer);
+    }
+    return dataProducer.id;
+  }
+
+  /** Removes a participant from the room for good, closing its media. */
+  removeParticipant(participant: Participant, reason: 'left' | 'timeout' | 'removed' | 'declined'): void {
+    if (!this.participants.has(participant.id)) return;
+    clearTimeout(participant.graceTimer);
+    participant.closeMedia();
+    this.participants.delete(participant.id);
+    this.broadcast('participantLeft', { participantId: participant.id, reason });
+  }
+
+  close(reason: 'ended' | 'server-shutdown'): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const participant of this.participants.values()) {
+      clearTimeout(participant.graceTimer);
+      participant.link?.notify('roomClosed', { reason });
+      participant.link?.close('room closed');
+      participant.closeMedia();
+    }
+    this.participants.clear();
+    this.router.close();
+    this.deps.onClosed(this);
+  }
+
+  private requireMedia(participant: Participant): void {
+    if (this.closed) throw new SfuError('ROOM_CLOSED');
+    if (!participant.mayExchangeMedia) throw new SfuError('NOT_ADMITTED');
+  }
+
+  private async consumeEverything(receiver: Participant): Promise<void> {
+    if (!receiver.mayExchangeMedia || !receiver.recvTransport()) return;
+    for (const owner of this.participants.values()) {
+      if (owner === receiver || !owner.mayExchangeMedia) continue;
+      if (receiver.rtpCapabilities) {
+        for (const producer of owner.producers.values()) await this.consumeSafely(receiver, owner, producer);
+      }
+      for (const dataProducer of owner.dataProducers.values())
+        await this.consumeDataSafely(receiver, owner, dataProducer);
+    }
+  }
+
+  private async consumeSafely(receiver: Participant, owner: Participant, producer: types.Producer): Promise<void> {
+    try {
+      await this.consume(receiver, owner, producer);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'could not create consumer');
+    }
+  }
+
+  /** Creates a paused consumer and announces it; the client resumes it once ready. */
+  private async consume(receiver: Participant, owner: Participant, producer: types.Producer): Promise<boolean> {
+    // Rights first: membership and admission of both sides. canConsume() is only a codec check.
+    if (!receiver.mayExchangeMedia || !owner.mayExchangeMedia || producer.closed) return false;
+    if (this.participants.get(owner.id) !== owner || this.participants.get(receiver.id) !== receiver) return false;
+    const transport = receiver.recvTransport();
+    const caps = receiver.rtpCapabilities;
+    if (!transport || !caps) return false;
+    for (const existing of receiver.consumers.values()) if (existing.producerId === producer.id) return true;
+    if (receiver.consumers.size >= this.deps.limits.maxConsumersPerParticipant) throw new SfuError('LIMIT_EXCEEDED', 'consumers');
+    if (!this.router.canConsume({ producerId: producer.id, rtpCapabilities: caps })) return false;
+    const source = sourceOf(producer);
+    const consumer = await transport.consume({
+      producerId: producer.id,
+      rtpCapabilities: caps,
+      paused: true,
+      appData: { participantId: owner.id, source },
+    });
+    receiver.consumers.set(consumer.id, consumer);
+    this.deps.metrics.consumers.inc({ kind: consumer.kind });
+    consumer.observer.once('close', () => {
+      this.deps.metrics.consumers.dec({ kind: consumer.kind });
+      receiver.consumers.delete(consumer.id);
+    });
+    consumer.on('producerclose', () => receiver.link?.notify('consumerClosed', { consumerId: consumer.id }));
+    consumer.on('producerpause', () => receiver.link?.notify('consumerPaused', { consumerId: consumer.id }));
+    consumer.on('producerresume', () => receiver.link?.notify('consumerResumed', { consumerId: consumer.id }));
+    consumer.on('layerschange', (layers) =>
+      receiver.link?.notify('consumerLayersChanged', {
+        consumerId: consumer.id,
+        spatialLayer: layers?.spatialLayer ?? null,
+        temporalLayer: layers?.temporalLayer ?? null,
+      }),
+    );
+    receiver.link?.notify('consumerAdded', {
+      consumerId: consumer.id,
+      producerId: producer.id,
+      participantId: owner.id,
+      kind: consumer.kind,
+      source,
+      rtpParameters: consumer.rtpParameters as unknown as Record<string, unknown>,
+      producerPaused: consumer.producerPaused,
+    });
+    return true;
+  }
+
+  /** Device readings go to practitioners only. */
+  private async consumeDataSafely(receiver: Participant, owner: Participant, dataProducer: types.DataProducer) {
+    if (receiver.role !== 'practitioner' || !receiver.mayExchangeMedia || !owner.mayExchangeMedia) return;
+    const transport = receiver.recvTransport();
+    if (!transport?.sctpParameters) return;
+    for (const existing of receiver.dataConsumers.values()) if (existing.dataProducerId === dataProducer.id) return;
+    try {
+      const dataConsumer = await transport.consumeData({ dataProducerId: dataProducer.id });
+      receiver.dataConsumers.set(dataConsumer.id, dataConsumer);
+      dataConsumer.observer.once('close', () => receiver.dataConsumers.delete(dataConsumer.id));
+      dataConsumer.on('dataproducerclose', () =>
+        receiver.link?.notify('dataConsumerClosed', { dataConsumerId: dataConsumer.id }),
+      );
+      receiver.link?.notify('dataConsumerAdded', {
+        dataConsumerId: dataConsumer.id,
+        dataProducerId: dataProducer.id,
+        participantId: owner.id,
+        sctpStreamParameters: dataConsumer.sctpStreamParameters as unknown as Record<string, unknown>,
+        label: dataConsumer.label,
+        protocol: dataConsumer.protocol,
+      });
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'could not create data consumer');
+    }
+  }
+
+  /** When the router's worker dies, every media object is gone: move to a new router, tell clients. */
+  private watchRouter(): void {
+    const router = this.router;
+    router.on('workerclose', () => {
+      if (this.closed || router !== this.router) return;
+      this.log.warn({ workerPid: this.workerPid }, 'room lost its media worker; moving to another');
+      for (const participant of this.participants.values()) participant.closeMedia();
+      void this.relocate();
+    });
+  }
+
+  private async relocate(): Promise<void> {
+    for (let attempt = 0; attempt < 60 && !this.closed; attempt++) {
+      try {
+        const placement = await this.deps.placeRouter();
+        if (this.closed) {
+          placement.router.close();
+          return;
+        }
+        this.router = placement.router;
+        this.webRtcServer = placement.webRtcServer;
+        this.watchRouter();
+        this.broadcast('mediaReset', { reason: 'worker-died' });
+        return;
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
+  }
+}

@@ -1,0 +1,104 @@
+import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import type { Config } from './config/schema.js';
+import { createLogger, type Logger } from './observability/logger.js';
+import { Metrics } from './observability/metrics.js';
+import { WorkerPool } from './media/workerPool.js';
+import { RoomRegistry } from './rooms/roomRegistry.js';
+import { JoinTokenVerifier, randomSecret } from './auth/joinTokens.js';
+import { SignallingServer } from './signalling/wsServer.js';
+import { RestApi } from './rest/restApi.js';
+import { HttpServer } from './http/httpServer.js';
+import { DemoEndpoint } from './http/demo.js';
+
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string })
+  .version;
+
+/** The whole server process, assembled from its parts; `start()` and `stop()` are its lifecycle. */
+export class SfuServer {
+  readonly log: Logger;
+  readonly metrics = new Metrics();
+  pool!: WorkerPool;
+  rooms!: RoomRegistry;
+  private http!: HttpServer;
+  private signalling!: SignallingServer;
+  address!: AddressInfo;
+  /** API keys in force; when none is configured, one is generated for this process (printed once). */
+  apiKeys: string[] = [];
+  tokenSecret!: Uint8Array;
+  private stopping: Promise<void> | undefined;
+
+  constructor(
+    readonly config: Config,
+    logger?: Logger,
+  ) {
+    this.log = logger ?? createLogger(config.log.level);
+  }
+
+  get url(): string {
+    const scheme = this.config.server.tlsCertFile ? 'https' : 'http';
+    const host = this.address.family === 'IPv6' ? `[${this.address.address}]` : this.address.address;
+    return this.config.server.publicUrl ?? `${scheme}://${host === '127.0.0.1' ? 'localhost' : host}:${this.address.port}`;
+  }
+
+  async start(): Promise<void> {
+    const { config, log, metrics } = this;
+    this.tokenSecret = config.auth.tokenSecret ? new TextEncoder().encode(config.auth.tokenSecret) : randomSecret();
+    this.apiKeys = config.auth.apiKeys.length > 0 ? [...config.auth.apiKeys] : [`dev_${randomBytes(24).toString('base64url')}`];
+    this.pool = await WorkerPool.start(config.media, log, metrics);
+    this.rooms = new RoomRegistry(this.pool, config, metrics, log);
+    const tokens = new JoinTokenVerifier(config.auth, this.tokenSecret);
+    this.signalling = new SignallingServer({ config, log: log.child({ module: 'signalling' }), metrics, tokens, rooms: this.rooms });
+    const rest = new RestApi({
+      rooms: this.rooms,
+      apiKeys: this.apiKeys,
+      tokenSecret: this.tokenSecret,
+      tokenAudience: config.auth.tokenAudience,
+      maxTokenLifetimeS: config.auth.maxTokenLifetimeS,
+      publicUrl: () => this.url,
+      log: log.child({ module: 'rest' }),
+      onDrain: () => this.drain(),
+    });
+    this.http = new HttpServer({
+      config,
+      log: log.child({ module: 'http' }),
+      metrics,
+      pool: this.pool,
+      rooms: this.rooms,
+      rest,
+      signalling: this.signalling,
+      demo: config.server.demoPage ? new DemoEndpoint(this.rooms, this.tokenSecret, config.auth.tokenAudience) : undefined,
+      version: VERSION,
+    });
+    this.address = await this.http.listen();
+    log.info({ url: this.url, workers: this.pool.size, version: VERSION }, 'server listening');
+  }
+
+  /** Stops new rooms and joins; readiness turns false. */
+  drain(): void {
+    if (this.rooms.draining) return;
+    this.rooms.draining = true;
+    this.log.warn('draining: no new rooms or joins');
+  }
+
+  /** Graceful stop: drain, wait for rooms to end up to the deadline, then close everything. */
+  stop(deadlineS = this.config.server.shutdownDeadlineS): Promise<void> {
+    this.stopping ??= this.doStop(deadlineS);
+    return this.stopping;
+  }
+
+  private async doStop(deadlineS: number): Promise<void> {
+    this.drain();
+    const deadline = Date.now() + deadlineS * 1000;
+    while (this.rooms.size > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    if (this.rooms.size > 0) this.log.warn({ rooms: this.rooms.size }, 'shutdown deadline reached; ending rooms');
+    this.rooms.closeAll('server-shutdown');
+    this.signalling.close();
+    await this.http.close();
+    await this.pool.close();
+    this.log.info('server stopped');
+  }
+}

@@ -1,0 +1,14 @@
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { JoinTokenVerifier } from '../auth/joinTokens.js';
+import type { RoomRegistry } from '../rooms/roomRegistry.js';
+
+/** The services signalling handlers use. */
+export interface SignallingContext {
+  config: Config;
+  log: Logger;
+  metrics: Metrics;
+  tokens: JoinTokenVerifier;
+  rooms: RoomRegistry;
+}

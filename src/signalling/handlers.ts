@@ -1,0 +1,186 @@
+import type { types } from 'mediasoup';
+import { SfuError } from '../errors/catalogue.js';
+import { PROTOCOL_VERSION, type Method, type RequestParams, type RequestResult } from '../protocol/messages.js';
+import type { Room } from '../rooms/room.js';
+import type { Participant } from '../rooms/participant.js';
+import type { SignallingContext } from './context.js';
+
+/** What a request handler sees: the server's services and, once joined, this connection's membership. */
+export interface HandlerScope {
+  ctx: SignallingContext;
+  member: { room: Room; participant: Participant } | undefined;
+  connection: {
+    link: import('../rooms/participant.js').ParticipantLink;
+    setMember(member: { room: Room; participant: Participant }): void;
+  };
+}
+
+type Handler<M extends Method> = (scope: HandlerScope, params: RequestParams<M>) => Promise<RequestResult<M>>;
+
+function joined(scope: HandlerScope): { room: Room; participant: Participant } {
+  if (!scope.member) throw new SfuError('AUTH_REQUIRED');
+  if (scope.member.room.closed) throw new SfuError('ROOM_CLOSED');
+  return scope.member;
+}
+
+function joinResult(room: Room, participant: Participant) {
+  return {
+    protocolVersion: PROTOCOL_VERSION as typeof PROTOCOL_VERSION,
+    self: participant.info(),
+    room: { id: room.id, options: room.options },
+    participants: room.activeParticipants().filter((p) => p !== participant).map((p) => p.info()),
+    routerRtpCapabilities: room.rtpCapabilities as unknown as Record<string, unknown>,
+    resumeToken: participant.resumeToken,
+  };
+}
+
+const ok = {};
+
+export const HANDLERS: { [M in Method]: Handler<M> } = {
+  async join(scope, params) {
+    if (scope.member) throw new SfuError('ALREADY_JOINED');
+    const claims = await scope.ctx.tokens.verify(params.token);
+    const member = await scope.ctx.rooms.join(claims, scope.connection.link, params.capabilities?.e2ee ?? false);
+    scope.connection.setMember(member);
+    return joinResult(member.room, member.participant);
+  },
+
+  async resume(scope, params) {
+    if (scope.member) throw new SfuError('ALREADY_JOINED');
+    const member = scope.ctx.rooms.resume(params.resumeToken, scope.connection.link);
+    scope.connection.setMember(member);
+    return Promise.resolve({
+      ...joinResult(member.room, member.participant),
+      transportIds: [...member.participant.transports.keys()],
+    });
+  },
+
+  async setRtpCapabilities(scope, params) {
+    const { room, participant } = joined(scope);
+    await room.setRtpCapabilities(participant, params.rtpCapabilities as unknown as types.RtpCapabilities);
+    return ok;
+  },
+
+  async createTransport(scope, params) {
+    const { room, participant } = joined(scope);
+    return room.createTransport(participant, params.direction, params.sctp ?? false);
+  },
+
+  async connectTransport(scope, params) {
+    const { room, participant } = joined(scope);
+    const transport = room.transportOf(participant, params.transportId);
+    try {
+      await transport.connect({ dtlsParameters: params.dtlsParameters as types.DtlsParameters });
+    } catch (err) {
+      if (err instanceof TypeError) throw new SfuError('DTLS_PARAMETERS_INVALID', err.message.slice(0, 120));
+      throw new SfuError('INVALID_STATE', 'transport already connected');
+    }
+    return ok;
+  },
+
+  async restartIce(scope, params) {
+    const { room, participant } = joined(scope);
+    const iceParameters = await room.transportOf(participant, params.transportId).restartIce();
+    return { iceParameters: iceParameters as unknown as Record<string, unknown> };
+  },
+
+  async produce(scope, params) {
+    const { room, participant } = joined(scope);
+    const producerId = await room.produce(
+      participant,
+      params.transportId,
+      params.kind,
+      params.rtpParameters as unknown as types.RtpParameters,
+      params.source,
+    );
+    return { producerId };
+  },
+
+  async pauseProducer(scope, params) {
+    const { room, participant } = joined(scope);
+    await room.producerOf(participant, params.producerId).pause();
+    return ok;
+  },
+
+  async resumeProducer(scope, params) {
+    const { room, participant } = joined(scope);
+    await room.producerOf(participant, params.producerId).resume();
+    return ok;
+  },
+
+  async closeProducer(scope, params) {
+    const { room, participant } = joined(scope);
+    room.producerOf(participant, params.producerId).close();
+    return Promise.resolve(ok);
+  },
+
+  async consume(scope, params) {
+    const { room, participant } = joined(scope);
+    await room.consumeById(participant, params.producerId);
+    return ok;
+  },
+
+  async closeConsumer(scope, params) {
+    const { room, participant } = joined(scope);
+    room.consumerOf(participant, params.consumerId).close();
+    return Promise.resolve(ok);
+  },
+
+  async resumeConsumer(scope, params) {
+    const { room, participant } = joined(scope);
+    await room.consumerOf(participant, params.consumerId).resume();
+    if (participant.state === 'admitted') participant.state = 'in-call';
+    return ok;
+  },
+
+  async pauseConsumer(scope, params) {
+    const { room, participant } = joined(scope);
+    await room.consumerOf(participant, params.consumerId).pause();
+    return ok;
+  },
+
+  async setConsumerPreferredLayers(scope, params) {
+    const { room, participant } = joined(scope);
+    await room.consumerOf(participant, params.consumerId).setPreferredLayers({
+      spatialLayer: params.spatialLayer,
+      ...(params.temporalLayer !== undefined ? { temporalLayer: params.temporalLayer } : {}),
+    });
+    return ok;
+  },
+
+  async produceData(scope, params) {
+    const { room, participant } = joined(scope);
+    const dataProducerId = await room.produceData(
+      participant,
+      params.transportId,
+      params.sctpStreamParameters as unknown as types.SctpStreamParameters,
+      params.label,
+      params.protocol,
+    );
+    return { dataProducerId };
+  },
+
+  async getStats(scope, params) {
+    const { room, participant } = joined(scope);
+    const stats = await room.transportOf(participant, params.transportId).getStats();
+    return { stats: stats as unknown as Record<string, unknown>[] };
+  },
+
+  async admit(scope, params) {
+    const { room, participant } = joined(scope);
+    await scope.ctx.rooms.admit(room, participant, params.participantId);
+    return ok;
+  },
+
+  async decline(scope, params) {
+    const { room, participant } = joined(scope);
+    scope.ctx.rooms.decline(room, participant, params.participantId);
+    return Promise.resolve(ok);
+  },
+
+  async leave(scope) {
+    const { room, participant } = joined(scope);
+    scope.ctx.rooms.leave(room, participant, 'left');
+    return Promise.resolve(ok);
+  },
+};
