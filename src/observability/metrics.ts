@@ -94,4 +94,76 @@ export class Metrics {
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'sfu_process_' });
   }
+
+  // Journal and webhook outbox (src/journal, src/webhooks).
+  readonly journalAppends = new Counter({
+    name: 'sfu_journal_appends_total',
+    help: 'Journal records acknowledged (on disk), by event type.',
+    labelNames: ['type'],
+    registers: [this.registry],
+  });
+  readonly journalAppendFailures = new Counter({
+    name: 'sfu_journal_append_failures_total',
+    help: 'Journal appends refused or failed, by error code.',
+    labelNames: ['code'],
+    registers: [this.registry],
+  });
+  readonly journalPendingAppends = new Gauge({
+    name: 'sfu_journal_pending_appends',
+    help: 'Journal appends waiting for the disk.',
+    registers: [this.registry],
+  });
+  readonly journalFsyncBatches = new Counter({
+    name: 'sfu_journal_fsync_batches_total',
+    help: 'Group-commit writes (one write and one fdatasync each) made by journals.',
+    registers: [this.registry],
+  });
+  readonly journalFsyncSeconds = new Histogram({
+    name: 'sfu_journal_fsync_seconds',
+    help: 'Duration of one journal group commit (write and fdatasync).',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [this.registry],
+  });
+  readonly journalOpen = new Gauge({
+    name: 'sfu_journal_open',
+    help: 'Journals currently open (file handle held).',
+    registers: [this.registry],
+  });
+  readonly journalDeleted = new Counter({
+    name: 'sfu_journal_deleted_total',
+    help: 'Journals deleted by the retention sweep.',
+    registers: [this.registry],
+  });
+  readonly webhookEnqueued = new Counter({
+    name: 'sfu_webhook_enqueued_total',
+    help: 'Webhook deliveries persisted in the outbox, by event type.',
+    labelNames: ['type'],
+    registers: [this.registry],
+  });
+  readonly webhookPending = new Gauge({
+    name: 'sfu_webhook_pending',
+    help: 'Webhook deliveries persisted and not yet delivered or given up.',
+    registers: [this.registry],
+  });
+  readonly webhookAttempts = new Counter({
+    name: 'sfu_webhook_attempts_total',
+    help: 'Webhook POST attempts, by outcome (2xx, 4xx, 5xx, error).',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
+  readonly webhookDelivered = new Counter({
+    name: 'sfu_webhook_delivered_total',
+    help: 'Webhook deliveries acknowledged with a 2xx and recorded.',
+    registers: [this.registry],
+  });
+  readonly webhookFailed = new Counter({
+    name: 'sfu_webhook_failed_total',
+    help: 'Webhook deliveries given up after the last attempt.',
+    registers: [this.registry],
+  });
+  readonly webhookFsyncBatches = new Counter({
+    name: 'sfu_webhook_fsync_batches_total',
+    help: 'Group-commit writes (one write and one fdatasync each) made by the webhook outbox.',
+    registers: [this.registry],
+  });
 }

@@ -1,0 +1,113 @@
+import { canonicalJson, sha256Hex } from './canonical.js';
+import type { JournalEventData, JournalEventType } from './events.js';
+
+/** One line of a journal file: an event and its place in the hash chain. */
+export interface JournalRecord<T extends JournalEventType = JournalEventType> {
+  seq: number;
+  ts: string;
+  type: T;
+  data: JournalEventData<T>;
+  prevHash: string;
+  hash: string;
+}
+
+export const HASH_PATTERN = /^[0-9a-f]{64}$/;
+
+/**
+ * The prevHash of a consultation's first record. Derived from the consultation id, so a journal
+ * renamed or copied under another consultation's name fails verification.
+ */
+export function genesisHash(consultationId: string): string {
+  return sha256Hex(`teleconsult-journal/1:${consultationId}`);
+}
+
+/** SHA-256 over the canonical serialisation of (seq, ts, type, data, prevHash). */
+export function recordHash(fields: Omit<JournalRecord, 'hash'>): string {
+  return sha256Hex(
+    canonicalJson({
+      seq: fields.seq,
+      ts: fields.ts,
+      type: fields.type,
+      data: fields.data,
+      prevHash: fields.prevHash,
+    }),
+  );
+}
+
+export function buildRecord<T extends JournalEventType>(
+  seq: number,
+  ts: string,
+  type: T,
+  data: JournalEventData<T>,
+  prevHash: string,
+): JournalRecord<T> {
+  const fields = { seq, ts, type, data, prevHash };
+  return { ...fields, hash: recordHash(fields) };
+}
+
+export interface ChainVerification {
+  ok: boolean;
+  /** Records that parsed, in file order (all of them when ok). */
+  records: JournalRecord[];
+  /** Sequence number expected at the first position where the chain breaks. */
+  firstBadSeq?: number;
+  reason?: string;
+  /** True when the last record is consultation.ended. */
+  ended: boolean;
+  headHash: string;
+}
+
+function parseRecord(line: string): JournalRecord | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return 'line is not JSON';
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'line is not an object';
+  const r = value as Record<string, unknown>;
+  if (!Number.isSafeInteger(r.seq)) return 'seq is not an integer';
+  if (typeof r.ts !== 'string' || Number.isNaN(Date.parse(r.ts))) return 'ts is not a timestamp';
+  if (typeof r.type !== 'string') return 'type is not a string';
+  if (typeof r.data !== 'object' || r.data === null || Array.isArray(r.data)) return 'data is not an object';
+  if (typeof r.prevHash !== 'string' || !HASH_PATTERN.test(r.prevHash)) return 'prevHash is malformed';
+  if (typeof r.hash !== 'string' || !HASH_PATTERN.test(r.hash)) return 'hash is malformed';
+  return value as JournalRecord;
+}
+
+/**
+ * Walks a journal's lines: each must parse, carry the next sequence number, point at the previous
+ * record's hash, and hash to what it claims. Reports the first position that fails.
+ */
+export function verifyChain(consultationId: string, lines: readonly string[]): ChainVerification {
+  const records: JournalRecord[] = [];
+  let prevHash = genesisHash(consultationId);
+  const fail = (index: number, reason: string): ChainVerification => ({
+    ok: false,
+    records,
+    firstBadSeq: index + 1,
+    reason,
+    ended: false,
+    headHash: prevHash,
+  });
+  for (let index = 0; index < lines.length; index++) {
+    const parsed = parseRecord(lines[index] as string);
+    if (typeof parsed === 'string') return fail(index, parsed);
+    if (parsed.seq !== index + 1)
+      return fail(index, `seq ${parsed.seq} found where ${index + 1} was expected`);
+    if (parsed.prevHash !== prevHash) return fail(index, 'prevHash does not match the previous record');
+    let computed: string;
+    try {
+      computed = recordHash(parsed);
+    } catch {
+      return fail(index, 'record cannot be canonicalised');
+    }
+    if (computed !== parsed.hash) return fail(index, 'hash does not match the record content');
+    if (index > 0 && records[index - 1]?.type === 'consultation.ended') {
+      return fail(index, 'record follows consultation.ended');
+    }
+    records.push(parsed);
+    prevHash = parsed.hash;
+  }
+  return { ok: true, records, ended: records.at(-1)?.type === 'consultation.ended', headHash: prevHash };
+}

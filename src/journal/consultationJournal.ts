@@ -1,0 +1,131 @@
+import { buildRecord, genesisHash, verifyChain, type JournalRecord } from './chain.js';
+import { DurableLog, DurableLogError } from './durableLog.js';
+import { JournalError } from './errors.js';
+import type { JournalEventData, JournalEventType } from './events.js';
+
+export interface ConsultationJournalOptions {
+  maxPending: number;
+  maxRecordBytes: number;
+  onBatch?: (batch: { records: number; bytes: number; durationMs: number }) => void;
+}
+
+/**
+ * The open journal of one consultation: the tail of its hash chain and its durable log. Sequence
+ * numbers and hashes are assigned synchronously in call order, so concurrent appends chain in the
+ * order they were made; the disk write is shared with them by the log's group commit.
+ */
+export class ConsultationJournal {
+  private lastSeq: number;
+  private headHash: string;
+  private endedFlag: boolean;
+  private acked: number;
+
+  private constructor(
+    readonly consultationId: string,
+    private readonly log: DurableLog,
+    records: readonly JournalRecord[],
+    private readonly options: ConsultationJournalOptions,
+  ) {
+    const last = records.at(-1);
+    this.lastSeq = last?.seq ?? 0;
+    this.headHash = last?.hash ?? genesisHash(consultationId);
+    this.endedFlag = last?.type === 'consultation.ended';
+    this.acked = this.lastSeq;
+  }
+
+  /** Opens (or creates) the file, drops a torn tail, and refuses a chain that does not verify. */
+  static async open(
+    filePath: string,
+    consultationId: string,
+    options: ConsultationJournalOptions,
+  ): Promise<{ journal: ConsultationJournal; truncatedBytes: number }> {
+    let opened;
+    try {
+      opened = await DurableLog.open(filePath, { maxPending: options.maxPending, onBatch: options.onBatch });
+    } catch (cause) {
+      throw new JournalError('JOURNAL_IO', `cannot open the journal of ${consultationId}`, { cause });
+    }
+    const check = verifyChain(consultationId, opened.lines);
+    if (!check.ok) {
+      await opened.log.close();
+      throw new JournalError(
+        'JOURNAL_CORRUPT',
+        `the journal of ${consultationId} breaks at seq ${check.firstBadSeq}: ${check.reason}`,
+      );
+    }
+    return {
+      journal: new ConsultationJournal(consultationId, opened.log, check.records, options),
+      truncatedBytes: opened.truncatedBytes,
+    };
+  }
+
+  /** Highest sequence number known to be on disk. */
+  get ackedSeq(): number {
+    return this.acked;
+  }
+
+  get ended(): boolean {
+    return this.endedFlag;
+  }
+
+  get pending(): number {
+    return this.log.pending;
+  }
+
+  get idle(): boolean {
+    return this.log.idle;
+  }
+
+  get failed(): boolean {
+    return this.log.failed;
+  }
+
+  /** `data` must already be validated and JSON-normalised by the caller. */
+  append<T extends JournalEventType>(
+    type: T,
+    data: JournalEventData<T>,
+    ts: string,
+  ): Promise<JournalRecord<T>> {
+    if (this.endedFlag) {
+      return Promise.reject(
+        new JournalError('JOURNAL_ENDED', `the consultation ${this.consultationId} has ended`),
+      );
+    }
+    if (this.log.failed) {
+      return Promise.reject(new JournalError('JOURNAL_IO', `the journal of ${this.consultationId} failed`));
+    }
+    if (this.log.pending >= this.options.maxPending) {
+      return Promise.reject(
+        new JournalError('JOURNAL_BACKPRESSURE', `too many appends pending for ${this.consultationId}`),
+      );
+    }
+    const record = buildRecord(this.lastSeq + 1, ts, type, data, this.headHash);
+    const line = JSON.stringify(record);
+    if (Buffer.byteLength(line, 'utf8') > this.options.maxRecordBytes) {
+      return Promise.reject(
+        new JournalError(
+          'JOURNAL_RECORD_TOO_LARGE',
+          `a ${type} record exceeds ${this.options.maxRecordBytes} bytes`,
+        ),
+      );
+    }
+    this.lastSeq = record.seq;
+    this.headHash = record.hash;
+    if (type === 'consultation.ended') this.endedFlag = true;
+    return this.log.append(line).then(
+      () => {
+        if (record.seq > this.acked) this.acked = record.seq;
+        return record;
+      },
+      (cause: unknown) => {
+        const code =
+          cause instanceof DurableLogError && cause.code === 'CLOSED' ? 'JOURNAL_CLOSED' : 'JOURNAL_IO';
+        throw new JournalError(code, `appending to the journal of ${this.consultationId} failed`, { cause });
+      },
+    );
+  }
+
+  close(): Promise<void> {
+    return this.log.close();
+  }
+}

@@ -1,0 +1,362 @@
+import { open, readdir, readFile, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import { verifyChain, type JournalRecord } from './chain.js';
+import { ConsultationJournal } from './consultationJournal.js';
+import { durablePrefixLength, fsyncDirectory, splitLines } from './durableLog.js';
+import { JournalError, isJournalError } from './errors.js';
+import { explainInvalidEvent, type JournalEventData, type JournalEventType } from './events.js';
+
+export const JOURNAL_EXPORT_FORMAT = 'teleconsult-journal/1';
+
+/** A consultation's journal as served by the REST layer and sent with the consultation.ended webhook. */
+export interface JournalExport {
+  format: typeof JOURNAL_EXPORT_FORMAT;
+  consultationId: string;
+  exportedAt: string;
+  /** Every acknowledged record, in order. */
+  records: JournalRecord[];
+  /** Hash of the last record: anchoring it elsewhere makes truncation of the tail detectable too. */
+  headHash: string;
+  ended: boolean;
+  verification: { ok: boolean; firstBadSeq?: number; reason?: string };
+}
+
+export interface JournalStoreOptions {
+  /** `journal.dir` from the configuration; journals live in `<dir>/journals/<consultationId>.jsonl`. */
+  dir: string;
+  /** `journal.retentionDays`: sweep() deletes journals whose last record is older than this. */
+  retentionDays: number;
+  /** Appends waiting for the disk per consultation before JOURNAL_BACKPRESSURE (default 1024). */
+  maxPendingPerJournal?: number;
+  /** Journals kept open at once before JOURNAL_TOO_MANY_OPEN (default 256). */
+  maxOpenJournals?: number;
+  /** A journal without appends for this long is closed (default 60 s). */
+  idleCloseMs?: number;
+  /** Largest serialised record (default 16 KiB). */
+  maxRecordBytes?: number;
+  logger?: Logger;
+  metrics?: Metrics;
+  /** Milliseconds since the epoch; tests move time with it. */
+  clock?: () => number;
+}
+
+interface Entry {
+  consultationId: string;
+  ready: Promise<ConsultationJournal>;
+  journal: ConsultationJournal | null;
+  inFlight: number;
+  lastUsed: number;
+}
+
+const CONSULTATION_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+const EXTENSION = '.jsonl';
+
+function assertConsultationId(consultationId: unknown): asserts consultationId is string {
+  if (typeof consultationId !== 'string' || !CONSULTATION_ID.test(consultationId)) {
+    throw new JournalError('JOURNAL_INVALID_ID', 'a consultation id is 1-128 characters [A-Za-z0-9_.-]');
+  }
+}
+
+/**
+ * Every consultation's journal under one directory: append, export, verify, retention. The
+ * directory belongs to one server process at a time. Open journals are bounded (idle ones close)
+ * and so are the appends waiting for the disk per journal.
+ */
+export class JournalStore {
+  readonly journalsDir: string;
+  private readonly entries = new Map<string, Entry>();
+  private readonly maxPending: number;
+  private readonly maxOpen: number;
+  private readonly idleCloseMs: number;
+  private readonly maxRecordBytes: number;
+  private readonly clock: () => number;
+  private readonly idleTimer: NodeJS.Timeout;
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private closed = false;
+
+  constructor(private readonly options: JournalStoreOptions) {
+    this.journalsDir = path.join(options.dir, 'journals');
+    this.maxPending = options.maxPendingPerJournal ?? 1024;
+    this.maxOpen = options.maxOpenJournals ?? 256;
+    this.idleCloseMs = options.idleCloseMs ?? 60_000;
+    this.maxRecordBytes = options.maxRecordBytes ?? 16 * 1024;
+    this.clock = options.clock ?? Date.now;
+    this.idleTimer = setInterval(() => this.closeIdle(), Math.max(250, this.idleCloseMs / 2));
+    this.idleTimer.unref();
+  }
+
+  /** Journals currently open (file handle held). */
+  get openCount(): number {
+    return this.entries.size;
+  }
+
+  /**
+   * Records an event; resolves with the record once it is on disk. Rejects with a JournalError:
+   * INVALID_ID, INVALID_EVENT, RECORD_TOO_LARGE, BACKPRESSURE, TOO_MANY_OPEN, ENDED (nothing is
+   * recorded after consultation.ended), CORRUPT (the existing chain does not verify), IO, CLOSED.
+   */
+  async append<T extends JournalEventType>(
+    consultationId: string,
+    type: T,
+    data: JournalEventData<T>,
+  ): Promise<JournalRecord<T>> {
+    let entry: Entry;
+    let normalised: JournalEventData<T>;
+    try {
+      if (this.closed) throw new JournalError('JOURNAL_CLOSED', 'the journal store is closed');
+      assertConsultationId(consultationId);
+      const problem = explainInvalidEvent(type, data);
+      if (problem) throw new JournalError('JOURNAL_INVALID_EVENT', problem);
+      // What is hashed is exactly what will be read back from the file.
+      normalised = JSON.parse(JSON.stringify(data)) as JournalEventData<T>;
+      entry = this.entryFor(consultationId);
+      if (entry.inFlight >= this.maxPending) {
+        throw new JournalError('JOURNAL_BACKPRESSURE', `too many appends pending for ${consultationId}`);
+      }
+    } catch (error) {
+      this.countFailure(error);
+      throw error;
+    }
+    entry.inFlight++;
+    this.options.metrics?.journalPendingAppends.inc();
+    try {
+      // Every append awaits the same promise, so continuations (and sequence numbers) follow call order.
+      const journal = await entry.ready;
+      const record = await journal.append(type, normalised, new Date(this.clock()).toISOString());
+      this.options.metrics?.journalAppends.inc({ type });
+      if (type === 'consultation.ended') this.release(entry);
+      return record;
+    } catch (error) {
+      this.countFailure(error);
+      if (entry.journal?.failed) this.release(entry);
+      throw error;
+    } finally {
+      entry.inFlight--;
+      entry.lastUsed = this.clock();
+      this.options.metrics?.journalPendingAppends.dec();
+    }
+  }
+
+  /** The acknowledged records of a consultation with their verification. JOURNAL_NOT_FOUND if none. */
+  async export(consultationId: string): Promise<JournalExport> {
+    assertConsultationId(consultationId);
+    const lines = await this.readLines(consultationId);
+    // An open journal may have bytes on disk that are not yet acknowledged: leave them out.
+    const acked = this.entries.get(consultationId)?.journal?.ackedSeq;
+    const check = verifyChain(consultationId, acked === undefined ? lines : lines.slice(0, acked));
+    const verification: JournalExport['verification'] = check.ok
+      ? { ok: true }
+      : { ok: false, firstBadSeq: check.firstBadSeq, reason: check.reason };
+    return {
+      format: JOURNAL_EXPORT_FORMAT,
+      consultationId,
+      exportedAt: new Date(this.clock()).toISOString(),
+      records: check.records,
+      headHash: check.headHash,
+      ended: check.ended,
+      verification,
+    };
+  }
+
+  /** Walks the hash chain of one consultation's journal on disk. */
+  async verify(consultationId: string): Promise<JournalExport['verification'] & { records: number }> {
+    const exported = await this.export(consultationId);
+    return { ...exported.verification, records: exported.records.length };
+  }
+
+  /** Consultation ids that have a journal on disk. */
+  async list(): Promise<string[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.journalsDir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw error;
+    }
+    return names
+      .filter((n) => n.endsWith(EXTENSION))
+      .map((n) => n.slice(0, -EXTENSION.length))
+      .filter((id) => CONSULTATION_ID.test(id))
+      .sort();
+  }
+
+  /**
+   * Retention: deletes each closed journal whose last record (consultation.ended, or the last
+   * activity of a consultation that never recorded its end) is older than retentionDays.
+   */
+  async sweep(): Promise<{ deleted: string[]; kept: number }> {
+    const cutoff = this.clock() - this.options.retentionDays * 86_400_000;
+    const deleted: string[] = [];
+    let kept = 0;
+    for (const consultationId of await this.list()) {
+      if (this.entries.has(consultationId)) {
+        kept++;
+        continue;
+      }
+      const file = this.fileOf(consultationId);
+      try {
+        const lastAt = await this.lastActivity(file);
+        if (lastAt === null || lastAt >= cutoff) {
+          kept++;
+          continue;
+        }
+        await unlink(file);
+        deleted.push(consultationId);
+      } catch (error) {
+        kept++;
+        this.options.logger?.warn({ consultationId, err: error }, 'journal retention check failed');
+      }
+    }
+    if (deleted.length > 0) {
+      await fsyncDirectory(this.journalsDir);
+      this.options.metrics?.journalDeleted.inc(deleted.length);
+      this.options.logger?.info({ deleted: deleted.length, kept }, 'journal retention sweep');
+    }
+    return { deleted, kept };
+  }
+
+  /** Runs sweep() every `intervalMs` (default hourly) until close(). */
+  startRetentionSweep(intervalMs = 3_600_000): void {
+    if (this.sweepTimer || this.closed) return;
+    this.sweepTimer = setInterval(() => {
+      this.sweep().catch((error: unknown) =>
+        this.options.logger?.error({ err: error }, 'journal sweep failed'),
+      );
+    }, intervalMs);
+    this.sweepTimer.unref();
+  }
+
+  /** Waits for pending appends, then closes every journal. Idempotent. */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.idleTimer);
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    const entries = [...this.entries.values()];
+    this.entries.clear();
+    this.options.metrics?.journalOpen.set(0);
+    await Promise.all(
+      entries.map(async (entry) => {
+        const journal = await entry.ready.catch(() => null);
+        await journal?.close();
+      }),
+    );
+  }
+
+  private fileOf(consultationId: string): string {
+    return path.join(this.journalsDir, `${consultationId}${EXTENSION}`);
+  }
+
+  private entryFor(consultationId: string): Entry {
+    const existing = this.entries.get(consultationId);
+    if (existing) return existing;
+    if (this.entries.size >= this.maxOpen && !this.evictLeastRecentlyUsed()) {
+      throw new JournalError('JOURNAL_TOO_MANY_OPEN', `${this.maxOpen} journals are busy`);
+    }
+    const entry: Entry = {
+      consultationId,
+      journal: null,
+      inFlight: 0,
+      lastUsed: this.clock(),
+      ready: ConsultationJournal.open(this.fileOf(consultationId), consultationId, {
+        maxPending: this.maxPending,
+        maxRecordBytes: this.maxRecordBytes,
+        onBatch: (batch) => {
+          this.options.metrics?.journalFsyncBatches.inc();
+          this.options.metrics?.journalFsyncSeconds.observe(batch.durationMs / 1000);
+        },
+      }).then(
+        ({ journal, truncatedBytes }) => {
+          entry.journal = journal;
+          if (truncatedBytes > 0) {
+            this.options.logger?.warn(
+              { consultationId, truncatedBytes },
+              'journal had a torn tail from a crash; removed (it was never acknowledged)',
+            );
+          }
+          return journal;
+        },
+        (error: unknown) => {
+          if (this.entries.get(consultationId) === entry) this.entries.delete(consultationId);
+          this.options.metrics?.journalOpen.set(this.entries.size);
+          if (isJournalError(error, 'JOURNAL_CORRUPT')) {
+            this.options.logger?.error({ consultationId }, 'journal chain does not verify; appends refused');
+          }
+          throw error;
+        },
+      ),
+    };
+    this.entries.set(consultationId, entry);
+    this.options.metrics?.journalOpen.set(this.entries.size);
+    return entry;
+  }
+
+  /** Forgets an entry and closes its journal once its writes are done. */
+  private release(entry: Entry): void {
+    if (this.entries.get(entry.consultationId) !== entry) return;
+    this.entries.delete(entry.consultationId);
+    this.options.metrics?.journalOpen.set(this.entries.size);
+    void entry.ready.then(
+      (journal) => journal.close(),
+      () => undefined,
+    );
+  }
+
+  private evictLeastRecentlyUsed(): boolean {
+    let victim: Entry | null = null;
+    for (const entry of this.entries.values()) {
+      if (entry.inFlight > 0 || !entry.journal?.idle) continue;
+      if (!victim || entry.lastUsed < victim.lastUsed) victim = entry;
+    }
+    if (!victim) return false;
+    this.release(victim);
+    return true;
+  }
+
+  private closeIdle(): void {
+    const before = this.clock() - this.idleCloseMs;
+    for (const entry of [...this.entries.values()]) {
+      if (entry.inFlight === 0 && entry.journal?.idle && entry.lastUsed <= before) this.release(entry);
+    }
+  }
+
+  private async readLines(consultationId: string): Promise<string[]> {
+    let content: Buffer;
+    try {
+      content = await readFile(this.fileOf(consultationId));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new JournalError('JOURNAL_NOT_FOUND', `no journal for ${consultationId}`);
+      }
+      throw new JournalError('JOURNAL_IO', `cannot read the journal of ${consultationId}`, { cause: error });
+    }
+    return splitLines(content.subarray(0, durablePrefixLength(content)));
+  }
+
+  /** Time of the last complete record, from the file's tail; the file's mtime when it has none. */
+  private async lastActivity(file: string): Promise<number | null> {
+    const handle = await open(file, 'r');
+    try {
+      const { size, mtimeMs } = await handle.stat();
+      const length = Math.min(size, 2 * this.maxRecordBytes + 2);
+      const tail = Buffer.alloc(length);
+      await handle.read(tail, 0, length, size - length);
+      const lines = splitLines(tail.subarray(0, durablePrefixLength(tail)));
+      const last = lines.at(-1);
+      if (last === undefined || (lines.length === 1 && length < size)) {
+        return size === 0 || length === size ? mtimeMs : null;
+      }
+      const ts = (JSON.parse(last) as { ts?: unknown }).ts;
+      const at = typeof ts === 'string' ? Date.parse(ts) : NaN;
+      return Number.isNaN(at) ? null : at;
+    } finally {
+      await handle.close();
+    }
+  }
+
+  private countFailure(error: unknown): void {
+    const code = isJournalError(error) ? error.code : 'UNKNOWN';
+    this.options.metrics?.journalAppendFailures.inc({ code });
+  }
+}
