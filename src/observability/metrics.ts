@@ -92,7 +92,7 @@ export class Metrics {
   });
 
   constructor() {
-    collectDefaultMetrics({ register: this.registry, prefix: 'sfu_process_' });
+    collectDefaultMetrics({ register: this.registry, prefix: 'sfu_' });
   }
 
   // Journal and webhook outbox (src/journal, src/webhooks).

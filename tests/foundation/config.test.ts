@@ -1,0 +1,58 @@
+import t from 'tap';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { loadConfig, overridesFromEnv, resolveConfig, ConfigError } from '../../src/config/load.js';
+
+t.test('the embedded defaults form a valid configuration', async (t) => {
+  const config = loadConfig([], {});
+  t.equal(config.server.port, 8080);
+  t.equal(config.media.workers, 0);
+  t.equal(config.limits.wsMaxPayloadBytes, 65536);
+  t.equal(config.media.listenIp, '127.0.0.1');
+});
+
+t.test('environment variables override nested keys, parsing JSON values', async (t) => {
+  const overrides = overridesFromEnv({
+    SFU_MEDIA__WORKERS: '3',
+    SFU_MEDIA__ANNOUNCED_ADDRESS: '203.0.113.7',
+    SFU_AUTH__API_KEYS: '["0123456789abcdef0123"]',
+    OTHER: 'ignored',
+  });
+  t.same(overrides, {
+    media: { workers: 3, announcedAddress: '203.0.113.7' },
+    auth: { apiKeys: ['0123456789abcdef0123'] },
+  });
+  const config = loadConfig([], { SFU_MEDIA__WORKERS: '3' });
+  t.equal(config.media.workers, 3);
+});
+
+t.test('a config file is read and environment variables win over it', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cfg-'));
+  const file = path.join(dir, 'config.json');
+  fs.writeFileSync(file, JSON.stringify({ server: { port: 9000 }, log: { level: 'debug' } }));
+  const config = loadConfig(['--config', file], { SFU_SERVER__PORT: '9100' });
+  t.equal(config.server.port, 9100);
+  t.equal(config.log.level, 'debug');
+  fs.rmSync(dir, { recursive: true });
+});
+
+t.test('an invalid value names the key, what was expected and what was found', async (t) => {
+  t.throws(() => resolveConfig({ server: { port: 70000 } }), {
+    name: 'ConfigError',
+    message: /"server\.port".*expected.*found 70000/,
+  });
+  t.throws(() => resolveConfig({ media: { workers: 'many' } }), { message: /"media\.workers".*found "many"/ });
+  t.throws(() => resolveConfig({ serverr: {} }), ConfigError);
+  t.throws(() => resolveConfig({ server: { prot: 1 } }), ConfigError, 'unknown nested keys are refused');
+  t.throws(() => resolveConfig({ media: { rtcMinPort: 50000, rtcMaxPort: 40000 } }), { message: /rtcMinPort/ });
+});
+
+t.test('an unreadable or malformed file stops the start with a clear message', async (t) => {
+  t.throws(() => loadConfig(['--config', '/nonexistent/config.json'], {}), { message: /cannot read configuration file/ });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cfg-'));
+  const file = path.join(dir, 'bad.json');
+  fs.writeFileSync(file, '{ not json');
+  t.throws(() => loadConfig([], { SFU_CONFIG: file }), { message: /not valid JSON/ });
+  fs.rmSync(dir, { recursive: true });
+});
