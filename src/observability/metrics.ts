@@ -166,4 +166,52 @@ export class Metrics {
     help: 'Group-commit writes (one write and one fdatasync each) made by the webhook outbox.',
     registers: [this.registry],
   });
+
+  readonly sipMessages = new Counter({
+    name: 'sfu_sip_messages_total',
+    help: 'SIP messages received by the phone gateway, by transport and kind (request method or response).',
+    labelNames: ['transport', 'kind'],
+    registers: [this.registry],
+  });
+  readonly sipMalformed = new Counter({
+    name: 'sfu_sip_malformed_total',
+    help: 'SIP messages refused as malformed, by transport and whether a 400 was sent.',
+    labelNames: ['transport', 'answered'],
+    registers: [this.registry],
+  });
+  readonly sipRefused = new Counter({
+    name: 'sfu_sip_refused_total',
+    help: 'SIP requests refused before a call started, by SIP status.',
+    labelNames: ['status'],
+    registers: [this.registry],
+  });
+  readonly sipCalls = new Gauge({
+    name: 'sfu_sip_calls',
+    help: 'Phone calls in progress, by direction.',
+    labelNames: ['direction'],
+    registers: [this.registry],
+  });
+  readonly sipCallsEnded = new Counter({
+    name: 'sfu_sip_calls_ended_total',
+    help: 'Phone calls ended, by direction and reason.',
+    labelNames: ['direction', 'reason'],
+    registers: [this.registry],
+  });
+  readonly sipPinAttempts = new Counter({
+    name: 'sfu_sip_pin_attempts_total',
+    help: 'PIN entries, by outcome (accepted, rejected, locked).',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
+  readonly sipPinLockouts = new Counter({
+    name: 'sfu_sip_pin_lockouts_total',
+    help: 'PIN lockouts started, by scope (caller or global).',
+    labelNames: ['scope'],
+    registers: [this.registry],
+  });
+  readonly sipRegistered = new Gauge({
+    name: 'sfu_sip_registered',
+    help: '1 while the gateway holds a registration with the configured registrar.',
+    registers: [this.registry],
+  });
 }
