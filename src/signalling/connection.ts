@@ -46,20 +46,25 @@ export class SignallingConnection {
 
   private onMessage(data: RawData, isBinary: boolean): void {
     const size = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.byteLength;
-    if (size > this.ctx.config.limits.wsMaxPayloadBytes) return this.fail(null, new SfuError('MESSAGE_TOO_LARGE'));
-    if (!this.bucket.take()) return this.fail(null, new SfuError('RATE_LIMITED'));
-    if (isBinary) return this.fail(null, new SfuError('MESSAGE_MALFORMED', 'binary frame'));
+    // Every frame spends a token, valid or not; over the rate, only well-formed requests get an answer.
+    const withinRate = this.bucket.take();
+    if (size > this.ctx.config.limits.wsMaxPayloadBytes) {
+      return withinRate ? this.fail(null, new SfuError('MESSAGE_TOO_LARGE')) : undefined;
+    }
+    if (isBinary) return withinRate ? this.fail(null, new SfuError('MESSAGE_MALFORMED', 'binary frame')) : undefined;
     let message: unknown;
     try {
       message = JSON.parse(Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(data as Buffer[]).toString('utf8'));
     } catch {
-      return this.fail(null, new SfuError('MESSAGE_MALFORMED'));
+      return withinRate ? this.fail(null, new SfuError('MESSAGE_MALFORMED')) : undefined;
     }
     if (!envelopeCheck.Check(message)) {
+      if (!withinRate) return;
       const id = typeof (message as { id?: unknown })?.id === 'number' ? (message as { id: number }).id : null;
       return this.fail(id, new SfuError('MESSAGE_INVALID', firstViolation(envelopeCheck, message)));
     }
     const { id, method } = message;
+    if (!withinRate) return this.fail(id, new SfuError('RATE_LIMITED'));
     const params = message.params ?? {};
     if (!isMethod(method)) return this.fail(id, new SfuError('METHOD_UNKNOWN'));
     const check = paramChecks[method];
