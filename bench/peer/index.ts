@@ -1,0 +1,17 @@
+/** Synthetic WebRTC peers (node-datachannel) for driving a mediasoup worker in tests and benchmarks. */
+export { Publisher, DEFAULT_SIMULCAST } from './publisher.js';
+export type { PublisherOptions, PublisherStats, PublishedStreamStats, VideoLayerSpec } from './publisher.js';
+export { Subscriber, subscriberRtpCapabilities } from './subscriber.js';
+export type {
+  ConsumerDescription,
+  SubscriberOptions,
+  SubscriberStats,
+  ReceivedStreamStats,
+} from './subscriber.js';
+export type { RemoteTransportParams } from './sdp.js';
+export { SdpError } from './sdp.js';
+export { PeerLinkError } from './link.js';
+export type { LinkOptions } from './link.js';
+export { MediaScheduler, sharedScheduler } from './scheduler.js';
+export { DelayHistogram, percentilesOf } from './histogram.js';
+export type { Percentiles } from './histogram.js';
