@@ -1,0 +1,325 @@
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import { isSfuError } from '../errors/catalogue.js';
+import type { PhoneConfig } from './config.js';
+import type { PhoneMediaLeg } from './media/phoneMediaLeg.js';
+import type { DtmfDigit } from './media/rfc4733.js';
+import type { PinGuard } from './pinGuard.js';
+import type { PromptName } from './prompts.js';
+import type {
+  PhoneCaller,
+  PhoneInvitation,
+  PhoneLeaveReason,
+  PhoneParticipant,
+  PhoneRoomPort,
+} from './roomPort.js';
+
+export type CallDirection = 'dial-in' | 'dial-out';
+
+/** Where a call is in its script; reported through gateway events (no personal data). */
+export type CallState = 'pin' | 'consent' | 'waiting' | 'in-call' | 'ended';
+
+export interface PhoneCallOptions {
+  readonly callId: string;
+  readonly direction: CallDirection;
+  readonly caller: PhoneCaller;
+  /** Key of the caller for PIN limits (number, or source address for anonymous callers). */
+  readonly callerKey: string;
+  readonly media: PhoneMediaLeg;
+  readonly config: PhoneConfig;
+  readonly port: PhoneRoomPort;
+  readonly prompts: ReadonlyMap<PromptName, Int16Array>;
+  readonly pinGuard: PinGuard;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  /** Asks the signalling side to end the call (BYE); it then calls end(). */
+  readonly requestHangup: (reason: PhoneLeaveReason) => void;
+  readonly onState: (state: CallState) => void;
+}
+
+/** Thrown inside the script when the call ends under it; never escapes `run`. */
+class CallEnded extends Error {}
+
+/** Digits buffered ahead of the script (type-ahead); more are dropped. */
+const MAX_QUEUED_DIGITS = 32;
+/** Pause between repetitions of the waiting-room prompt. */
+const WAITING_REPEAT_MS = 15_000;
+
+/**
+ * One phone participant's script: PIN entry (dial-in), spoken notice and consent, waiting room,
+ * then the call itself. It talks to the room only through the port and to the phone only through
+ * its media leg; the SIP side drives it with digits and `end()`.
+ */
+export class PhoneCall {
+  private readonly digits: DtmfDigit[] = [];
+  private digitWaiter: ((digit: DtmfDigit | undefined) => void) | undefined;
+  private readonly ended: Promise<void>;
+  private resolveEnded!: () => void;
+  private endReason: PhoneLeaveReason | undefined;
+  private invitation: PhoneInvitation | undefined;
+  private joined: PhoneParticipant | undefined;
+  private leaveSent = false;
+  state: CallState = 'pin';
+
+  constructor(private readonly options: PhoneCallOptions) {
+    this.ended = new Promise((resolve) => (this.resolveEnded = resolve));
+    options.media.on('digit', (digit) => this.pushDigit(digit));
+  }
+
+  get callId(): string {
+    return this.options.callId;
+  }
+
+  get isEnded(): boolean {
+    return this.endReason !== undefined;
+  }
+
+  /** Starts the script; dial-out calls come with their invitation (no PIN). */
+  run(invitation?: PhoneInvitation): void {
+    this.script(invitation).catch((error: unknown) => {
+      if (error instanceof CallEnded) return;
+      this.options.log.warn({ err: error instanceof Error ? error.message : 'unknown' }, 'phone call script failed');
+      this.hangup('error');
+    });
+  }
+
+  pushDigit(digit: DtmfDigit): void {
+    if (this.isEnded) return;
+    if (this.digitWaiter) {
+      const waiter = this.digitWaiter;
+      this.digitWaiter = undefined;
+      waiter(digit);
+    } else if (this.digits.length < MAX_QUEUED_DIGITS) {
+      this.digits.push(digit);
+    }
+  }
+
+  /** Ends the call from any side (idempotent): stops the script and media, tells the room once. */
+  end(reason: PhoneLeaveReason): void {
+    if (this.endReason) return;
+    this.endReason = reason;
+    this.setState('ended');
+    this.digitWaiter?.(undefined);
+    this.digitWaiter = undefined;
+    this.options.media.close();
+    this.resolveEnded();
+    void this.sendLeave(reason);
+  }
+
+  private async sendLeave(reason: PhoneLeaveReason): Promise<void> {
+    const invitation = this.invitation;
+    if (!this.joined || !invitation || this.leaveSent) return;
+    this.leaveSent = true;
+    try {
+      await this.options.port.leave({ ...invitation, callId: this.callId, reason });
+    } catch (error) {
+      this.options.log.warn({ err: error instanceof Error ? error.message : 'unknown' }, 'room leave failed');
+    }
+  }
+
+  private hangup(reason: PhoneLeaveReason): void {
+    if (!this.isEnded) this.options.requestHangup(reason);
+  }
+
+  private setState(state: CallState): void {
+    if (this.state === state) return;
+    this.state = state;
+    this.options.onState(state);
+  }
+
+  private check(): void {
+    if (this.isEnded) throw new CallEnded();
+  }
+
+  private async say(name: PromptName, bargeIn = false): Promise<void> {
+    this.check();
+    const samples = this.options.prompts.get(name);
+    if (samples) await this.options.media.play(samples, bargeIn);
+    this.check();
+  }
+
+  /** The next digit, or undefined after `timeoutMs` without one. */
+  private nextDigit(timeoutMs: number): Promise<DtmfDigit | undefined> {
+    this.check();
+    const queued = this.digits.shift();
+    if (queued) return Promise.resolve(queued);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.digitWaiter = undefined;
+        resolve(undefined);
+      }, timeoutMs);
+      this.digitWaiter = (digit) => {
+        clearTimeout(timer);
+        resolve(digit);
+      };
+    });
+  }
+
+  private async script(preset: PhoneInvitation | undefined): Promise<void> {
+    const invitation = preset ?? (await this.enterPin());
+    if (!invitation) return;
+    this.invitation = invitation;
+    if (!(await this.askConsent())) return;
+    await this.joinRoom(invitation);
+  }
+
+  /** Dial-in: collects PINs until one resolves, the attempts run out or a lockout starts. */
+  private async enterPin(): Promise<PhoneInvitation | undefined> {
+    const { config, pinGuard, callerKey, metrics } = this.options;
+    this.setState('pin');
+    void this.say('welcome', true).catch(() => undefined);
+    for (let attempt = 1; ; attempt++) {
+      const pin = await this.collectPin();
+      this.check();
+      if (pin === undefined) {
+        // Silence: say the welcome again, once per attempt, without counting a guess.
+        if (attempt > config.pin.maxAttemptsPerCall) return this.finish('goodbye', 'ended');
+        await this.say('welcome', true);
+        continue;
+      }
+      if (pinGuard.lockFor(callerKey)) {
+        metrics.sipPinAttempts.inc({ outcome: 'locked' });
+        return this.finish('locked', 'ended');
+      }
+      const invitation = pin.length > 0 ? await this.options.port.resolvePin(pin, this.options.caller) : undefined;
+      this.check();
+      if (invitation) {
+        metrics.sipPinAttempts.inc({ outcome: 'accepted' });
+        return invitation;
+      }
+      metrics.sipPinAttempts.inc({ outcome: 'rejected' });
+      const lock = pinGuard.recordFailure(callerKey);
+      if (lock) {
+        metrics.sipPinLockouts.inc({ scope: lock });
+        this.options.log.warn({ callId: this.callId, scope: lock }, 'PIN entry locked out');
+        return this.finish('locked', 'ended');
+      }
+      if (attempt >= config.pin.maxAttemptsPerCall) return this.finish('pin-failed', 'ended');
+      await this.say('pin-invalid', true);
+    }
+  }
+
+  /** Digits up to '#' or the PIN length; '' for a bare '#'; undefined when nothing came in time. */
+  private async collectPin(): Promise<string | undefined> {
+    const { length, digitTimeoutS } = this.options.config.pin;
+    let pin = '';
+    for (;;) {
+      const digit = await this.nextDigit(digitTimeoutS * 1000);
+      if (digit === undefined) return pin.length > 0 ? pin : undefined;
+      if (digit === '#') return pin;
+      if (digit === '*') {
+        pin = ''; // '*' starts the entry over.
+        continue;
+      }
+      pin += digit;
+      if (pin.length >= length) return pin;
+    }
+  }
+
+  /** Notice (heard to the end: keys pressed meanwhile are dropped), then "press 1 to accept". */
+  private async askConsent(): Promise<boolean> {
+    const { config, port, direction } = this.options;
+    const invitation = this.invitation;
+    if (!invitation) return false;
+    this.setState('consent');
+    if (direction === 'dial-out') await this.say('dial-out-intro');
+    await this.say('notice');
+    for (let question = 0; question < 3; question++) {
+      this.digits.length = 0;
+      const asked = this.say('consent', true);
+      const digit = await this.nextDigit(config.consentTimeoutS * 1000);
+      await asked.catch(() => undefined);
+      this.check();
+      if (digit === '1') {
+        await port.recordConsent({
+          roomId: invitation.roomId,
+          participantId: invitation.participantId,
+          callId: this.callId,
+          accepted: true,
+          noticeVersion: config.noticeVersion,
+          language: config.language,
+          direction,
+          at: Date.now(),
+        });
+        this.check();
+        return true;
+      }
+      if (digit === undefined) break;
+    }
+    this.finish('goodbye', 'ended');
+    return false;
+  }
+
+  private async joinRoom(invitation: PhoneInvitation): Promise<void> {
+    const { port, media, direction, log } = this.options;
+    let participant: PhoneParticipant;
+    try {
+      participant = await port.joinPhoneParticipant({
+        ...invitation,
+        callId: this.callId,
+        direction,
+        codec: media.codec ?? 'PCMU',
+      });
+    } catch (error) {
+      log.info({ callId: this.callId, code: isSfuError(error) ? error.code : 'unknown' }, 'phone join refused');
+      this.finish('declined', 'declined');
+      return;
+    }
+    this.joined = participant;
+    if (this.isEnded) {
+      // The phone hung up while joining: the room still hears about it once.
+      await this.sendLeave(this.endReason ?? 'hangup');
+      return;
+    }
+    participant.events.on('removed', () => this.finish('goodbye', 'removed'));
+    this.setState('waiting');
+    const admitted = participant.admitted.then(
+      () => true,
+      () => false,
+    );
+    let isAdmitted: boolean | undefined;
+    void admitted.then((value) => {
+      isAdmitted = value;
+      media.stopPrompt();
+    });
+    while (isAdmitted === undefined) {
+      await this.say('waiting');
+      if (isAdmitted !== undefined) break;
+      await Promise.race([admitted, this.ended, new Promise((r) => setTimeout(r, WAITING_REPEAT_MS))]);
+      this.check();
+    }
+    if (!isAdmitted) {
+      this.finish('declined', 'declined');
+      return;
+    }
+    await this.connect(participant);
+  }
+
+  private async connect(participant: PhoneParticipant): Promise<void> {
+    const { media, log } = this.options;
+    const appData = { phoneCallId: this.callId, participantId: this.invitation?.participantId };
+    const producer = await media.connectRoom(participant.router, appData);
+    this.check();
+    await participant.publishPhoneProducer(producer);
+    this.check();
+    const hear = (producer: Parameters<PhoneMediaLeg['hear']>[1]) =>
+      media.hear(participant.router, producer).catch((error: unknown) => {
+        log.warn({ err: error instanceof Error ? error.message : 'unknown' }, 'cannot hear producer');
+      });
+    participant.events.on('audioProducerAdded', (producer) => void hear(producer));
+    participant.events.on('audioProducerRemoved', (producerId) => media.stopHearing(producerId));
+    await Promise.all(participant.audioProducersToHear().map(hear));
+    this.check();
+    await this.say('admitted');
+    this.setState('in-call');
+  }
+
+  /** Says a last prompt and hangs up (the prompt is skipped if the call already ended). */
+  private finish(prompt: PromptName, reason: PhoneLeaveReason): undefined {
+    if (this.isEnded) return undefined;
+    const samples = this.options.prompts.get(prompt);
+    const played = samples ? this.options.media.play(samples, false) : Promise.resolve('done');
+    void played.then(() => this.hangup(reason));
+    return undefined;
+  }
+}

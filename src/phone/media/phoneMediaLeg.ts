@@ -1,0 +1,344 @@
+import { EventEmitter } from 'node:events';
+import dgram from 'node:dgram';
+import { randomInt } from 'node:crypto';
+import type { types } from 'mediasoup';
+import type { Logger } from '../../observability/logger.js';
+import type { NegotiatedAudio } from '../sip/sdp.js';
+import { decodeG711, encodeG711, type G711Law } from './g711.js';
+import { AudioMixer } from './mixer.js';
+import { OpusToNarrowband } from './opusDecoder.js';
+import { DtmfReceiver, type DtmfDigit } from './rfc4733.js';
+import { RtpSender, parseRtp } from './rtp.js';
+
+const FRAME_MS = 20;
+const FRAME_SAMPLES = 160;
+/** Beyond this lag the clock skips ahead instead of bursting packets to catch up. */
+const MAX_LAG_FRAMES = 5;
+
+/** What the phone leg can consume: Opus from browsers, G.711 from other phone legs. */
+const PHONE_LEG_RTP_CAPABILITIES: types.RtpCapabilities = {
+  codecs: [
+    { kind: 'audio', mimeType: 'audio/opus', clockRate: 48000, channels: 2, preferredPayloadType: 100, rtcpFeedback: [] },
+    { kind: 'audio', mimeType: 'audio/PCMU', clockRate: 8000, channels: 1, preferredPayloadType: 0, rtcpFeedback: [] },
+    { kind: 'audio', mimeType: 'audio/PCMA', clockRate: 8000, channels: 1, preferredPayloadType: 8, rtcpFeedback: [] },
+  ],
+  headerExtensions: [],
+};
+
+export interface PhoneMediaLegOptions {
+  readonly listenHost: string;
+  readonly minPort: number;
+  readonly maxPort: number;
+  /** Loopback address of the relay socket and the mediasoup plain transport. */
+  readonly mediasoupListenIp: string;
+  readonly log: Logger;
+}
+
+export interface PhoneMediaLegEvents {
+  digit: [DtmfDigit];
+}
+
+interface HeardSource {
+  readonly consumer: types.Consumer;
+  readonly decode: (payload: Buffer) => Int16Array | undefined;
+  readonly close: () => void;
+}
+
+/**
+ * The media of one phone call. The phone talks RTP to the gateway's own socket (not straight to
+ * mediasoup) so the gateway can play prompts, read DTMF and keep everything from the room until
+ * admission. After admission, the phone's G.711 packets are relayed into a mediasoup PlainTransport
+ * producer, and the room's audio, consumed on the same transport, is decoded, mixed and sent back.
+ */
+export class PhoneMediaLeg extends EventEmitter<PhoneMediaLegEvents> {
+  private remote: NegotiatedAudio | undefined;
+  private sender: RtpSender | undefined;
+  private readonly dtmf = new DtmfReceiver();
+  private readonly mixer = new AudioMixer(FRAME_SAMPLES);
+  private readonly frame = new Int16Array(FRAME_SAMPLES);
+  private prompt: { samples: Int16Array; offset: number; bargeIn: boolean; done: (how: 'done' | 'interrupted') => void } | undefined;
+  private clockTimer: NodeJS.Timeout | undefined;
+  private clockStart = 0;
+  private framesSent = 0;
+  private plain: types.PlainTransport | undefined;
+  private producer: types.Producer | undefined;
+  private readonly heard = new Map<number, HeardSource>();
+  private closed = false;
+  /** Last time RTP came from the phone (ms), for media timeouts. */
+  lastPhonePacketAt = Date.now();
+  /** Counters for tests and logs. */
+  readonly stats = { fromPhone: 0, toPhone: 0, relayedToRoom: 0, fromRoom: 0, dropped: 0 };
+
+  private constructor(
+    private readonly phoneSocket: dgram.Socket,
+    private readonly relaySocket: dgram.Socket,
+    private readonly options: PhoneMediaLegOptions,
+  ) {
+    super();
+    phoneSocket.on('message', (data, info) => this.fromPhone(data, info));
+    relaySocket.on('message', (data) => this.fromRoom(data));
+    phoneSocket.on('error', (error) => options.log.warn({ err: error.message }, 'phone rtp socket error'));
+    relaySocket.on('error', (error) => options.log.warn({ err: error.message }, 'relay rtp socket error'));
+  }
+
+  static async open(options: PhoneMediaLegOptions): Promise<PhoneMediaLeg> {
+    const phoneSocket = await bindInRange(options.listenHost, options.minPort, options.maxPort);
+    let relaySocket: dgram.Socket;
+    try {
+      relaySocket = await bindInRange(options.mediasoupListenIp, 0, 0);
+    } catch (error) {
+      phoneSocket.close();
+      throw error;
+    }
+    return new PhoneMediaLeg(phoneSocket, relaySocket, options);
+  }
+
+  get localPort(): number {
+    return this.phoneSocket.address().port;
+  }
+
+  get codec(): G711Law | undefined {
+    return this.remote?.codec;
+  }
+
+  /** Sets (or updates, on a re-INVITE) where the phone receives and what it speaks; starts the clock. */
+  setRemote(remote: NegotiatedAudio): void {
+    const codecChanged = this.remote?.codec !== remote.codec;
+    this.remote = remote;
+    if (!this.sender || codecChanged) this.sender = new RtpSender(randomInt(1, 0xffffffff), remote.payloadType);
+    if (!this.clockTimer && !this.closed) {
+      this.clockStart = performance.now();
+      this.framesSent = 0;
+      this.scheduleTick();
+    }
+  }
+
+  /**
+   * Plays a prompt to the phone. With bargeIn, a key press stops it (type-ahead); without, it plays
+   * to its end. Resolves when it ends; a new prompt interrupts the current one.
+   */
+  play(samples: Int16Array, bargeIn: boolean): Promise<'done' | 'interrupted'> {
+    this.prompt?.done('interrupted');
+    return new Promise((resolve) => {
+      this.prompt = { samples, offset: 0, bargeIn, done: resolve };
+    });
+  }
+
+  stopPrompt(): void {
+    const prompt = this.prompt;
+    this.prompt = undefined;
+    prompt?.done('interrupted');
+  }
+
+  /** A DTMF digit from SIP INFO enters the same path as RFC 4733 digits. */
+  injectDigit(digit: DtmfDigit): void {
+    this.onDigit(digit);
+  }
+
+  private onDigit(digit: DtmfDigit): void {
+    if (this.prompt?.bargeIn) this.stopPrompt();
+    this.emit('digit', digit);
+  }
+
+  private fromPhone(data: Buffer, info: dgram.RemoteInfo): void {
+    const remote = this.remote;
+    // Only the address the phone announced may send to this socket.
+    if (!remote || info.address !== remote.remoteAddress) {
+      this.stats.dropped++;
+      return;
+    }
+    const packet = parseRtp(data);
+    if (!packet) return;
+    this.stats.fromPhone++;
+    this.lastPhonePacketAt = Date.now();
+    if (remote.telephoneEventPt !== undefined && packet.payloadType === remote.telephoneEventPt) {
+      // DTMF stays here: digits (PINs) never reach the room.
+      for (const digit of this.dtmf.receive(packet)) this.onDigit(digit);
+      return;
+    }
+    if (packet.payloadType !== remote.payloadType || !this.plain || !this.producer) return;
+    const tuple = this.plain.tuple;
+    const relayed = Buffer.from(data);
+    relayed[1] = (relayed[1] ?? 0) & 0x80 | (this.producer.rtpParameters.codecs[0]?.payloadType ?? 0);
+    relayed.writeUInt32BE(this.producer.rtpParameters.encodings?.[0]?.ssrc ?? 0, 8);
+    this.relaySocket.send(relayed, tuple.localPort, tuple.localIp, () => undefined);
+    this.stats.relayedToRoom++;
+  }
+
+  private fromRoom(data: Buffer): void {
+    const packet = parseRtp(data);
+    if (!packet) return;
+    const source = this.heard.get(packet.ssrc);
+    if (!source) return;
+    this.stats.fromRoom++;
+    const samples = source.decode(packet.payload);
+    if (samples) this.mixer.push(source.consumer.id, samples);
+  }
+
+  private scheduleTick(): void {
+    const due = this.clockStart + (this.framesSent + 1) * FRAME_MS;
+    this.clockTimer = setTimeout(() => this.tick(), Math.max(0, due - performance.now()));
+  }
+
+  private tick(): void {
+    if (this.closed) return;
+    const behind = Math.floor((performance.now() - this.clockStart) / FRAME_MS) - this.framesSent;
+    if (behind > MAX_LAG_FRAMES) this.framesSent += behind - 1;
+    this.sendFrame();
+    this.framesSent++;
+    this.scheduleTick();
+  }
+
+  private sendFrame(): void {
+    const remote = this.remote;
+    const sender = this.sender;
+    if (!remote || !sender) return;
+    const frame = this.frame;
+    const prompt = this.prompt;
+    if (prompt) {
+      frame.fill(0);
+      frame.set(prompt.samples.subarray(prompt.offset, prompt.offset + FRAME_SAMPLES));
+      prompt.offset += FRAME_SAMPLES;
+      if (prompt.offset >= prompt.samples.length) {
+        this.prompt = undefined;
+        prompt.done('done');
+      }
+      // Room audio that arrived meanwhile is dropped, not delayed behind the prompt.
+      if (this.mixer.sourceCount > 0) this.mixer.mix(new Int16Array(FRAME_SAMPLES));
+    } else {
+      this.mixer.mix(frame);
+    }
+    if (remote.direction === 'sendonly' || remote.direction === 'inactive') return;
+    const packet = sender.next(encodeG711(remote.codec, frame), FRAME_SAMPLES);
+    this.phoneSocket.send(packet, remote.remotePort, remote.remoteAddress, () => undefined);
+    this.stats.toPhone++;
+  }
+
+  /**
+   * Connects the leg to the room after admission: a plain transport towards the relay socket, the
+   * phone's producer on it, and a consumer per audio producer the phone should hear.
+   */
+  async connectRoom(router: types.Router, appData: Record<string, unknown>): Promise<types.Producer> {
+    const codec = this.remote?.codec;
+    if (!codec) throw new Error('no negotiated codec');
+    if (this.producer) return this.producer;
+    const plain = await router.createPlainTransport({
+      listenIp: this.options.mediasoupListenIp,
+      rtcpMux: true,
+      comedia: false,
+      appData,
+    });
+    if (this.closed) {
+      plain.close();
+      throw new Error('leg closed');
+    }
+    this.plain = plain;
+    const relay = this.relaySocket.address();
+    await plain.connect({ ip: relay.address, port: relay.port });
+    this.producer = await plain.produce({
+      kind: 'audio',
+      rtpParameters: {
+        codecs: [
+          {
+            mimeType: `audio/${codec}`,
+            payloadType: codec === 'PCMU' ? 0 : 8,
+            clockRate: 8000,
+            channels: 1,
+            rtcpFeedback: [],
+          },
+        ],
+        encodings: [{ ssrc: randomInt(1, 0xffffffff) }],
+      },
+      appData,
+    });
+    return this.producer;
+  }
+
+  /** Starts hearing a producer of the room (idempotent per producer). */
+  async hear(router: types.Router, producer: types.Producer): Promise<void> {
+    const plain = this.plain;
+    if (!plain || this.closed || producer.id === this.producer?.id) return;
+    if ([...this.heard.values()].some((source) => source.consumer.producerId === producer.id)) return;
+    if (!router.canConsume({ producerId: producer.id, rtpCapabilities: PHONE_LEG_RTP_CAPABILITIES })) {
+      this.options.log.warn({ producerId: producer.id }, 'phone leg cannot consume producer');
+      return;
+    }
+    const consumer = await plain.consume({ producerId: producer.id, rtpCapabilities: PHONE_LEG_RTP_CAPABILITIES });
+    const ssrc = consumer.rtpParameters.encodings?.[0]?.ssrc;
+    const mime = consumer.rtpParameters.codecs[0]?.mimeType.toLowerCase();
+    if (ssrc === undefined || this.closed) {
+      consumer.close();
+      return;
+    }
+    let source: HeardSource;
+    if (mime === 'audio/opus') {
+      const decoder = new OpusToNarrowband();
+      source = { consumer, decode: (payload) => decoder.decode(payload), close: () => decoder.close() };
+    } else {
+      const law: G711Law = mime === 'audio/pcma' ? 'PCMA' : 'PCMU';
+      source = { consumer, decode: (payload) => decodeG711(law, payload), close: () => undefined };
+    }
+    this.heard.set(ssrc, source);
+    this.mixer.addSource(consumer.id);
+    const forget = () => this.stopHearing(producer.id);
+    consumer.on('producerclose', forget);
+    consumer.on('transportclose', forget);
+  }
+
+  stopHearing(producerId: string): void {
+    for (const [ssrc, source] of this.heard) {
+      if (source.consumer.producerId !== producerId) continue;
+      this.heard.delete(ssrc);
+      this.mixer.removeSource(source.consumer.id);
+      source.consumer.close();
+      source.close();
+    }
+  }
+
+  get hearing(): number {
+    return this.heard.size;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.clockTimer);
+    this.stopPrompt();
+    for (const producerId of [...this.heard.values()].map((s) => s.consumer.producerId)) this.stopHearing(producerId);
+    this.plain?.close();
+    this.phoneSocket.close();
+    this.relaySocket.close();
+    this.removeAllListeners();
+  }
+}
+
+/** Binds a UDP socket on a free port of the range (0..0: any free port). */
+async function bindInRange(host: string, minPort: number, maxPort: number): Promise<dgram.Socket> {
+  const type = host.includes(':') ? 'udp6' : 'udp4';
+  const tryBind = (port: number) =>
+    new Promise<dgram.Socket | undefined>((resolve) => {
+      const socket = dgram.createSocket(type);
+      socket.once('error', () => {
+        socket.close();
+        resolve(undefined);
+      });
+      socket.bind(port, host, () => {
+        socket.removeAllListeners('error');
+        resolve(socket);
+      });
+    });
+  if (minPort === 0 && maxPort === 0) {
+    const socket = await tryBind(0);
+    if (!socket) throw new Error('no free RTP port');
+    return socket;
+  }
+  // RTP ports are even by convention (RFC 3550 11); start at a random one to spread reuse.
+  const first = minPort + (minPort % 2);
+  const slots = Math.floor((maxPort - first) / 2) + 1;
+  const offset = randomInt(0, Math.max(1, slots));
+  for (let i = 0; i < slots; i++) {
+    const socket = await tryBind(first + ((offset + i) % slots) * 2);
+    if (socket) return socket;
+  }
+  throw new Error('no free RTP port in range');
+}
