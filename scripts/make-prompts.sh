@@ -44,7 +44,7 @@ generate() {
   mkdir -p "$out_dir/$lang"
   espeak-ng -v "$lang" -s 150 -w "$work/$lang-$name.wav" "$text"
   # Resample to 8 kHz mono, leave 3 dB of headroom, encode mu-law without a header.
-  sox "$work/$lang-$name.wav" -r 8000 -c 1 -e u-law -t raw "$out_dir/$lang/$name.ulaw" norm -3
+  sox -D -R "$work/$lang-$name.wav" -r 8000 -c 1 -e u-law -t raw "$out_dir/$lang/$name.ulaw" norm -3
 }
 
 for name in "${!fr[@]}"; do generate fr "$name" "${fr[$name]}"; done
