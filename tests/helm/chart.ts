@@ -87,7 +87,7 @@ export function render(overrides: JsonObject = {}, releaseName = 'consult'): Ren
 
 export function find(rendered: Rendered, kind: string, nameSuffix = ''): JsonObject {
   const hit = rendered.manifests.find(
-    (m) => m.doc.kind === kind && String((m.doc.metadata as JsonObject).name).endsWith(nameSuffix),
+    (m) => m.doc.kind === kind && text((m.doc.metadata as JsonObject).name).endsWith(nameSuffix),
   );
   if (!hit) throw new Error(`no ${kind}${nameSuffix ? ` named *${nameSuffix}` : ''} rendered`);
   return hit.doc;
@@ -104,4 +104,12 @@ export function at(value: Json | undefined, ...keys: (string | number)[]): Json 
     if (v === undefined) throw new Error(`missing ${keys.join('.')} at ${String(key)}`);
   }
   return v as Json;
+}
+
+/** A manifest scalar as text; objects and lists are errors rather than "[object Object]". */
+export function text(v: Json | undefined): string {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  if (v === null || v === undefined) return '';
+  throw new Error(`expected a scalar, found ${JSON.stringify(v)}`);
 }

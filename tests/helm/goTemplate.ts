@@ -160,7 +160,10 @@ function parsePipeline(tokens: Token[], where: string): Pipeline {
   const pipe: Pipeline = { cmds: [] };
   // Variable declaration: `$a :=` or `$i, $v :=` or `$a =`.
   const declEnd = tokens.findIndex((tok) => tok.t === 'punct' && (tok.v === ':=' || tok.v === '='));
-  if (declEnd > 0 && tokens.slice(0, declEnd).every((tok) => tok.t === 'var' || (tok.t === 'punct' && tok.v === ','))) {
+  if (
+    declEnd > 0 &&
+    tokens.slice(0, declEnd).every((tok) => tok.t === 'var' || (tok.t === 'punct' && tok.v === ','))
+  ) {
     const names = tokens.slice(0, declEnd).flatMap((tok) => (tok.t === 'var' ? [tok.name] : []));
     pipe.decl = { names, assign: (tokens[declEnd] as { v: string }).v === '=' };
     pos = declEnd + 1;
