@@ -78,7 +78,10 @@ export class PhoneCall {
   run(invitation?: PhoneInvitation): void {
     this.script(invitation).catch((error: unknown) => {
       if (error instanceof CallEnded) return;
-      this.options.log.warn({ err: error instanceof Error ? error.message : 'unknown' }, 'phone call script failed');
+      this.options.log.warn(
+        { err: error instanceof Error ? error.message : 'unknown' },
+        'phone call script failed',
+      );
       this.hangup('error');
     });
   }
@@ -181,7 +184,8 @@ export class PhoneCall {
         metrics.sipPinAttempts.inc({ outcome: 'locked' });
         return this.finish('locked', 'ended');
       }
-      const invitation = pin.length > 0 ? await this.options.port.resolvePin(pin, this.options.caller) : undefined;
+      const invitation =
+        pin.length > 0 ? await this.options.port.resolvePin(pin, this.options.caller) : undefined;
       this.check();
       if (invitation) {
         metrics.sipPinAttempts.inc({ outcome: 'accepted' });
@@ -261,7 +265,10 @@ export class PhoneCall {
         codec: media.codec ?? 'PCMU',
       });
     } catch (error) {
-      log.info({ callId: this.callId, code: isSfuError(error) ? error.code : 'unknown' }, 'phone join refused');
+      log.info(
+        { callId: this.callId, code: isSfuError(error) ? error.code : 'unknown' },
+        'phone join refused',
+      );
       this.finish('declined', 'declined');
       return;
     }

@@ -94,7 +94,13 @@ export const DEFAULT_PHONE_CONFIG: PhoneConfig = {
     maxPort: 50999,
     mediasoupListenIp: '127.0.0.1',
   },
-  trunk: { allowedSources: [], outboundProxy: null, authUsername: null, authPassword: null, fromUser: 'teleconsult' },
+  trunk: {
+    allowedSources: [],
+    outboundProxy: null,
+    authUsername: null,
+    authPassword: null,
+    fromUser: 'teleconsult',
+  },
   registration: { registrar: null, aor: null, expiresS: 600 },
   pin: {
     length: 6,
@@ -113,7 +119,9 @@ export const DEFAULT_PHONE_CONFIG: PhoneConfig = {
   ringTimeoutS: 60,
 };
 
-type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]>) : T[K] };
+type DeepPartial<T> = {
+  [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]>) : T[K];
+};
 
 /** Defaults overlaid with the given values (one level of sections). */
 export function phoneConfig(overrides: DeepPartial<PhoneConfig> = {}): PhoneConfig {

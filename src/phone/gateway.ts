@@ -44,7 +44,13 @@ import {
   parseAudioSdp,
   type NegotiatedAudio,
 } from './sip/sdp.js';
-import { ClientTransactions, ServerTransactions, T1_MS, T2_MS, TRANSACTION_TIMEOUT_MS } from './sip/transactions.js';
+import {
+  ClientTransactions,
+  ServerTransactions,
+  T1_MS,
+  T2_MS,
+  TRANSACTION_TIMEOUT_MS,
+} from './sip/transactions.js';
 import { SipTransport, type SipPeer, type SipTransportName } from './sip/transport.js';
 
 export interface SipGatewayOptions {
@@ -74,7 +80,14 @@ export interface DialOutCall {
 export class DialOutError extends Error {
   override readonly name = 'DialOutError';
   constructor(
-    readonly reason: 'invalid-target' | 'rejected' | 'no-answer' | 'auth-failed' | 'unreachable' | 'no-common-codec' | 'closed',
+    readonly reason:
+      | 'invalid-target'
+      | 'rejected'
+      | 'no-answer'
+      | 'auth-failed'
+      | 'unreachable'
+      | 'no-common-codec'
+      | 'closed',
     readonly status?: number,
   ) {
     super(status ? `${reason} (${status})` : reason);
@@ -129,7 +142,16 @@ const RESPONSE_REASONS: Readonly<Record<number, string>> = {
 };
 
 const KNOWN_METHODS = new Set(['INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'INFO']);
-const OTHER_SIP_METHODS = new Set(['REGISTER', 'SUBSCRIBE', 'NOTIFY', 'REFER', 'MESSAGE', 'UPDATE', 'PRACK', 'PUBLISH']);
+const OTHER_SIP_METHODS = new Set([
+  'REGISTER',
+  'SUBSCRIBE',
+  'NOTIFY',
+  'REFER',
+  'MESSAGE',
+  'UPDATE',
+  'PRACK',
+  'PUBLISH',
+]);
 /** Media without RTP from the phone for this long ends the call (the phone vanished without BYE). */
 const MEDIA_TIMEOUT_MS = 60_000;
 const REGISTRATION_RETRY_MS = 30_000;
@@ -176,7 +198,10 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
         if (message.kind === 'request') this.onRequest(message, peer);
         else this.onResponse(message);
       } catch (error) {
-        this.log.error({ err: error instanceof Error ? error.message : 'unknown' }, 'SIP message handling failed');
+        this.log.error(
+          { err: error instanceof Error ? error.message : 'unknown' },
+          'SIP message handling failed',
+        );
       }
     });
     transport.on('malformed', ({ peer, reason, answered }) => {
@@ -300,7 +325,11 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
     const sipCallId = headerValue(request.headers, 'Call-ID') ?? '';
     const record = this.bySipCallId.get(sipCallId);
     if (!record?.dialog) return undefined;
-    return matchesDialog(record.dialog, headerValue(request.headers, 'From'), headerValue(request.headers, 'To'))
+    return matchesDialog(
+      record.dialog,
+      headerValue(request.headers, 'From'),
+      headerValue(request.headers, 'To'),
+    )
       ? record
       : undefined;
   }
@@ -317,7 +346,8 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
     const contact = headerValue(request.headers, 'Contact');
     if (!contact || !parseSipUri(uriOf(contact))) return this.refuse(request, peer, 400);
     const contentType = headerValue(request.headers, 'Content-Type')?.split(';')[0]?.trim().toLowerCase();
-    if (request.body.length === 0 || contentType !== 'application/sdp') return this.refuse(request, peer, 488);
+    if (request.body.length === 0 || contentType !== 'application/sdp')
+      return this.refuse(request, peer, 488);
     const offer = parseAudioSdp(request.body.toString('utf8'));
     const negotiated = offer.ok ? negotiateAudio(offer.value, ['PCMU', 'PCMA']) : offer;
     if (!negotiated.ok) return this.refuse(request, peer, 488);
@@ -325,7 +355,8 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
     const caller = this.callerOf(request, peer, sipCallId);
     const callerKey = caller.number ?? `anonymous@${peer.address}`;
     const lock = this.pinGuard.lockFor(callerKey);
-    if (lock === 'global') return this.refuse(request, peer, 503, [{ name: 'Retry-After', value: String(config.pin.lockoutS) }]);
+    if (lock === 'global')
+      return this.refuse(request, peer, 503, [{ name: 'Retry-After', value: String(config.pin.lockoutS) }]);
     if (lock === 'caller') return this.refuse(request, peer, 403);
 
     this.respond(request, peer, 100);
@@ -397,7 +428,12 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
     return { number, sourceAddress: peer.address, callId: sipCallId };
   }
 
-  private sendOk(record: CallRecord, request: SipRequest, peer: SipPeer, direction: NegotiatedAudio['direction']): void {
+  private sendOk(
+    record: CallRecord,
+    request: SipRequest,
+    peer: SipPeer,
+    direction: NegotiatedAudio['direction'],
+  ): void {
     const negotiated = record.negotiated;
     if (!negotiated || !record.dialog) return;
     const body = Buffer.from(
@@ -413,7 +449,11 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
     );
     const response = this.respond(request, peer, 200, {
       toTag: record.dialog.localTag,
-      headers: [contactHeader(this.local, peer.transport), ALLOW_HEADER, { name: 'Content-Type', value: 'application/sdp' }],
+      headers: [
+        contactHeader(this.local, peer.transport),
+        ALLOW_HEADER,
+        { name: 'Content-Type', value: 'application/sdp' },
+      ],
       body,
     });
     if (peer.transport !== 'udp') return;
@@ -445,7 +485,8 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
   private onAck(request: SipRequest): void {
     const record = this.findDialogRecord(request);
     if (!record) return; // ACK of a non-2xx final response, or stray: absorbed.
-    if (record.okRetransmit && cseqOf(request).seq === record.okRetransmit.cseq) this.stopOkRetransmit(record);
+    if (record.okRetransmit && cseqOf(request).seq === record.okRetransmit.cseq)
+      this.stopOkRetransmit(record);
     if (!record.confirmed) {
       record.confirmed = true;
       record.call?.run();
@@ -455,7 +496,8 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
   private onReInvite(request: SipRequest, peer: SipPeer): void {
     const record = this.findDialogRecord(request);
     if (!record?.dialog || record.ending) return this.refuse(request, peer, 481);
-    if (record.okRetransmit || record.outgoingInvite) return this.refuse(request, peer, 500, [{ name: 'Retry-After', value: '1' }]);
+    if (record.okRetransmit || record.outgoingInvite)
+      return this.refuse(request, peer, 500, [{ name: 'Retry-After', value: '1' }]);
     if (request.body.length > 0) {
       const offer = parseAudioSdp(request.body.toString('utf8'));
       const negotiated = offer.ok ? negotiateAudio(offer.value, [record.negotiated?.codec ?? 'PCMU']) : offer;
@@ -501,7 +543,10 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
     if (!record) return this.refuse(request, peer, 481);
     const contentType = headerValue(request.headers, 'Content-Type') ?? '';
     const digit = parseDtmfInfo(contentType, request.body.toString('utf8'));
-    if (!digit) return this.refuse(request, peer, 415, [{ name: 'Accept', value: 'application/dtmf-relay, application/dtmf' }]);
+    if (!digit)
+      return this.refuse(request, peer, 415, [
+        { name: 'Accept', value: 'application/dtmf-relay, application/dtmf' },
+      ]);
     this.respond(request, peer, 200);
     record.media.injectDigit(digit);
   }
@@ -611,11 +656,17 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
         };
         record.outgoingInvite = invite;
         record.outgoingPeer = peer;
-        const response = await this.clientTransactions.request(invite, peer, {}, (config.ringTimeoutS + 32) * 1000);
+        const response = await this.clientTransactions.request(
+          invite,
+          peer,
+          {},
+          (config.ringTimeoutS + 32) * 1000,
+        );
         record.outgoingInvite = undefined;
         if (response && response.status >= 300) this.ackNonSuccess(invite, response, peer);
         if (record.ending) {
-          if (response && response.status < 300) this.byeAfterLateAnswer(response, peer, sipCallId, localHeader, seq);
+          if (response && response.status < 300)
+            this.byeAfterLateAnswer(response, peer, sipCallId, localHeader, seq);
           throw new DialOutError('closed');
         }
         if (!response) throw new DialOutError('no-answer');
@@ -626,7 +677,11 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
           continue;
         }
         if (response.status === 487) throw new DialOutError('no-answer', 487);
-        if (response.status >= 300) throw new DialOutError(response.status === 401 || response.status === 407 ? 'auth-failed' : 'rejected', response.status);
+        if (response.status >= 300)
+          throw new DialOutError(
+            response.status === 401 || response.status === 407 ? 'auth-failed' : 'rejected',
+            response.status,
+          );
         this.confirmOutgoing(record, response, peer, sipCallId, localHeader, seq, request.to);
         this.startOutgoingScript(record, request);
         return;
@@ -677,20 +732,36 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
 
   /** Starts the script of an answered dial-out call (separate so placeCall's errors stay SIP ones). */
   private startOutgoingScript(record: CallRecord, request: DialOutRequest): void {
-    const caller: PhoneCaller = { number: undefined, sourceAddress: record.dialog?.peer.address ?? '', callId: record.callId };
+    const caller: PhoneCaller = {
+      number: undefined,
+      sourceAddress: record.dialog?.peer.address ?? '',
+      callId: record.callId,
+    };
     record.call = this.createCall(record, caller, `dial-out@${record.callId}`);
-    record.call.run({ roomId: request.roomId, participantId: request.participantId, role: request.role ?? 'patient' });
+    record.call.run({
+      roomId: request.roomId,
+      participantId: request.participantId,
+      role: request.role ?? 'patient',
+    });
   }
 
   /** The phone answered after we gave up (CANCEL crossed the 200): ACK and BYE that dialog. */
-  private byeAfterLateAnswer(response: SipResponse, peer: SipPeer, sipCallId: string, localHeader: string, seq: number): void {
+  private byeAfterLateAnswer(
+    response: SipResponse,
+    peer: SipPeer,
+    sipCallId: string,
+    localHeader: string,
+    seq: number,
+  ): void {
     const dialog: Dialog = {
       sipCallId,
       localTag: headerParam(localHeader, 'tag') ?? '',
       remoteTag: headerParam(headerValue(response.headers, 'To') ?? '', 'tag') ?? '',
       localHeader,
       remoteHeader: headerValue(response.headers, 'To') ?? '',
-      remoteTarget: uriOf(headerValue(response.headers, 'Contact') ?? '') || uriOf(headerValue(response.headers, 'To') ?? ''),
+      remoteTarget:
+        uriOf(headerValue(response.headers, 'Contact') ?? '') ||
+        uriOf(headerValue(response.headers, 'To') ?? ''),
       routeSet: headerValues(response.headers, 'Record-Route').reverse(),
       localSeq: seq,
       peer,
@@ -720,11 +791,18 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
     this.transport.send(ack, peer);
   }
 
-  private answerChallenge(response: SipResponse, method: string, uri: string, round: number): SipHeader | undefined {
+  private answerChallenge(
+    response: SipResponse,
+    method: string,
+    uri: string,
+    round: number,
+  ): SipHeader | undefined {
     const { trunk } = this.options.config;
     if (!trunk.authUsername || trunk.authPassword === null) return undefined;
     const proxy = response.status === 407;
-    const challenge = chooseChallenge(headerValues(response.headers, proxy ? 'Proxy-Authenticate' : 'WWW-Authenticate'));
+    const challenge = chooseChallenge(
+      headerValues(response.headers, proxy ? 'Proxy-Authenticate' : 'WWW-Authenticate'),
+    );
     if (!challenge || (round > 0 && !challenge.stale)) return undefined;
     return {
       name: proxy ? 'Proxy-Authorization' : 'Authorization',
@@ -814,7 +892,9 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
       this.setRegistered(ok && active);
       if (active) {
         const granted = Number(headerValue(response?.headers ?? [], 'Expires') ?? registration.expiresS);
-        this.scheduleRegistration(ok ? Math.max(30, Math.min(granted, registration.expiresS)) * 800 : REGISTRATION_RETRY_MS);
+        this.scheduleRegistration(
+          ok ? Math.max(30, Math.min(granted, registration.expiresS)) * 800 : REGISTRATION_RETRY_MS,
+        );
       }
       if (!ok) this.log.warn({ status: response?.status }, 'SIP registration failed');
       return ok;
@@ -916,7 +996,11 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
   private checkMediaTimeouts(): void {
     const now = Date.now();
     for (const record of [...this.calls.values()]) {
-      if (record.confirmed && record.negotiated?.direction === 'sendrecv' && now - record.media.lastPhonePacketAt > MEDIA_TIMEOUT_MS)
+      if (
+        record.confirmed &&
+        record.negotiated?.direction === 'sendrecv' &&
+        now - record.media.lastPhonePacketAt > MEDIA_TIMEOUT_MS
+      )
         this.endCall(record, 'media-timeout');
     }
   }

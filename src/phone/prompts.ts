@@ -32,7 +32,8 @@ export function loadPrompts(dir: string, language: PromptLanguage): ReadonlyMap<
   for (const name of PROMPT_NAMES) {
     const file = path.join(dir, language, `${name}.ulaw`);
     const bytes = fs.readFileSync(file);
-    if (bytes.length === 0 || bytes.length > MAX_PROMPT_BYTES) throw new Error(`prompt ${file} has an unexpected size`);
+    if (bytes.length === 0 || bytes.length > MAX_PROMPT_BYTES)
+      throw new Error(`prompt ${file} has an unexpected size`);
     prompts.set(name, decodeG711('PCMU', bytes));
   }
   return prompts;

@@ -59,7 +59,11 @@ const ALAW_TABLE = Int16Array.from({ length: 256 }, (_, byte) => alawToLinear(by
 
 export type G711Law = 'PCMU' | 'PCMA';
 
-export function decodeG711(law: G711Law, payload: Uint8Array, out = new Int16Array(payload.length)): Int16Array {
+export function decodeG711(
+  law: G711Law,
+  payload: Uint8Array,
+  out = new Int16Array(payload.length),
+): Int16Array {
   const table = law === 'PCMU' ? ULAW_TABLE : ALAW_TABLE;
   for (let i = 0; i < payload.length; i++) out[i] = table[payload[i] ?? 0] ?? 0;
   return out;

@@ -34,7 +34,8 @@ class SampleFifo {
   addInto(out: Int32Array): void {
     if (!this.primed) return;
     const count = Math.min(out.length, this.length);
-    for (let i = 0; i < count; i++) out[i] = (out[i] ?? 0) + (this.data[(this.start + i) % MAX_BUFFERED_SAMPLES] ?? 0);
+    for (let i = 0; i < count; i++)
+      out[i] = (out[i] ?? 0) + (this.data[(this.start + i) % MAX_BUFFERED_SAMPLES] ?? 0);
     this.start = (this.start + count) % MAX_BUFFERED_SAMPLES;
     this.length -= count;
     if (this.length === 0) this.primed = false;

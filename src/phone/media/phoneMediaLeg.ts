@@ -18,9 +18,30 @@ const MAX_LAG_FRAMES = 5;
 /** What the phone leg can consume: Opus from browsers, G.711 from other phone legs. */
 const PHONE_LEG_RTP_CAPABILITIES: types.RtpCapabilities = {
   codecs: [
-    { kind: 'audio', mimeType: 'audio/opus', clockRate: 48000, channels: 2, preferredPayloadType: 100, rtcpFeedback: [] },
-    { kind: 'audio', mimeType: 'audio/PCMU', clockRate: 8000, channels: 1, preferredPayloadType: 0, rtcpFeedback: [] },
-    { kind: 'audio', mimeType: 'audio/PCMA', clockRate: 8000, channels: 1, preferredPayloadType: 8, rtcpFeedback: [] },
+    {
+      kind: 'audio',
+      mimeType: 'audio/opus',
+      clockRate: 48000,
+      channels: 2,
+      preferredPayloadType: 100,
+      rtcpFeedback: [],
+    },
+    {
+      kind: 'audio',
+      mimeType: 'audio/PCMU',
+      clockRate: 8000,
+      channels: 1,
+      preferredPayloadType: 0,
+      rtcpFeedback: [],
+    },
+    {
+      kind: 'audio',
+      mimeType: 'audio/PCMA',
+      clockRate: 8000,
+      channels: 1,
+      preferredPayloadType: 8,
+      rtcpFeedback: [],
+    },
   ],
   headerExtensions: [],
 };
@@ -56,7 +77,9 @@ export class PhoneMediaLeg extends EventEmitter<PhoneMediaLegEvents> {
   private readonly dtmf = new DtmfReceiver();
   private readonly mixer = new AudioMixer(FRAME_SAMPLES);
   private readonly frame = new Int16Array(FRAME_SAMPLES);
-  private prompt: { samples: Int16Array; offset: number; bargeIn: boolean; done: (how: 'done' | 'interrupted') => void } | undefined;
+  private prompt:
+    | { samples: Int16Array; offset: number; bargeIn: boolean; done: (how: 'done' | 'interrupted') => void }
+    | undefined;
   private clockTimer: NodeJS.Timeout | undefined;
   private clockStart = 0;
   private framesSent = 0;
@@ -105,7 +128,8 @@ export class PhoneMediaLeg extends EventEmitter<PhoneMediaLegEvents> {
   setRemote(remote: NegotiatedAudio): void {
     const codecChanged = this.remote?.codec !== remote.codec;
     this.remote = remote;
-    if (!this.sender || codecChanged) this.sender = new RtpSender(randomInt(1, 0xffffffff), remote.payloadType);
+    if (!this.sender || codecChanged)
+      this.sender = new RtpSender(randomInt(1, 0xffffffff), remote.payloadType);
     if (!this.clockTimer && !this.closed) {
       this.clockStart = performance.now();
       this.framesSent = 0;
@@ -159,7 +183,7 @@ export class PhoneMediaLeg extends EventEmitter<PhoneMediaLegEvents> {
     if (packet.payloadType !== remote.payloadType || !this.plain || !this.producer) return;
     const tuple = this.plain.tuple;
     const relayed = Buffer.from(data);
-    relayed[1] = (relayed[1] ?? 0) & 0x80 | (this.producer.rtpParameters.codecs[0]?.payloadType ?? 0);
+    relayed[1] = ((relayed[1] ?? 0) & 0x80) | (this.producer.rtpParameters.codecs[0]?.payloadType ?? 0);
     relayed.writeUInt32BE(this.producer.rtpParameters.encodings?.[0]?.ssrc ?? 0, 8);
     this.relaySocket.send(relayed, tuple.localPort, tuple.localIp, () => undefined);
     this.stats.relayedToRoom++;
@@ -263,7 +287,10 @@ export class PhoneMediaLeg extends EventEmitter<PhoneMediaLegEvents> {
       this.options.log.warn({ producerId: producer.id }, 'phone leg cannot consume producer');
       return;
     }
-    const consumer = await plain.consume({ producerId: producer.id, rtpCapabilities: PHONE_LEG_RTP_CAPABILITIES });
+    const consumer = await plain.consume({
+      producerId: producer.id,
+      rtpCapabilities: PHONE_LEG_RTP_CAPABILITIES,
+    });
     const ssrc = consumer.rtpParameters.encodings?.[0]?.ssrc;
     const mime = consumer.rtpParameters.codecs[0]?.mimeType.toLowerCase();
     if (ssrc === undefined || this.closed) {
@@ -304,7 +331,8 @@ export class PhoneMediaLeg extends EventEmitter<PhoneMediaLegEvents> {
     this.closed = true;
     clearTimeout(this.clockTimer);
     this.stopPrompt();
-    for (const producerId of [...this.heard.values()].map((s) => s.consumer.producerId)) this.stopHearing(producerId);
+    for (const producerId of [...this.heard.values()].map((s) => s.consumer.producerId))
+      this.stopHearing(producerId);
     this.plain?.close();
     this.phoneSocket.close();
     this.relaySocket.close();

@@ -3,7 +3,8 @@ import type { RtpPacket } from './rtp.js';
 /** The sixteen DTMF events of RFC 4733 3.2, as the digits the gateway understands. */
 const DTMF_DIGITS = '0123456789*#ABCD';
 
-export type DtmfDigit = '0' | '1' | '2' | '3' | '4' | '5' | '6' | '7' | '8' | '9' | '*' | '#' | 'A' | 'B' | 'C' | 'D';
+export type DtmfDigit =
+  '0' | '1' | '2' | '3' | '4' | '5' | '6' | '7' | '8' | '9' | '*' | '#' | 'A' | 'B' | 'C' | 'D';
 
 export function isDtmfDigit(value: string): value is DtmfDigit {
   return value.length === 1 && DTMF_DIGITS.includes(value);
@@ -55,7 +56,12 @@ export class DtmfReceiver {
     return digits;
   }
 
-  private markReported(event: { ssrc: number; timestamp: number; event: number; reported: boolean }): DtmfDigit {
+  private markReported(event: {
+    ssrc: number;
+    timestamp: number;
+    event: number;
+    reported: boolean;
+  }): DtmfDigit {
     event.reported = true;
     this.reported.push(`${event.ssrc}:${event.timestamp}`);
     if (this.reported.length > 32) this.reported.shift();

@@ -35,17 +35,28 @@ export interface LocalEndpoint {
   readonly portFor: (transport: SipPeer['transport']) => number;
 }
 
-export function viaHeader(local: LocalEndpoint, transport: SipPeer['transport'], branch = newBranch()): SipHeader {
+export function viaHeader(
+  local: LocalEndpoint,
+  transport: SipPeer['transport'],
+  branch = newBranch(),
+): SipHeader {
   return {
     name: 'Via',
     value: `SIP/2.0/${transport.toUpperCase()} ${hostPort(local.host, local.portFor(transport))};branch=${branch};rport`,
   };
 }
 
-export function contactHeader(local: LocalEndpoint, transport: SipPeer['transport'], user = 'gateway'): SipHeader {
+export function contactHeader(
+  local: LocalEndpoint,
+  transport: SipPeer['transport'],
+  user = 'gateway',
+): SipHeader {
   const param = transport === 'udp' ? '' : `;transport=${transport}`;
   const scheme = transport === 'tls' ? 'sips' : 'sip';
-  return { name: 'Contact', value: `<${scheme}:${user}@${hostPort(local.host, local.portFor(transport))}${param}>` };
+  return {
+    name: 'Contact',
+    value: `<${scheme}:${user}@${hostPort(local.host, local.portFor(transport))}${param}>`,
+  };
 }
 
 export function hostPort(host: string, port: number): string {

@@ -119,7 +119,8 @@ export function buildAuthorization(input: DigestResponseInput): string {
     `response=${quote(response)}`,
     `algorithm=${challenge.algorithm}`,
   ];
-  if (challenge.qop === 'auth') parts.push(`qop=auth`, `nc=${formatNonceCount(input.nonceCount)}`, `cnonce=${quote(cnonce)}`);
+  if (challenge.qop === 'auth')
+    parts.push(`qop=auth`, `nc=${formatNonceCount(input.nonceCount)}`, `cnonce=${quote(cnonce)}`);
   if (challenge.opaque !== undefined) parts.push(`opaque=${quote(challenge.opaque)}`);
   return `Digest ${parts.join(', ')}`;
 }

@@ -143,22 +143,23 @@ export function parseSipMessage(buf: Buffer, framed = false): ParseResult {
 
   const headers: SipHeader[] = [];
   let headerError: string | undefined;
+  // A bad line marks the message refused, but later lines are still read so a 400 can be built.
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i] ?? '';
     if (line.length > SIP_LIMITS.maxHeaderLineBytes) {
-      headerError = 'header line too long';
-      break;
+      headerError ??= 'header line too long';
+      continue;
     }
     if (hasControlCharacter(line)) {
-      headerError = 'control character in header';
-      break;
+      headerError ??= 'control character in header';
+      continue;
     }
     if (line.startsWith(' ') || line.startsWith('\t')) {
       // Line folding (RFC 3261 7.3.1): continues the previous header's value.
       const previous = headers.pop();
       if (!previous) {
-        headerError = 'continuation line without header';
-        break;
+        headerError ??= 'continuation line without header';
+        continue;
       }
       headers.push({ name: previous.name, value: `${previous.value} ${line.trim()}` });
       continue;
@@ -166,8 +167,8 @@ export function parseSipMessage(buf: Buffer, framed = false): ParseResult {
     const colon = line.indexOf(':');
     const name = colon > 0 ? line.slice(0, colon).trimEnd() : '';
     if (!TOKEN.test(name)) {
-      headerError = 'malformed header line';
-      break;
+      headerError ??= 'malformed header line';
+      continue;
     }
     if (headers.length >= SIP_LIMITS.maxHeaders) {
       headerError = 'too many headers';
@@ -309,7 +310,9 @@ export interface SipUriTarget {
 
 /** Host, port and transport parameter of a SIP URI; undefined when it is not one. */
 export function parseSipUri(uri: string): SipUriTarget | undefined {
-  const match = /^(sips?):(?:[^@]+@)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::([0-9]{1,5}))?((?:;[^?]*)?)/.exec(uri);
+  const match = /^(sips?):(?:[^@]+@)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::([0-9]{1,5}))?((?:;[^?]*)?)/.exec(
+    uri,
+  );
   if (!match) return undefined;
   const secure = match[1] === 'sips';
   const transportParam = /;transport=([a-z]+)/i.exec(match[4] ?? '')?.[1]?.toLowerCase();

@@ -99,7 +99,10 @@ export function parseAudioSdp(text: string): SdpResult<AudioOffer> {
  * Chooses what to use from a remote description: the first G.711 format in its order that we accept,
  * and telephone-event at 8 kHz when present. Port 0 (a declined stream) is refused.
  */
-export function negotiateAudio(remote: AudioOffer, accepted: readonly G711Codec[]): SdpResult<NegotiatedAudio> {
+export function negotiateAudio(
+  remote: AudioOffer,
+  accepted: readonly G711Codec[],
+): SdpResult<NegotiatedAudio> {
   if (remote.port === 0) return { ok: false, reason: 'audio stream declined' };
   const chosen = remote.formats.find(
     (f) => f.clockRate === 8000 && accepted.includes(f.encoding.toUpperCase() as G711Codec),
@@ -147,7 +150,10 @@ export function buildAudioSdp(local: LocalAudioDescription): string {
     ...local.codecs.map((c) => `a=rtpmap:${c.pt} ${c.codec}/8000`),
   ];
   if (local.telephoneEventPt !== undefined)
-    lines.push(`a=rtpmap:${local.telephoneEventPt} telephone-event/8000`, `a=fmtp:${local.telephoneEventPt} 0-15`);
+    lines.push(
+      `a=rtpmap:${local.telephoneEventPt} telephone-event/8000`,
+      `a=fmtp:${local.telephoneEventPt} 0-15`,
+    );
   lines.push('a=ptime:20', `a=${local.direction ?? 'sendrecv'}`);
   return `${lines.join('\r\n')}\r\n`;
 }

@@ -26,7 +26,8 @@ export class SipStreamFramer {
       if (this.pending.length === 0) break;
       const headerEnd = findHeaderEnd(this.pending);
       if (headerEnd < 0) {
-        if (this.pending.length > SIP_LIMITS.maxMessageBytes) events.push(this.fail('header section too large'));
+        if (this.pending.length > SIP_LIMITS.maxMessageBytes)
+          events.push(this.fail('header section too large'));
         break;
       }
       const head = this.pending.subarray(0, headerEnd).toString('latin1');

@@ -31,7 +31,9 @@ export class ServerTransactions {
   }
 
   /** 'retransmission' with the response to resend (if any), or 'new' after registering it. */
-  receive(request: SipRequest): { kind: 'new' } | { kind: 'retransmission'; response: SipResponse | undefined } {
+  receive(
+    request: SipRequest,
+  ): { kind: 'new' } | { kind: 'retransmission'; response: SipResponse | undefined } {
     const key = ServerTransactions.key(request);
     if (!key) return { kind: 'new' };
     this.sweep();
@@ -121,7 +123,8 @@ export class ClientTransactions {
         const retransmit = () => {
           if (!this.pending.has(branch)) return;
           this.send(request, peer);
-          entry.interval = request.method === 'INVITE' ? entry.interval * 2 : Math.min(entry.interval * 2, T2_MS);
+          entry.interval =
+            request.method === 'INVITE' ? entry.interval * 2 : Math.min(entry.interval * 2, T2_MS);
           entry.timer = setTimeout(retransmit, entry.interval);
         };
         entry.timer = setTimeout(retransmit, entry.interval);

@@ -157,7 +157,10 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
         } else {
           // Framing is lost: answer if the request can be read, then drop the connection.
           const result = parseSipMessage(event.bytes.subarray(0, SIP_LIMITS.maxMessageBytes), false);
-          this.deliver(result.ok ? { ok: false, reason: event.reason } : { ...result, reason: event.reason }, peer);
+          this.deliver(
+            result.ok ? { ok: false, reason: event.reason } : { ...result, reason: event.reason },
+            peer,
+          );
           socket.end();
           socket.destroySoon();
         }
@@ -179,7 +182,11 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
       if (this.connections.size >= this.options.maxConnections) return false;
       socket =
         peer.transport === 'tls'
-          ? tls.connect({ host: peer.address, port: peer.port, servername: net.isIP(peer.address) ? undefined : peer.address })
+          ? tls.connect({
+              host: peer.address,
+              port: peer.port,
+              servername: net.isIP(peer.address) ? undefined : peer.address,
+            })
           : net.connect({ host: peer.address, port: peer.port });
       this.watchStream(socket, peer);
     }
