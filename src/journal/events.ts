@@ -8,7 +8,7 @@ import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
  * only short identifiers and tokens, and every object rejects unknown members.
  */
 
-const Id = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]*$' });
+const Id = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_.:-]+$' });
 /** A short machine token such as a role or a reason ('practitioner', 'ended-by-practitioner'). */
 const Token = Type.String({ minLength: 1, maxLength: 64, pattern: '^[a-z0-9][a-z0-9_.-]*$' });
 const IsoTime = Type.String({
@@ -38,7 +38,8 @@ export const IdentityStatus = Type.Union([
  */
 export const ProfessionalIdentity = Type.Object(
   {
-    rpps: Type.Optional(Type.String({ pattern: '^[0-9]{11}$' })),
+    /** RPPS number (11 digits in practice; any short identifier the platform's token carries is kept). */
+    rpps: Type.Optional(Type.String({ minLength: 1, maxLength: 32, pattern: '^[0-9A-Za-z_.:/-]+$' })),
     adeli: Type.Optional(Type.String({ pattern: '^[0-9A-Za-z]{9}$' })),
     nationalId: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[0-9A-Za-z/_.-]+$' })),
     profession: Type.Optional(Token),

@@ -17,3 +17,4 @@ export { verifyChain, genesisHash, recordHash } from './chain.js';
 export type { JournalRecord, ChainVerification } from './chain.js';
 export { verifyJournalDirectory, verifyJournalFile } from './verifyFiles.js';
 export type { JournalFileReport } from './verifyFiles.js';
+export { isConsultationId } from './consultationId.js';

@@ -4,6 +4,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { verifyChain, type JournalRecord } from './chain.js';
 import { ConsultationJournal } from './consultationJournal.js';
+import { isConsultationId } from './consultationId.js';
 import { durablePrefixLength, fsyncDirectory, splitLines } from './durableLog.js';
 import { JournalError, isJournalError } from './errors.js';
 import { explainInvalidEvent, type JournalEventData, type JournalEventType } from './events.js';
@@ -50,12 +51,11 @@ interface Entry {
   lastUsed: number;
 }
 
-const CONSULTATION_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const EXTENSION = '.jsonl';
 
 function assertConsultationId(consultationId: unknown): asserts consultationId is string {
-  if (typeof consultationId !== 'string' || !CONSULTATION_ID.test(consultationId)) {
-    throw new JournalError('JOURNAL_INVALID_ID', 'a consultation id is 1-128 characters [A-Za-z0-9_.-]');
+  if (!isConsultationId(consultationId)) {
+    throw new JournalError('JOURNAL_INVALID_ID', 'a consultation id is 1-128 characters [A-Za-z0-9_.:-]');
   }
 }
 
@@ -178,7 +178,7 @@ export class JournalStore {
     return names
       .filter((n) => n.endsWith(EXTENSION))
       .map((n) => n.slice(0, -EXTENSION.length))
-      .filter((id) => CONSULTATION_ID.test(id))
+      .filter((id) => isConsultationId(id))
       .sort();
   }
 

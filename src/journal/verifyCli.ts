@@ -3,6 +3,7 @@
  * Prints one line per journal, OK or BROKEN with the first bad sequence number; exits 1 when any
  * journal is broken, 2 on a usage or read error, 0 otherwise. Prints no event data.
  */
+import { isConsultationId } from './consultationId.js';
 import { verifyJournalDirectory } from './verifyFiles.js';
 
 const USAGE = 'usage: verifyCli <journalDir> [consultationId]';
@@ -13,7 +14,7 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`${USAGE}\n`);
     return 2;
   }
-  if (consultationId !== undefined && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(consultationId)) {
+  if (consultationId !== undefined && !isConsultationId(consultationId)) {
     process.stderr.write(`invalid consultation id\n${USAGE}\n`);
     return 2;
   }

@@ -1,6 +1,7 @@
 import { readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { verifyChain } from './chain.js';
+import { isConsultationId } from './consultationId.js';
 import { durablePrefixLength, splitLines } from './durableLog.js';
 
 export interface JournalFileReport {
@@ -59,6 +60,7 @@ export async function verifyJournalDirectory(
     : (await readdir(journalsDir))
         .filter((name) => name.endsWith('.jsonl'))
         .map((name) => name.slice(0, -'.jsonl'.length))
+        .filter((id) => isConsultationId(id))
         .sort();
   const reports: JournalFileReport[] = [];
   for (const id of ids) reports.push(await verifyJournalFile(path.join(journalsDir, `${id}.jsonl`), id));

@@ -229,6 +229,17 @@ void t.test('bad input and misuse get typed errors, never a crash', async (t) =>
   );
   await rejectsWith(
     t,
+    store.append('..', 'incident', { kind: 'reconnected' }),
+    'JOURNAL_INVALID_ID',
+    'dot-dot',
+  );
+  t.equal(
+    (await store.append('room:42', 'incident', { kind: 'reconnected' })).seq,
+    1,
+    'a REST room id is accepted',
+  );
+  await rejectsWith(
+    t,
     store.append('c', 'incident', { kind: 'meteor-strike' } as unknown as JournalEventData<'incident'>),
     'JOURNAL_INVALID_EVENT',
     'unknown incident kind',
@@ -253,10 +264,10 @@ void t.test('bad input and misuse get typed errors, never a crash', async (t) =>
     store.append('c', 'participant.invited', {
       participantId: 'p1',
       role: 'practitioner',
-      professional: { rpps: '12' },
+      professional: { rpps: '1234 5678' },
     }),
     'JOURNAL_INVALID_EVENT',
-    'an RPPS number is 11 digits',
+    'an RPPS is an identifier, not free text',
   );
   await rejectsWith(
     t,
