@@ -10,7 +10,7 @@ export type {
 } from './subscriber.js';
 export type { RemoteTransportParams } from './sdp.js';
 export { SdpError } from './sdp.js';
-export { PeerLinkError } from './link.js';
+export { PeerLinkError, closeAllPeers } from './link.js';
 export type { LinkOptions } from './link.js';
 export { MediaScheduler, sharedScheduler } from './scheduler.js';
 export { DelayHistogram, percentilesOf } from './histogram.js';

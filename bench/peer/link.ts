@@ -108,17 +108,20 @@ export class PeerLink {
     if (this.closed) return;
     this.closed = true;
     this.stateListeners = [];
-    for (const track of this.tracks) {
-      try {
-        track.close();
-      } catch {
-        // Already closed with its PeerConnection.
-      }
-    }
+    // Closing the PeerConnection closes its tracks too.
     try {
       this.pc.close();
     } catch {
       // Closing twice from native teardown is harmless.
     }
   }
+}
+
+/**
+ * Closes every node-datachannel object in the process and releases the native callback handles
+ * that otherwise keep Node's event loop alive after the last close(). Call once at the very end
+ * (test file teardown, end of a benchmark run); no peer may be used afterwards.
+ */
+export function closeAllPeers(): void {
+  nodeDataChannel.cleanup();
 }
