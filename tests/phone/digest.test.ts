@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import {
   buildAuthorization,
   chooseChallenge,
@@ -7,11 +7,19 @@ import {
   parseDigestChallenge,
 } from '../../src/phone/sip/digest.js';
 
-void t.test('the MD5 response matches the example of RFC 2617 3.5', (t) => {
+/** A synchronous subtest, ended when its body returns. */
+function check(name: string, body: (t: Test) => void): void {
+  void t.test(name, (t) => {
+    body(t);
+    t.end();
+  });
+}
+
+check('the MD5 response matches the example of RFC 2617 3.5', (t) => {
   const challenge = parseDigestChallenge(
     'Digest realm="testrealm@host.com", qop="auth,auth-int", nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093", opaque="5ccc069c403ebaf9f0171e9517f40e41"',
   );
-  if (!challenge) return t.fail('challenge did not parse');
+  if (!challenge) return void t.fail('challenge did not parse');
   t.equal(challenge.algorithm, 'MD5');
   t.equal(challenge.qop, 'auth');
   const response = computeDigestResponse({
@@ -25,7 +33,7 @@ void t.test('the MD5 response matches the example of RFC 2617 3.5', (t) => {
   t.equal(response, '6629fae49393a05397450978507c4ef1');
 });
 
-void t.test('the SHA-256 and MD5 responses match the examples of RFC 7616 3.9.1', (t) => {
+check('the SHA-256 and MD5 responses match the examples of RFC 7616 3.9.1', (t) => {
   const base =
     'realm="http-auth@example.org", qop="auth, auth-int", nonce="7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v", opaque="FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS"';
   const input = {
@@ -37,7 +45,7 @@ void t.test('the SHA-256 and MD5 responses match the examples of RFC 7616 3.9.1'
   };
   const sha = parseDigestChallenge(`Digest ${base}, algorithm=SHA-256`);
   const md5 = parseDigestChallenge(`Digest ${base}, algorithm=MD5`);
-  if (!sha || !md5) return t.fail('challenges did not parse');
+  if (!sha || !md5) return void t.fail('challenges did not parse');
   t.equal(
     computeDigestResponse({ ...input, challenge: sha }),
     '753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1',
@@ -45,9 +53,9 @@ void t.test('the SHA-256 and MD5 responses match the examples of RFC 7616 3.9.1'
   t.equal(computeDigestResponse({ ...input, challenge: md5 }), '8ca523f5e9506fed4657c9700eebdbec');
 });
 
-void t.test('a challenge without qop uses the RFC 2069 form', (t) => {
+check('a challenge without qop uses the RFC 2069 form', (t) => {
   const challenge = parseDigestChallenge('Digest realm="sip.example", nonce="abc"');
-  if (!challenge) return t.fail('did not parse');
+  if (!challenge) return void t.fail('did not parse');
   const header = buildAuthorization({
     challenge,
     credentials: { username: 'gw', password: 'secret' },
@@ -62,11 +70,11 @@ void t.test('a challenge without qop uses the RFC 2069 form', (t) => {
   t.notMatch(header, /qop|cnonce/);
 });
 
-void t.test('the authorization header carries qop, nc, cnonce and opaque when challenged with them', (t) => {
+check('the authorization header carries qop, nc, cnonce and opaque when challenged with them', (t) => {
   const challenge = parseDigestChallenge(
     'Digest realm="r", nonce="n", qop="auth", opaque="o", algorithm=SHA-256',
   );
-  if (!challenge) return t.fail('did not parse');
+  if (!challenge) return void t.fail('did not parse');
   const header = buildAuthorization({
     challenge,
     credentials: { username: 'u', password: 'p' },
@@ -79,7 +87,7 @@ void t.test('the authorization header carries qop, nc, cnonce and opaque when ch
   t.match(header, /algorithm=SHA-256, qop=auth, nc=00000001, cnonce="c", opaque="o"/);
 });
 
-void t.test('SHA-256 is preferred over MD5 when both are offered (RFC 8760)', (t) => {
+check('SHA-256 is preferred over MD5 when both are offered (RFC 8760)', (t) => {
   const chosen = chooseChallenge([
     'Digest realm="r", nonce="1", algorithm=MD5',
     'Digest realm="r", nonce="2", algorithm=SHA-256',
@@ -87,7 +95,7 @@ void t.test('SHA-256 is preferred over MD5 when both are offered (RFC 8760)', (t
   t.equal(chosen?.algorithm, 'SHA-256');
 });
 
-void t.test('unsupported schemes, algorithms, qop and broken parameter lists are refused', (t) => {
+check('unsupported schemes, algorithms, qop and broken parameter lists are refused', (t) => {
   t.equal(parseDigestChallenge('Basic realm="r"'), undefined);
   t.equal(parseDigestChallenge('Digest realm="r", nonce="n", algorithm=SHA-512-256'), undefined);
   t.equal(parseDigestChallenge('Digest realm="r", nonce="n", qop="auth-int"'), undefined);

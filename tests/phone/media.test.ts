@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import {
   alawToLinear,
   decodeG711,
@@ -13,7 +13,15 @@ import { DtmfReceiver, parseDtmfInfo } from '../../src/phone/media/rfc4733.js';
 import { RtpSender, buildRtp, parseRtp, type RtpPacket } from '../../src/phone/media/rtp.js';
 import OpusScript from 'opusscript';
 
-void t.test('every G.711 code word decodes and re-encodes to itself', (t) => {
+/** A synchronous subtest, ended when its body returns. */
+function check(name: string, body: (t: Test) => void): void {
+  void t.test(name, (t) => {
+    body(t);
+    t.end();
+  });
+}
+
+check('every G.711 code word decodes and re-encodes to itself', (t) => {
   let ulawMismatches = 0;
   let alawMismatches = 0;
   for (let byte = 0; byte < 256; byte++) {
@@ -25,7 +33,7 @@ void t.test('every G.711 code word decodes and re-encodes to itself', (t) => {
   t.equal(alawMismatches, 0);
 });
 
-void t.test('a tone survives a G.711 round trip with high signal-to-noise ratio', (t) => {
+check('a tone survives a G.711 round trip with high signal-to-noise ratio', (t) => {
   const samples = Int16Array.from({ length: 800 }, (_, i) =>
     Math.round(12000 * Math.sin((2 * Math.PI * 440 * i) / 8000)),
   );
@@ -52,7 +60,7 @@ function eventPacket(timestamp: number, event: number, end: boolean, seq: number
   ) as RtpPacket;
 }
 
-void t.test(
+check(
   'an RFC 4733 event is reported once at its first end packet, duplicates of the end are ignored',
   (t) => {
     const receiver = new DtmfReceiver();
@@ -73,7 +81,7 @@ void t.test(
   },
 );
 
-void t.test('an event whose end packets were all lost is reported when the next one begins', (t) => {
+check('an event whose end packets were all lost is reported when the next one begins', (t) => {
   const receiver = new DtmfReceiver();
   const digits = [
     ...receiver.receive(eventPacket(100, 7, false, 1)),
@@ -89,7 +97,7 @@ void t.test('an event whose end packets were all lost is reported when the next 
   );
 });
 
-void t.test('the packets of the Debian sipp DTMF capture decode to their digit once', (t) => {
+check('the packets of the Debian sipp DTMF capture decode to their digit once', (t) => {
   // Payloads of dtmf_2833_1.pcap from sip-tester: 7 packets in progress, then 3 end packets.
   const receiver = new DtmfReceiver();
   const payloads = [
@@ -117,7 +125,7 @@ void t.test('the packets of the Debian sipp DTMF capture decode to their digit o
   t.same(digits, ['1']);
 });
 
-void t.test('SIP INFO DTMF bodies are read in both usual formats', (t) => {
+check('SIP INFO DTMF bodies are read in both usual formats', (t) => {
   t.equal(parseDtmfInfo('application/dtmf-relay', 'Signal=5\r\nDuration=160\r\n'), '5');
   t.equal(parseDtmfInfo('application/dtmf-relay', 'Signal=#\r\n'), '#');
   t.equal(parseDtmfInfo('application/dtmf-relay', 'Signal=11\r\n'), '#');
@@ -126,7 +134,7 @@ void t.test('SIP INFO DTMF bodies are read in both usual formats', (t) => {
   t.equal(parseDtmfInfo('text/plain', '5'), undefined);
 });
 
-void t.test('RTP headers round trip and RTCP or short packets are not taken for RTP', (t) => {
+check('RTP headers round trip and RTCP or short packets are not taken for RTP', (t) => {
   const sender = new RtpSender(0x1234, 0);
   const first = parseRtp(sender.next(Buffer.alloc(160, 0xff), 160));
   const second = parseRtp(sender.next(Buffer.alloc(160, 0xff), 160));
@@ -138,7 +146,7 @@ void t.test('RTP headers round trip and RTCP or short packets are not taken for 
   t.equal(parseRtp(Buffer.alloc(8)), undefined);
 });
 
-void t.test('the mixer sums sources with clipping and waits for a little buffer before playing one', (t) => {
+check('the mixer sums sources with clipping and waits for a little buffer before playing one', (t) => {
   const mixer = new AudioMixer(160);
   mixer.addSource('a');
   mixer.addSource('b');
@@ -153,7 +161,7 @@ void t.test('the mixer sums sources with clipping and waits for a little buffer 
   t.equal(mixer.mix(new Int16Array(160))[0], 0, 'not yet primed again');
 });
 
-void t.test('Opus encoded at 48 kHz decodes straight to 8 kHz narrowband', (t) => {
+check('Opus encoded at 48 kHz decodes straight to 8 kHz narrowband', (t) => {
   const encoder = new OpusScript(48000, 2, OpusScript.Application.AUDIO);
   const decoder = new OpusToNarrowband();
   t.teardown(() => {

@@ -1,5 +1,13 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { answerDirection, buildAudioSdp, negotiateAudio, parseAudioSdp } from '../../src/phone/sip/sdp.js';
+
+/** A synchronous subtest, ended when its body returns. */
+function check(name: string, body: (t: Test) => void): void {
+  void t.test(name, (t) => {
+    body(t);
+    t.end();
+  });
+}
 
 const OFFER = [
   'v=0',
@@ -17,9 +25,9 @@ const OFFER = [
   '',
 ].join('\r\n');
 
-void t.test("the offerer's first G.711 codec is chosen, with telephone-event", (t) => {
+check("the offerer's first G.711 codec is chosen, with telephone-event", (t) => {
   const offer = parseAudioSdp(OFFER);
-  if (!offer.ok) return t.fail(offer.reason);
+  if (!offer.ok) return void t.fail(offer.reason);
   const negotiated = negotiateAudio(offer.value, ['PCMU', 'PCMA']);
   t.same(negotiated, {
     ok: true,
@@ -34,19 +42,19 @@ void t.test("the offerer's first G.711 codec is chosen, with telephone-event", (
   });
 });
 
-void t.test('static payload types without rtpmap are understood, and telephone-event is optional', (t) => {
+check('static payload types without rtpmap are understood, and telephone-event is optional', (t) => {
   const offer = parseAudioSdp('v=0\r\nc=IN IP4 10.1.2.3\r\nm=audio 4000 RTP/AVP 18 0\r\n');
-  if (!offer.ok) return t.fail(offer.reason);
+  if (!offer.ok) return void t.fail(offer.reason);
   const negotiated = negotiateAudio(offer.value, ['PCMU', 'PCMA']);
   t.ok(negotiated.ok && negotiated.value.codec === 'PCMU' && negotiated.value.telephoneEventPt === undefined);
 });
 
-void t.test('a media-level connection line overrides the session one', (t) => {
+check('a media-level connection line overrides the session one', (t) => {
   const offer = parseAudioSdp('v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/AVP 0\r\nc=IN IP4 10.0.0.2\r\n');
   t.ok(offer.ok && offer.value.address === '10.0.0.2');
 });
 
-void t.test('offers without a usable audio stream are refused', (t) => {
+check('offers without a usable audio stream are refused', (t) => {
   const noCommon = parseAudioSdp(
     'v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n',
   );
@@ -61,7 +69,7 @@ void t.test('offers without a usable audio stream are refused', (t) => {
   t.notOk(parseAudioSdp('v=0\r\nc=IN IP4 x\r\nm=audio 4000 RTP/AVP 300\r\n').ok);
 });
 
-void t.test('our answer names one codec and telephone-event and parses back', (t) => {
+check('our answer names one codec and telephone-event and parses back', (t) => {
   const text = buildAudioSdp({
     sessionId: '1',
     version: 1,
@@ -76,7 +84,7 @@ void t.test('our answer names one codec and telephone-event and parses back', (t
   t.ok(back.ok && negotiateAudio(back.value, ['PCMU']).ok);
 });
 
-void t.test('directions are mirrored in the answer', (t) => {
+check('directions are mirrored in the answer', (t) => {
   t.equal(answerDirection('sendonly'), 'recvonly');
   t.equal(answerDirection('recvonly'), 'sendonly');
   t.equal(answerDirection('sendrecv'), 'sendrecv');

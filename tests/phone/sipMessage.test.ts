@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import {
   SIP_LIMITS,
   buildResponse,
@@ -14,6 +14,14 @@ import {
   type SipRequest,
 } from '../../src/phone/sip/message.js';
 import { SipStreamFramer } from '../../src/phone/sip/streamFramer.js';
+
+/** A synchronous subtest, ended when its body returns. */
+function check(name: string, body: (t: Test) => void): void {
+  void t.test(name, (t) => {
+    body(t);
+    t.end();
+  });
+}
 
 const CRLF = '\r\n';
 const INVITE = [
@@ -32,7 +40,7 @@ const INVITE = [
   'v=0\n',
 ].join(CRLF);
 
-void t.test(
+check(
   'a request with compact headers parses into canonical names, and its body is cut at Content-Length',
   (t) => {
     const result = parseSipMessage(Buffer.from(INVITE));
@@ -49,9 +57,9 @@ void t.test(
   },
 );
 
-void t.test('a serialized message parses back to the same start line, headers and body', (t) => {
+check('a serialized message parses back to the same start line, headers and body', (t) => {
   const parsed = parseSipMessage(Buffer.from(INVITE));
-  if (!parsed.ok) return t.fail('did not parse');
+  if (!parsed.ok) return void t.fail('did not parse');
   const again = parseSipMessage(serializeSipMessage(parsed.message), true);
   t.ok(again.ok);
   if (!again.ok) return;
@@ -59,9 +67,9 @@ void t.test('a serialized message parses back to the same start line, headers an
   t.same(again.message.body, parsed.message.body);
 });
 
-void t.test('a response to a request copies Via, From, To, Call-ID and CSeq and adds the To tag', (t) => {
+check('a response to a request copies Via, From, To, Call-ID and CSeq and adds the To tag', (t) => {
   const parsed = parseSipMessage(Buffer.from(INVITE));
-  if (!parsed.ok || parsed.message.kind !== 'request') return t.fail('did not parse');
+  if (!parsed.ok || parsed.message.kind !== 'request') return void t.fail('did not parse');
   const response = buildResponse(parsed.message, 200, 'OK', { toTag: 'xyz' });
   const text = serializeSipMessage(response).toString();
   t.match(text, /^SIP\/2\.0 200 OK\r\n/);
@@ -72,7 +80,7 @@ void t.test('a response to a request copies Via, From, To, Call-ID and CSeq and 
   t.ok(back.ok && back.message.kind === 'response' && back.message.status === 200);
 });
 
-void t.test('folded header lines are joined to the previous header', (t) => {
+check('folded header lines are joined to the previous header', (t) => {
   const text = INVITE.replace('Max-Forwards: 70', 'Subject: first\r\n  second\r\nMax-Forwards: 70');
   const result = parseSipMessage(Buffer.from(text));
   t.ok(result.ok && headerValue(result.message.headers, 'Subject') === 'first second');
@@ -93,7 +101,7 @@ const refusals: [string, string, boolean][] = [
   ['no blank line after the headers', INVITE.split('\r\n\r\n')[0] ?? '', false],
 ];
 for (const [what, text, answerable] of refusals) {
-  void t.test(`a request with ${what} is refused${answerable ? ' with what a 400 needs' : ''}`, (t) => {
+  check(`a request with ${what} is refused${answerable ? ' with what a 400 needs' : ''}`, (t) => {
     const result = parseSipMessage(Buffer.from(text, 'latin1'));
     t.notOk(result.ok);
     if (result.ok) return;
@@ -101,7 +109,7 @@ for (const [what, text, answerable] of refusals) {
   });
 }
 
-void t.test('binary bytes in the header section are refused', (t) => {
+check('binary bytes in the header section are refused', (t) => {
   const bytes = Buffer.concat([
     Buffer.from('OPTIONS sip:a@b SIP/2.0\r\nVia: '),
     Buffer.from([0xc3, 0x28, 0xff]),
@@ -111,34 +119,34 @@ void t.test('binary bytes in the header section are refused', (t) => {
   t.notOk(result.ok);
 });
 
-void t.test('a message over 64 KiB is refused before parsing', (t) => {
+check('a message over 64 KiB is refused before parsing', (t) => {
   const big = INVITE.replace('Max-Forwards: 70', `X-Pad: ${'a'.repeat(SIP_LIMITS.maxMessageBytes)}`);
   const result = parseSipMessage(Buffer.from(big));
   t.notOk(result.ok);
   if (!result.ok) t.equal(result.reason, 'message too large');
 });
 
-void t.test('more than the maximum number of headers is refused', (t) => {
+check('more than the maximum number of headers is refused', (t) => {
   const many = Array.from({ length: SIP_LIMITS.maxHeaders + 1 }, (_, i) => `X-H${i}: ${i}`).join(CRLF);
   const result = parseSipMessage(Buffer.from(INVITE.replace('Max-Forwards: 70', many)));
   t.notOk(result.ok);
   if (!result.ok) t.equal(result.reason, 'too many headers');
 });
 
-void t.test('an ACK is never given a response context, even when malformed', (t) => {
+check('an ACK is never given a response context, even when malformed', (t) => {
   const ack = INVITE.replace('INVITE sip:', 'ACK sip:').replace('CSeq: 1 INVITE', 'CSeq: 1 BYE');
   const result = parseSipMessage(Buffer.from(ack));
   t.notOk(result.ok);
   if (!result.ok) t.equal(result.respondTo, undefined);
 });
 
-void t.test('a stream transport requires an exact Content-Length', (t) => {
+check('a stream transport requires an exact Content-Length', (t) => {
   const noLength = INVITE.replace('Content-Length: 4\r\n', '');
   t.notOk(parseSipMessage(Buffer.from(noLength), true).ok);
   t.ok(parseSipMessage(Buffer.from(noLength), false).ok);
 });
 
-void t.test('the stream framer cuts messages split across chunks and skips keep-alive CRLFs', (t) => {
+check('the stream framer cuts messages split across chunks and skips keep-alive CRLFs', (t) => {
   const framer = new SipStreamFramer();
   const two = Buffer.from(`\r\n\r\n${INVITE}${INVITE}`);
   const events = [
@@ -150,7 +158,7 @@ void t.test('the stream framer cuts messages split across chunks and skips keep-
   t.ok(events.every((e) => e.type === 'message' && parseSipMessage(e.bytes, true).ok));
 });
 
-void t.test('the stream framer gives up on a missing or bad Content-Length and on endless headers', (t) => {
+check('the stream framer gives up on a missing or bad Content-Length and on endless headers', (t) => {
   const missing = new SipStreamFramer().push(Buffer.from(INVITE.replace('Content-Length: 4\r\n', '')));
   t.equal(missing[0]?.type, 'fatal');
   const bad = new SipStreamFramer().push(
@@ -164,7 +172,7 @@ void t.test('the stream framer gives up on a missing or bad Content-Length and o
   t.ok(fatal, 'a header section that never ends is cut at 64 KiB');
 });
 
-void t.test('URI helpers read user, host, port and transport', (t) => {
+check('URI helpers read user, host, port and transport', (t) => {
   t.equal(uriOf('"A, B" <sip:+331@trunk:5070;transport=tcp>;tag=1'), 'sip:+331@trunk:5070;transport=tcp');
   t.equal(uriUser('sip:+331@trunk:5070'), '+331');
   t.equal(uriUser('sip:trunk.example'), undefined);
