@@ -1,0 +1,122 @@
+import nodeDataChannel from 'node-datachannel';
+import type { types } from 'mediasoup';
+import { Publisher, Subscriber, subscriberRtpCapabilities, type ConsumerDescription } from '../../bench/peer/index.js';
+import type { RemoteTransportParams } from '../../bench/peer/index.js';
+import type { Role } from '../../src/protocol/messages.js';
+import { SignallingClient } from './signallingClient.js';
+
+/**
+ * A participant driven through the real signalling protocol with real WebRTC (node-datachannel)
+ * media: joins with a token, publishes synthetic Opus + VP8 simulcast, subscribes to what the
+ * server announces.
+ */
+export class MediaPeer {
+  publisher: Publisher | undefined;
+  subscriber: Subscriber | undefined;
+  readonly producerIds: string[] = [];
+
+  private constructor(
+    readonly client: SignallingClient,
+    readonly id: string,
+  ) {}
+
+  static async join(wsUrl: string, token: string, id: string): Promise<MediaPeer> {
+    const client = await SignallingClient.open(wsUrl);
+    const peer = new MediaPeer(client, id);
+    await client.request('join', { token });
+    return peer;
+  }
+
+  static async joinAs(
+    srv: { wsUrl: string; token(g: { room: string; participantId: string; role: Role }): Promise<string> },
+    room: string,
+    participantId: string,
+    role: Role,
+  ): Promise<MediaPeer> {
+    return MediaPeer.join(srv.wsUrl, await srv.token({ room, participantId, role }), participantId);
+  }
+
+  /** Publishes audio and three-layer VP8 simulcast; resolves once DTLS is up and both producers exist. */
+  async publish(options: { audio?: boolean; video?: boolean } = {}): Promise<void> {
+    await this.client.request('setRtpCapabilities', {
+      rtpCapabilities: subscriberRtpCapabilities() as unknown as Record<string, unknown>,
+    });
+    const transport = await this.client.request('createTransport', { direction: 'send' });
+    const publisher = new Publisher({
+      name: `${this.id}-pub`,
+      bindAddress: '127.0.0.1',
+      audio: options.audio ?? true,
+      ...(options.video === false ? { video: false as const } : {}),
+      keyframeIntervalMs: 1000,
+    });
+    this.publisher = publisher;
+    await this.client.request('connectTransport', {
+      transportId: transport.id,
+      dtlsParameters: publisher.dtlsParameters as never,
+    });
+    publisher.connect(transport as unknown as RemoteTransportParams);
+    await publisher.waitConnected(15_000);
+    for (const [kind, rtpParameters] of [
+      ['audio', publisher.audioRtpParameters],
+      ['video', publisher.videoRtpParameters],
+    ] as const) {
+      if (!rtpParameters) continue;
+      const { producerId } = await this.client.request('produce', {
+        transportId: transport.id,
+        kind,
+        rtpParameters: rtpParameters as unknown as Record<string, unknown>,
+        source: kind === 'audio' ? 'microphone' : 'camera',
+      });
+      this.producerIds.push(producerId);
+    }
+    publisher.startMedia();
+  }
+
+  /**
+   * Creates the receive transport, waits until the server has announced `expectedConsumers`
+   * consumers, then connects and resumes them.
+   */
+  async subscribe(expectedConsumers: number, timeoutMs = 10_000): Promise<ConsumerDescription[]> {
+    await this.client.request('setRtpCapabilities', {
+      rtpCapabilities: subscriberRtpCapabilities() as unknown as Record<string, unknown>,
+    });
+    const transport = await this.client.request('createTransport', { direction: 'recv' });
+    const deadline = Date.now() + timeoutMs;
+    while (this.consumerAnnouncements().length < expectedConsumers) {
+      if (Date.now() > deadline) throw new Error(`only ${this.consumerAnnouncements().length} consumers announced`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const consumers: ConsumerDescription[] = this.consumerAnnouncements().map((d) => ({
+      id: d.consumerId,
+      kind: d.kind,
+      rtpParameters: d.rtpParameters,
+    }));
+    const subscriber = new Subscriber({ name: `${this.id}-sub`, bindAddress: '127.0.0.1', consumers });
+    this.subscriber = subscriber;
+    await this.client.request('connectTransport', {
+      transportId: transport.id,
+      dtlsParameters: subscriber.dtlsParameters as never,
+    });
+    subscriber.connect(transport as unknown as RemoteTransportParams);
+    await subscriber.waitConnected(15_000);
+    for (const consumer of consumers) await this.client.request('resumeConsumer', { consumerId: consumer.id! });
+    return consumers;
+  }
+
+  consumerAnnouncements(): { consumerId: string; kind: types.MediaKind; rtpParameters: types.RtpParameters; producerId: string }[] {
+    return this.client.notifications
+      .filter((n) => n.notification === 'consumerAdded')
+      .map((n) => n.data as never);
+  }
+
+  close(): void {
+    this.publisher?.close();
+    this.subscriber?.close();
+    this.client.close();
+  }
+}
+
+/** node-datachannel keeps native threads that hold the process open: release them when a test file ends. */
+export function releaseNativePeers(): void {
+  nodeDataChannel.cleanup();
+}
