@@ -34,7 +34,7 @@ async function until(predicate: () => boolean | Promise<boolean>, timeoutMs: num
   return predicate();
 }
 
-t.test('an RTP packet written by the publisher code parses back with its probe and keyframe', async (t) => {
+void t.test('an RTP packet written by the publisher code parses back with its probe and keyframe', (t) => {
   const buf = Buffer.alloc(1500);
   const offset = writeRtpHeader(
     buf,
@@ -56,7 +56,7 @@ t.test('an RTP packet written by the publisher code parses back with its probe a
   t.equal(parseRtp(Buffer.from([1, 2, 3])), undefined, 'a runt packet is refused, not thrown on');
 });
 
-t.test('the delay histogram reports percentiles within its 2 % precision', async (t) => {
+void t.test('the delay histogram reports percentiles within its 2 % precision', (t) => {
   const h = new DelayHistogram();
   for (let i = 1; i <= 1000; i++) h.record(i / 10);
   const p = h.percentiles();
@@ -65,7 +65,7 @@ t.test('the delay histogram reports percentiles within its 2 % precision', async
   t.equal(h.count, 1000);
 });
 
-t.test('a publisher reaches a subscriber through a real mediasoup router', async (t) => {
+void t.test('a publisher reaches a subscriber through a real mediasoup router', async (t) => {
   const worker = await mediasoup.createWorker({ logLevel: 'warn' });
   const scheduler = new MediaScheduler();
   const peers: { close(): void }[] = [];
