@@ -73,7 +73,7 @@ RUN npm prune --omit=dev --ignore-scripts --no-audit --no-fund \
  && find "$worker/out/Release" -mindepth 1 -maxdepth 1 ! -name mediasoup-worker -exec rm -rf {} + \
  && test -x "$worker/out/Release/mediasoup-worker" \
  && cp -a package.json dist /out/ \
- && for optional in config public; do if [ -d "$optional" ]; then cp -a "$optional" /out/; fi; done
+ && for optional in assets config public; do if [ -d "$optional" ]; then cp -a "$optional" /out/; fi; done
 
 # ---------------------------------------------------------------------------------------------------
 FROM debian:bookworm-slim AS runtime
