@@ -54,6 +54,7 @@ void t.test('an RTP packet written by the publisher code parses back with its pr
   t.same(readProbe(packet, rtp!), { sendTimeMs: 42.5, streamSeq: 9 });
   t.ok(isVp8KeyframeStart(packet, rtp!.payloadOffset, rtp!.payloadEnd));
   t.equal(parseRtp(Buffer.from([1, 2, 3])), undefined, 'a runt packet is refused, not thrown on');
+  t.end();
 });
 
 void t.test('the delay histogram reports percentiles within its 2 % precision', (t) => {
@@ -63,6 +64,7 @@ void t.test('the delay histogram reports percentiles within its 2 % precision', 
   t.ok(Math.abs(p.p50 - 50) / 50 < 0.03, `p50 ${p.p50}`);
   t.ok(Math.abs(p.p99 - 99) / 99 < 0.03, `p99 ${p.p99}`);
   t.equal(h.count, 1000);
+  t.end();
 });
 
 void t.test('a publisher reaches a subscriber through a real mediasoup router', async (t) => {
