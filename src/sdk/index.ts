@@ -1,0 +1,92 @@
+/**
+ * The teleconsultation client SDK (browser). One call joins a consultation:
+ *
+ *   const room = await connect('wss://video.example.fr/ws', joinToken);
+ *   room.on('trackAdded', ({ track }) => attach(track));
+ *   await room.publishCamera();
+ *
+ * See docs/sdk.md for the whole API, events, error codes and reconnection behaviour.
+ */
+import { Device } from 'mediasoup-client';
+import { TeleconsultError, fromMediaError } from './errors.js';
+import { resolveReconnectPolicy } from './reconnectPolicy.js';
+import { Room } from './room.js';
+import { Session } from './session.js';
+import type { ConnectOptions, HandlerName, Locale } from './types.js';
+
+export { Room } from './room.js';
+export { TeleconsultError, isTeleconsultError, CLIENT_ERROR_CODES } from './errors.js';
+export type { TeleconsultErrorCode, ClientErrorCode } from './errors.js';
+export { messageFor } from './messages.js';
+export { DEFAULT_RECONNECT_POLICY, reconnectDelay } from './reconnectPolicy.js';
+export { TypedEmitter } from './emitter.js';
+export type { WebSocketConstructor, WebSocketLike } from './signallingSocket.js';
+export type * from './types.js';
+
+/** The SDK's version; it speaks signalling protocol version 1. */
+export const SDK_VERSION = '0.1.0';
+export const PROTOCOL_VERSION = 1;
+
+const DEFAULT_TIMEOUT_MS = 10_000;
+
+/**
+ * Joins a consultation with a join token and resolves with the `Room`. `url` is the server's
+ * signalling URL (`wss://host/ws`) or its base URL (`https://host`). Rejects with a
+ * `TeleconsultError` (e.g. ACCESS_DENIED for a used or expired link, DEVICE_NOT_SUPPORTED).
+ *
+ * Media starts right after this resolves: add your event listeners straight away.
+ */
+export async function connect(url: string, token: string, options: ConnectOptions = {}): Promise<Room> {
+  const locale: Locale = options.locale ?? 'fr';
+  const WebSocketImpl = options.WebSocket ?? globalThis.WebSocket;
+  if (!WebSocketImpl)
+    throw new TeleconsultError('DEVICE_NOT_SUPPORTED', locale, 'no WebSocket implementation');
+  // Before joining: a browser that cannot do WebRTC must not use up the single-use join token.
+  const device = await createDevice(options.handlerName, locale);
+  const { session, result } = await Session.join(signallingUrl(url), token, {
+    WebSocket: WebSocketImpl,
+    locale,
+    requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS,
+    connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_TIMEOUT_MS,
+    reconnect: resolveReconnectPolicy(options.reconnect),
+    e2ee: options.e2ee ?? false,
+  });
+  try {
+    await device.load({ routerRtpCapabilities: result.routerRtpCapabilities });
+    await session.request('setRtpCapabilities', {
+      rtpCapabilities: device.rtpCapabilities,
+    });
+  } catch (err) {
+    await session.leave();
+    throw fromMediaError(err, locale);
+  }
+  const room = new Room(session, device, result, {
+    locale,
+    iceServers: options.iceServers,
+    iceTransportPolicy: options.iceTransportPolicy,
+  });
+  // Media (and so `trackAdded` events) starts on the next task, after the caller's listeners exist.
+  setTimeout(() => room.start(), 0);
+  return room;
+}
+
+async function createDevice(handlerName: HandlerName | undefined, locale: Locale): Promise<Device> {
+  try {
+    return handlerName ? new Device({ handlerName }) : await Device.factory();
+  } catch (err) {
+    throw new TeleconsultError(
+      'DEVICE_NOT_SUPPORTED',
+      locale,
+      err instanceof Error ? err.message : undefined,
+    );
+  }
+}
+
+/** Accepts `https://host`, `https://host/`, `wss://host/ws`...; returns the WebSocket URL. */
+export function signallingUrl(url: string): string {
+  const parsed = new URL(url, globalThis.location?.href);
+  if (parsed.protocol === 'http:') parsed.protocol = 'ws:';
+  if (parsed.protocol === 'https:') parsed.protocol = 'wss:';
+  if (parsed.pathname === '/' || parsed.pathname === '') parsed.pathname = '/ws';
+  return parsed.toString();
+}

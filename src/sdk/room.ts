@@ -1,0 +1,816 @@
+import type { Device, types as ms } from 'mediasoup-client';
+import type {
+  AdmissionState,
+  MediaSource,
+  NotificationData,
+  NotificationName,
+  ParticipantInfo,
+} from '../protocol/messages.js';
+import { TypedEmitter } from './emitter.js';
+import { TeleconsultError, fromMediaError, isTeleconsultError } from './errors.js';
+import type { Locale } from './messages.js';
+import {
+  cameraConstraints,
+  microphoneConstraints,
+  preferredVideoCodec,
+  simulcastEncodings,
+} from './publishing.js';
+import type { ConnectionState, JoinResult, ResumeResult, Session } from './session.js';
+import type { AnyNotification } from './signallingSocket.js';
+import type {
+  CameraOptions,
+  DataSender,
+  LocalTrack,
+  MediaKind,
+  MicrophoneOptions,
+  PublishOptions,
+  RemoteTrack,
+  RoomEvents,
+  RoomInfo,
+  RoomStats,
+} from './types.js';
+
+/** Admission states in which the server lets a participant send and receive media. */
+const MEDIA_STATES: ReadonlySet<AdmissionState> = new Set(['admitted', 'in-call']);
+/** Data messages above this size are dropped rather than handed to the application. */
+const MAX_DATA_MESSAGE_BYTES = 64 * 1024;
+/** At most one ICE restart per transport in this window, so a dead network does not cause a storm. */
+const ICE_RESTART_MIN_INTERVAL_MS = 5_000;
+
+export interface RoomSettings {
+  locale: Locale;
+  iceServers: RTCIceServer[] | undefined;
+  iceTransportPolicy: RTCIceTransportPolicy | undefined;
+}
+
+/** A local track and the state of its publication (seen by the application as `LocalTrack`). */
+class LocalPublication implements LocalTrack {
+  state: LocalTrack['state'] = 'queued';
+  muted = false;
+  producer: ms.Producer | undefined;
+
+  constructor(
+    readonly source: MediaSource,
+    readonly kind: MediaKind,
+    readonly track: MediaStreamTrack,
+    readonly encodings: ms.RtpEncodingParameters[] | undefined,
+    readonly codec: ms.RtpCodecCapability | undefined,
+    /** The SDK opened this track (camera, microphone) and stops it when done. */
+    readonly ownsTrack: boolean,
+  ) {}
+
+  get producerId(): string | undefined {
+    return this.producer?.id;
+  }
+}
+
+/** A received track (seen by the application as `RemoteTrack`). */
+class RemoteSubscription implements RemoteTrack {
+  muted: boolean;
+  layers: RemoteTrack['layers'];
+
+  constructor(
+    readonly consumer: ms.Consumer,
+    readonly participantId: string,
+    readonly source: MediaSource,
+    producerPaused: boolean,
+  ) {
+    this.muted = producerPaused;
+  }
+
+  get id(): string {
+    return this.consumer.id;
+  }
+  get producerId(): string {
+    return this.consumer.producerId;
+  }
+  get kind(): MediaKind {
+    return this.consumer.kind;
+  }
+  get track(): MediaStreamTrack {
+    return this.consumer.track;
+  }
+}
+
+/**
+ * A joined consultation: participants, admission, publishing and receiving media, surviving
+ * network drops (resume + ICE restart) and media worker loss (transports recreated, tracks
+ * republished). Obtain one with `connect()`.
+ */
+export class Room extends TypedEmitter<RoomEvents> {
+  readonly info: RoomInfo;
+  private selfInfo: ParticipantInfo;
+  private readonly others = new Map<string, ParticipantInfo>();
+  private readonly local = new Map<MediaSource, LocalPublication>();
+  private readonly remote = new Map<string, RemoteSubscription>();
+  private readonly dataConsumers = new Map<string, ms.DataConsumer>();
+  private readonly pendingSubscriptions = new Map<string, Array<(track: RemoteTrack) => void>>();
+  private readonly lastIceRestart = new Map<string, number>();
+  private sendTransport: ms.Transport | undefined;
+  private recvTransport: ms.Transport | undefined;
+  private mediaReady: Promise<void> | undefined;
+  private mediaGeneration = 0;
+  private roomClosedEmitted = false;
+  private finished = false;
+
+  /** @internal Use `connect()`. */
+  constructor(
+    private readonly session: Session,
+    private readonly device: Device,
+    join: JoinResult,
+    private readonly settings: RoomSettings,
+  ) {
+    super();
+    this.info = join.room;
+    this.selfInfo = join.self;
+    for (const participant of join.participants) this.others.set(participant.id, participant);
+    session.on('notification', (message) => this.onNotification(message));
+    session.on('connectionStateChanged', (state) => this.emit('connectionStateChanged', state));
+    session.on('resumed', (result) => void this.onResumed(result));
+    session.on('ended', (reason) => this.onEnded(reason));
+    session.on('error', (error) => this.emit('error', error));
+  }
+
+  /** @internal Starts media once the application had a chance to add its listeners. */
+  start(): void {
+    if (this.mayExchangeMedia) void this.startMedia();
+  }
+
+  get id(): string {
+    return this.info.id;
+  }
+
+  /** This participant, as the server sees it (role, admission state...). */
+  get self(): ParticipantInfo {
+    return this.selfInfo;
+  }
+
+  /** The other participants, by id (waiting ones included: a practitioner admits from here). */
+  get participants(): ReadonlyMap<string, ParticipantInfo> {
+    return this.others;
+  }
+
+  get connectionState(): ConnectionState {
+    return this.session.state;
+  }
+
+  get admissionState(): AdmissionState {
+    return this.selfInfo.state;
+  }
+
+  get remoteTracks(): RemoteTrack[] {
+    return [...this.remote.values()];
+  }
+
+  get localTracks(): LocalTrack[] {
+    return [...this.local.values()];
+  }
+
+  /** Why the session ended, once `connectionState` is 'disconnected' (undefined after `leave()`). */
+  get disconnectReason(): TeleconsultError | undefined {
+    return this.session.reason;
+  }
+
+  private get mayExchangeMedia(): boolean {
+    return MEDIA_STATES.has(this.selfInfo.state);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Publishing
+
+  /**
+   * Opens the camera and publishes it, with three simulcast layers by default. Before admission
+   * the track is captured (for a preview) but only sent once the practitioner admits this
+   * participant: the returned track is then in state 'queued'.
+   */
+  async publishCamera(options: CameraOptions = {}): Promise<LocalTrack> {
+    this.assertActive();
+    const track = options.track ?? (await this.capture({ video: cameraConstraints(options) }, 'video'));
+    const encodings = options.encodings ?? (options.simulcast === false ? undefined : simulcastEncodings());
+    return this.publish(
+      track,
+      'camera',
+      encodings,
+      options.track === undefined,
+      preferredVideoCodec(this.device),
+    );
+  }
+
+  /** Opens the microphone and publishes it (queued until admission, like the camera). */
+  async publishMicrophone(options: MicrophoneOptions = {}): Promise<LocalTrack> {
+    this.assertActive();
+    const track = options.track ?? (await this.capture({ audio: microphoneConstraints(options) }, 'audio'));
+    return this.publish(track, 'microphone', undefined, options.track === undefined, undefined);
+  }
+
+  /** Publishes a track the application obtained itself (screen sharing, canvas...). */
+  publishTrack(
+    track: MediaStreamTrack,
+    source: MediaSource,
+    options: PublishOptions = {},
+  ): Promise<LocalTrack> {
+    this.assertActive();
+    return this.publish(track, source, options.encodings, options.stopOnUnpublish ?? false, undefined);
+  }
+
+  /** Stops publishing `source` (and stops the track if the SDK opened it). */
+  async unpublish(source: MediaSource): Promise<void> {
+    const publication = this.local.get(source);
+    if (!publication) return;
+    this.local.delete(source);
+    await this.retire(publication, true);
+  }
+
+  /** Pauses sending `source` (others see it muted); works before publication too. */
+  async mute(source: MediaSource): Promise<void> {
+    await this.setMuted(source, true);
+  }
+
+  async unmute(source: MediaSource): Promise<void> {
+    await this.setMuted(source, false);
+  }
+
+  /** Opens a data channel to the practitioners (e.g. for a connected medical device's readings). */
+  async publishData(label: string, protocol = ''): Promise<DataSender> {
+    this.assertActive();
+    if (!this.mayExchangeMedia) throw this.error('NOT_ADMITTED');
+    await this.ensureMedia();
+    const transport = this.sendTransport;
+    if (!transport) throw this.error('NOT_CONNECTED');
+    try {
+      const dataProducer = await transport.produceData({ label, protocol, ordered: true });
+      return {
+        label,
+        send: (data) => dataProducer.send(toSendable(data)),
+        close: () => dataProducer.close(),
+      };
+    } catch (err) {
+      throw this.wrap(err);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Receiving
+
+  /**
+   * Receives a producer again after `unsubscribe()` (the server otherwise subscribes every
+   * participant to everything it may receive). Resolves with the new track.
+   */
+  async subscribe(producerId: string): Promise<RemoteTrack> {
+    this.assertActive();
+    const existing = [...this.remote.values()].find((r) => r.producerId === producerId);
+    if (existing) return existing;
+    const arrived = new Promise<RemoteTrack>((resolve) => {
+      const list = this.pendingSubscriptions.get(producerId) ?? [];
+      list.push(resolve);
+      this.pendingSubscriptions.set(producerId, list);
+    });
+    try {
+      await this.ensureMedia();
+      await this.session.request('consume', { producerId });
+    } catch (err) {
+      this.pendingSubscriptions.delete(producerId);
+      throw this.wrap(err);
+    }
+    return withTimeout(arrived, 10_000, () => {
+      this.pendingSubscriptions.delete(producerId);
+      return this.error('REQUEST_TIMEOUT', 'consumerAdded');
+    });
+  }
+
+  /** Stops receiving a track (saves bandwidth, e.g. a hidden video tile). */
+  async unsubscribe(track: RemoteTrack | string): Promise<void> {
+    const subscription = this.remote.get(typeof track === 'string' ? track : track.id);
+    if (!subscription) return;
+    this.dropRemote(subscription);
+    await this.session.request('closeConsumer', { consumerId: subscription.id }).catch((err: unknown) => {
+      if (!isTeleconsultError(err) || err.code !== 'CONSUMER_NOT_FOUND') throw this.wrap(err);
+    });
+  }
+
+  /** Chooses which simulcast layer of a video track to receive (0 = lowest resolution). */
+  async setPreferredLayers(
+    track: RemoteTrack | string,
+    spatialLayer: number,
+    temporalLayer?: number,
+  ): Promise<void> {
+    const consumerId = typeof track === 'string' ? track : track.id;
+    await this.session
+      .request('setConsumerPreferredLayers', {
+        consumerId,
+        spatialLayer,
+        ...(temporalLayer !== undefined ? { temporalLayer } : {}),
+      })
+      .catch((err: unknown) => {
+        throw this.wrap(err);
+      });
+  }
+
+  /** WebRTC statistics of the sending and receiving connections (e.g. framesDecoded). */
+  async getStats(): Promise<RoomStats> {
+    const [send, recv] = await Promise.all([
+      this.sendTransport?.closed === false ? this.sendTransport.getStats() : undefined,
+      this.recvTransport?.closed === false ? this.recvTransport.getStats() : undefined,
+    ]);
+    return { send, recv };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Admission (practitioners)
+
+  /** Lets a waiting participant into the consultation (practitioners only). */
+  async admit(participantId: string): Promise<void> {
+    await this.session.request('admit', { participantId }).catch((err: unknown) => {
+      throw this.wrap(err);
+    });
+  }
+
+  /** Refuses a waiting participant (practitioners only). */
+  async decline(participantId: string): Promise<void> {
+    await this.session.request('decline', { participantId }).catch((err: unknown) => {
+      throw this.wrap(err);
+    });
+  }
+
+  /** Leaves the consultation, closes media and stops the tracks the SDK opened. Idempotent. */
+  async leave(): Promise<void> {
+    await this.session.leave();
+  }
+
+  /** Drops the signalling connection as a network failure would; the SDK then reconnects. */
+  simulateConnectionDrop(): void {
+    this.session.simulateConnectionDrop();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Internals: media lifecycle
+
+  private async publish(
+    track: MediaStreamTrack,
+    source: MediaSource,
+    encodings: ms.RtpEncodingParameters[] | undefined,
+    ownsTrack: boolean,
+    codec: ms.RtpCodecCapability | undefined,
+  ): Promise<LocalTrack> {
+    if (track.kind !== 'audio' && track.kind !== 'video')
+      throw this.error('WEBRTC_ERROR', 'unknown track kind');
+    const previous = this.local.get(source);
+    const publication = new LocalPublication(source, track.kind, track, encodings, codec, ownsTrack);
+    this.local.set(source, publication);
+    if (previous) await this.retire(previous, previous.track !== track);
+    if (!this.mayExchangeMedia) return publication; // sent once admitted
+    try {
+      await this.produce(publication);
+    } catch (err) {
+      if (this.local.get(source) === publication) this.local.delete(source);
+      await this.retire(publication, ownsTrack);
+      throw this.wrap(err);
+    }
+    return publication;
+  }
+
+  private async produce(publication: LocalPublication): Promise<void> {
+    if (publication.state !== 'queued') return;
+    publication.state = 'publishing';
+    await this.ensureMedia();
+    const transport = this.sendTransport;
+    if (!transport || this.local.get(publication.source) !== publication) return;
+    const producer = await transport.produce({
+      track: publication.track,
+      ...(publication.encodings ? { encodings: publication.encodings } : {}),
+      ...(publication.codec ? { codec: publication.codec } : {}),
+      codecOptions:
+        publication.kind === 'audio' ? { opusFec: true, opusDtx: true } : { videoGoogleStartBitrate: 1000 },
+      stopTracks: false, // the SDK decides: the same track is republished after a media reset
+      appData: { source: publication.source },
+    });
+    if (this.local.get(publication.source) !== publication || publication.state !== 'publishing') {
+      producer.close();
+      await this.session.request('closeProducer', { producerId: producer.id }).catch(() => undefined);
+      return;
+    }
+    publication.producer = producer;
+    publication.state = 'published';
+    producer.on('trackended', () => {
+      this.emit('error', this.error('MEDIA_DEVICE_ERROR', `${publication.source} track ended`));
+      void this.unpublish(publication.source);
+    });
+    if (publication.muted) {
+      producer.pause();
+      await this.session.request('pauseProducer', { producerId: producer.id });
+    }
+    this.emit('localTrackPublished', publication);
+  }
+
+  /** Sends every queued publication (after admission, or after a media reset). */
+  private async publishQueued(): Promise<void> {
+    for (const publication of [...this.local.values()]) {
+      if (publication.state !== 'queued') continue;
+      try {
+        await this.produce(publication);
+      } catch (err) {
+        publication.state = 'queued';
+        this.emit('error', this.wrap(err));
+      }
+    }
+  }
+
+  private async retire(publication: LocalPublication, stopTrack: boolean): Promise<void> {
+    const wasPublished = publication.producer !== undefined;
+    const producer = publication.producer;
+    publication.producer = undefined;
+    publication.state = 'unpublished';
+    if (producer && !producer.closed) {
+      producer.close();
+      await this.session.request('closeProducer', { producerId: producer.id }).catch(() => undefined);
+    }
+    if (stopTrack && publication.ownsTrack) publication.track.stop();
+    if (wasPublished) this.emit('localTrackUnpublished', publication);
+  }
+
+  private async setMuted(source: MediaSource, muted: boolean): Promise<void> {
+    const publication = this.local.get(source);
+    if (!publication) throw this.error('INVALID_STATE', `nothing published for ${source}`);
+    publication.muted = muted;
+    const producer = publication.producer;
+    if (!producer) {
+      publication.track.enabled = !muted;
+      return;
+    }
+    if (muted) producer.pause();
+    else producer.resume();
+    await this.session
+      .request(muted ? 'pauseProducer' : 'resumeProducer', { producerId: producer.id })
+      .catch((err: unknown) => {
+        throw this.wrap(err);
+      });
+  }
+
+  private async capture(constraints: MediaStreamConstraints, kind: MediaKind): Promise<MediaStreamTrack> {
+    try {
+      const stream = await navigator.mediaDevices.getUserMedia(constraints);
+      const track = kind === 'video' ? stream.getVideoTracks()[0] : stream.getAudioTracks()[0];
+      if (!track) throw this.error('MEDIA_DEVICE_NOT_FOUND', kind);
+      return track;
+    } catch (err) {
+      throw fromMediaError(err, this.settings.locale);
+    }
+  }
+
+  private async startMedia(): Promise<void> {
+    try {
+      await this.ensureMedia();
+      await this.publishQueued();
+    } catch (err) {
+      if (!this.finished) this.emit('error', this.wrap(err));
+    }
+  }
+
+  /** Creates the send and receive transports once per media generation. */
+  private ensureMedia(): Promise<void> {
+    if (this.finished) return Promise.reject(this.error('NOT_CONNECTED'));
+    if (!this.mediaReady) {
+      const generation = this.mediaGeneration;
+      const ready = this.createTransports(generation);
+      this.mediaReady = ready;
+      ready.catch(() => {
+        if (this.mediaReady === ready) this.mediaReady = undefined;
+      });
+    }
+    return this.mediaReady;
+  }
+
+  private async createTransports(generation: number): Promise<void> {
+    const common = {
+      ...(this.settings.iceServers ? { iceServers: this.settings.iceServers } : {}),
+      ...(this.settings.iceTransportPolicy ? { iceTransportPolicy: this.settings.iceTransportPolicy } : {}),
+    };
+    // Receive first: the server starts sending what others publish as soon as it exists.
+    const recvParams = await this.session.request('createTransport', { direction: 'recv', sctp: true });
+    if (generation !== this.mediaGeneration || this.finished) return;
+    const recv = this.device.createRecvTransport({ ...transportOptions(recvParams), ...common });
+    this.wireTransport(recv);
+    this.recvTransport = recv;
+    const sendParams = await this.session.request('createTransport', { direction: 'send', sctp: true });
+    if (generation !== this.mediaGeneration || this.finished) return;
+    const send = this.device.createSendTransport({ ...transportOptions(sendParams), ...common });
+    this.wireTransport(send);
+    this.sendTransport = send;
+  }
+
+  private wireTransport(transport: ms.Transport): void {
+    transport.on('connect', ({ dtlsParameters }, callback, errback) => {
+      this.session
+        .request('connectTransport', { transportId: transport.id, dtlsParameters })
+        .then(() => callback(), errback);
+    });
+    transport.on('connectionstatechange', (state) => {
+      if (state === 'failed') void this.restartIce(transport);
+    });
+    if (transport.direction !== 'send') return;
+    transport.on('produce', ({ kind, rtpParameters, appData }, callback, errback) => {
+      const source =
+        (appData as { source?: MediaSource }).source ?? (kind === 'audio' ? 'microphone' : 'camera');
+      this.session
+        .request('produce', { transportId: transport.id, kind, rtpParameters: opaque(rtpParameters), source })
+        .then(({ producerId }) => callback({ id: producerId }), errback);
+    });
+    transport.on('producedata', ({ sctpStreamParameters, label, protocol }, callback, errback) => {
+      this.session
+        .request('produceData', {
+          transportId: transport.id,
+          sctpStreamParameters: opaque(sctpStreamParameters),
+          label: label ?? '',
+          protocol: protocol ?? '',
+        })
+        .then(({ dataProducerId }) => callback({ id: dataProducerId }), errback);
+    });
+  }
+
+  private async restartIce(transport: ms.Transport): Promise<void> {
+    const last = this.lastIceRestart.get(transport.id) ?? 0;
+    if (transport.closed || Date.now() - last < ICE_RESTART_MIN_INTERVAL_MS) return;
+    this.lastIceRestart.set(transport.id, Date.now());
+    try {
+      const { iceParameters } = await this.session.request('restartIce', { transportId: transport.id });
+      if (!transport.closed)
+        await transport.restartIce({ iceParameters: iceParameters as unknown as ms.IceParameters });
+    } catch (err) {
+      if (!this.finished) this.emit('error', this.wrap(err));
+    }
+  }
+
+  /** Forgets every media object (the server lost them) and, if allowed, builds them again. */
+  private async resetMedia(): Promise<void> {
+    this.closeMedia();
+    for (const publication of this.local.values()) {
+      publication.producer = undefined;
+      publication.state = 'queued';
+    }
+    if (this.mayExchangeMedia) await this.startMedia();
+  }
+
+  private closeMedia(): void {
+    this.mediaGeneration++;
+    this.mediaReady = undefined;
+    for (const subscription of [...this.remote.values()]) this.dropRemote(subscription);
+    this.dataConsumers.clear();
+    this.sendTransport?.close();
+    this.recvTransport?.close();
+    this.sendTransport = undefined;
+    this.recvTransport = undefined;
+  }
+
+  private dropRemote(subscription: RemoteSubscription): void {
+    if (!this.remote.delete(subscription.id)) return;
+    subscription.consumer.close();
+    this.emit('trackRemoved', subscription);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Internals: server notifications
+
+  private onNotification(message: AnyNotification): void {
+    const handle = <N extends NotificationName>(
+      name: N,
+      fn: (data: NotificationData<N>) => void | Promise<void>,
+    ) => {
+      if (message.notification !== name) return;
+      Promise.resolve(fn(message.data as NotificationData<N>)).catch((err: unknown) => {
+        if (!this.finished) this.emit('error', this.wrap(err));
+      });
+    };
+    handle('participantJoined', ({ participant }) => this.upsertParticipant(participant, true));
+    handle('participantUpdated', ({ participant }) => this.upsertParticipant(participant, false));
+    handle('participantLeft', ({ participantId, reason }) => this.removeParticipant(participantId, reason));
+    handle('consumerAdded', (data) => this.onConsumerAdded(data));
+    handle('consumerClosed', ({ consumerId }) => {
+      const subscription = this.remote.get(consumerId);
+      if (subscription) this.dropRemote(subscription);
+    });
+    handle('consumerPaused', ({ consumerId }) => this.setRemoteMuted(consumerId, true));
+    handle('consumerResumed', ({ consumerId }) => this.setRemoteMuted(consumerId, false));
+    handle('consumerLayersChanged', ({ consumerId, spatialLayer, temporalLayer }) => {
+      const subscription = this.remote.get(consumerId);
+      if (!subscription) return;
+      subscription.layers = { spatialLayer, temporalLayer };
+      this.emit('layersChanged', subscription);
+    });
+    handle('dataConsumerAdded', (data) => this.onDataConsumerAdded(data));
+    handle('dataConsumerClosed', ({ dataConsumerId }) => {
+      this.dataConsumers.get(dataConsumerId)?.close();
+      this.dataConsumers.delete(dataConsumerId);
+    });
+    handle('mediaReset', async () => {
+      this.emit('mediaReset');
+      await this.resetMedia();
+    });
+    handle('roomClosed', ({ reason }) => {
+      this.roomClosedEmitted = true;
+      this.emit('roomClosed', reason);
+    });
+  }
+
+  private upsertParticipant(participant: ParticipantInfo, joined: boolean): void {
+    if (participant.id === this.selfInfo.id) return this.updateSelf(participant);
+    const previous = this.others.get(participant.id);
+    this.others.set(participant.id, participant);
+    if (joined && !previous) this.emit('participantJoined', participant);
+    else this.emit('participantUpdated', participant, previous);
+  }
+
+  private removeParticipant(participantId: string, reason: string): void {
+    const participant = this.others.get(participantId);
+    if (!participant) return;
+    this.others.delete(participantId);
+    for (const subscription of [...this.remote.values()]) {
+      if (subscription.participantId === participantId) this.dropRemote(subscription);
+    }
+    this.emit('participantLeft', participant, reason);
+  }
+
+  private updateSelf(participant: ParticipantInfo): void {
+    const before = this.selfInfo.state;
+    const couldExchange = this.mayExchangeMedia;
+    this.selfInfo = participant;
+    if (participant.state !== before) this.emit('admissionChanged', participant.state);
+    if (!couldExchange && this.mayExchangeMedia) void this.startMedia();
+  }
+
+  private async onConsumerAdded(data: NotificationData<'consumerAdded'>): Promise<void> {
+    const generation = this.mediaGeneration;
+    await this.ensureMedia();
+    const transport = this.recvTransport;
+    if (!transport || generation !== this.mediaGeneration || this.remote.has(data.consumerId)) return;
+    const consumer = await transport.consume({
+      id: data.consumerId,
+      producerId: data.producerId,
+      kind: data.kind,
+      rtpParameters: data.rtpParameters as unknown as ms.RtpParameters,
+      appData: { participantId: data.participantId, source: data.source },
+    });
+    if (generation !== this.mediaGeneration || this.finished) {
+      consumer.close();
+      return;
+    }
+    const subscription = new RemoteSubscription(
+      consumer,
+      data.participantId,
+      data.source,
+      data.producerPaused,
+    );
+    this.remote.set(consumer.id, subscription);
+    consumer.on('transportclose', () => this.dropRemote(subscription));
+    this.emit('trackAdded', subscription);
+    const waiting = this.pendingSubscriptions.get(data.producerId);
+    this.pendingSubscriptions.delete(data.producerId);
+    for (const resolve of waiting ?? []) resolve(subscription);
+    // The server created the consumer paused; it sends RTP once we are ready to receive.
+    await this.session.request('resumeConsumer', { consumerId: consumer.id });
+  }
+
+  private setRemoteMuted(consumerId: string, muted: boolean): void {
+    const subscription = this.remote.get(consumerId);
+    if (!subscription || subscription.muted === muted) return;
+    subscription.muted = muted;
+    this.emit(muted ? 'trackMuted' : 'trackUnmuted', subscription);
+  }
+
+  private async onDataConsumerAdded(data: NotificationData<'dataConsumerAdded'>): Promise<void> {
+    const generation = this.mediaGeneration;
+    await this.ensureMedia();
+    const transport = this.recvTransport;
+    if (!transport || generation !== this.mediaGeneration) return;
+    const dataConsumer = await transport.consumeData({
+      id: data.dataConsumerId,
+      dataProducerId: data.dataProducerId,
+      sctpStreamParameters: data.sctpStreamParameters,
+      label: data.label,
+      protocol: data.protocol,
+    });
+    this.dataConsumers.set(dataConsumer.id, dataConsumer);
+    dataConsumer.on('message', (payload: unknown) => {
+      const message = readDataPayload(payload);
+      if (message === undefined) return;
+      this.emit('dataMessage', { participantId: data.participantId, label: data.label, data: message });
+    });
+    dataConsumer.on('transportclose', () => this.dataConsumers.delete(dataConsumer.id));
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Internals: connection lifecycle
+
+  private async onResumed(result: ResumeResult): Promise<void> {
+    // Participants may have come and gone while we were away.
+    const present = new Set(result.participants.map((p) => p.id));
+    for (const id of [...this.others.keys()]) if (!present.has(id)) this.removeParticipant(id, 'left');
+    for (const participant of result.participants) {
+      const previous = this.others.get(participant.id);
+      if (!previous) this.upsertParticipant(participant, true);
+      else if (JSON.stringify(previous) !== JSON.stringify(participant))
+        this.upsertParticipant(participant, false);
+    }
+    const couldExchange = this.mayExchangeMedia;
+    this.updateSelf(result.self);
+    if (!couldExchange) return; // updateSelf started media if we were admitted meanwhile
+    const alive = new Set(result.transportIds);
+    const transports = [this.sendTransport, this.recvTransport].filter(
+      (t): t is ms.Transport => t !== undefined,
+    );
+    if (transports.some((t) => !alive.has(t.id))) {
+      await this.resetMedia();
+      return;
+    }
+    // Same transports on the server; the network path may have changed: restart ICE on each.
+    for (const transport of transports) {
+      this.lastIceRestart.delete(transport.id);
+      await this.restartIce(transport);
+    }
+  }
+
+  private onEnded(reason: TeleconsultError | undefined): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.closeMedia();
+    for (const publication of this.local.values()) {
+      if (publication.ownsTrack) publication.track.stop();
+      publication.producer = undefined;
+      publication.state = 'unpublished';
+    }
+    this.pendingSubscriptions.clear();
+    if (reason?.code === 'DECLINED' || reason?.code === 'REMOVED') {
+      const state: AdmissionState = reason.code === 'DECLINED' ? 'declined' : 'removed';
+      this.selfInfo = { ...this.selfInfo, state };
+      this.emit('admissionChanged', state);
+    } else if (reason === undefined && this.selfInfo.state !== 'left') {
+      this.selfInfo = { ...this.selfInfo, state: 'left' };
+      this.emit('admissionChanged', 'left');
+    }
+    if (reason?.code === 'ROOM_CLOSED' && !this.roomClosedEmitted) this.emit('roomClosed', 'ended');
+    if (reason) this.emit('error', reason);
+  }
+
+  private assertActive(): void {
+    if (this.finished) throw this.error('NOT_CONNECTED');
+  }
+
+  private error(code: TeleconsultError['code'], detail?: string): TeleconsultError {
+    return new TeleconsultError(code, this.settings.locale, detail);
+  }
+
+  private wrap(err: unknown): TeleconsultError {
+    return fromMediaError(err, this.settings.locale);
+  }
+}
+
+function transportOptions(params: {
+  id: string;
+  iceParameters: Record<string, unknown>;
+  iceCandidates: Record<string, unknown>[];
+  dtlsParameters: Record<string, unknown>;
+  sctpParameters?: Record<string, unknown>;
+}): ms.TransportOptions {
+  // The protocol carries mediasoup's parameter dictionaries opaquely; mediasoup-client reads them.
+  return {
+    id: params.id,
+    iceParameters: params.iceParameters as unknown as ms.IceParameters,
+    iceCandidates: params.iceCandidates as unknown as ms.IceCandidate[],
+    dtlsParameters: params.dtlsParameters as unknown as ms.DtlsParameters,
+    ...(params.sctpParameters
+      ? { sctpParameters: params.sctpParameters as unknown as ms.SctpParameters }
+      : {}),
+  };
+}
+
+function opaque(value: object): Record<string, unknown> {
+  return value as Record<string, unknown>;
+}
+
+function toSendable(
+  data: string | ArrayBuffer | ArrayBufferView,
+): string | ArrayBuffer | Blob | ArrayBufferView {
+  return data;
+}
+
+function readDataPayload(payload: unknown): string | ArrayBuffer | undefined {
+  if (typeof payload === 'string') return payload.length <= MAX_DATA_MESSAGE_BYTES ? payload : undefined;
+  if (payload instanceof ArrayBuffer)
+    return payload.byteLength <= MAX_DATA_MESSAGE_BYTES ? payload : undefined;
+  return undefined;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(onTimeout()), ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
+}

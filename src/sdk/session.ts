@@ -1,0 +1,333 @@
+import type { Method, RequestParams, RequestResult } from '../protocol/messages.js';
+import { TypedEmitter } from './emitter.js';
+import { TeleconsultError, hasServerCode } from './errors.js';
+import { hasMessage, type Locale } from './messages.js';
+import { mayRetry, reconnectDelay, type ReconnectPolicy } from './reconnectPolicy.js';
+import {
+  SignallingSocket,
+  type AnyNotification,
+  type SocketEvents,
+  type WebSocketConstructor,
+} from './signallingSocket.js';
+
+/** The signalling connection as the application sees it. */
+export type ConnectionState = 'connecting' | 'connected' | 'reconnecting' | 'disconnected';
+
+export type JoinResult = RequestResult<'join'>;
+export type ResumeResult = RequestResult<'resume'>;
+
+export interface SessionOptions {
+  WebSocket: WebSocketConstructor;
+  locale: Locale;
+  /** How long a request may wait for its answer (including while reconnecting). */
+  requestTimeoutMs: number;
+  /** How long opening one WebSocket may take. */
+  connectTimeoutMs: number;
+  reconnect: ReconnectPolicy;
+  e2ee: boolean;
+}
+
+export type SessionEvents = {
+  connectionStateChanged: [state: ConnectionState];
+  notification: [message: AnyNotification];
+  /** The connection came back and the server resumed the session. */
+  resumed: [result: ResumeResult];
+  reconnectAttempt: [info: { attempt: number; delayMs: number }];
+  /** The session ended for good: `undefined` after `leave()`, the reason otherwise. */
+  ended: [reason: TeleconsultError | undefined];
+  /** A server error not tied to any request. */
+  error: [error: TeleconsultError];
+};
+
+/** Requests that may wait for a reconnection at once; more are refused. */
+const MAX_WAITING_REQUESTS = 256;
+
+interface Waiter {
+  resolve(socket: SignallingSocket): void;
+  reject(error: TeleconsultError): void;
+}
+
+/**
+ * A participant's signalling session: joins with a token, then keeps the session alive across
+ * network drops by reconnecting with backoff and sending `resume` with the last resume token.
+ * Requests made while reconnecting wait (up to their time-out) for the connection to return.
+ */
+export class Session extends TypedEmitter<SessionEvents> {
+  private socket: SignallingSocket | undefined;
+  private currentState: ConnectionState = 'connecting';
+  private waiters: Waiter[] = [];
+  private wakeReconnect: (() => void) | undefined;
+  private endReason: TeleconsultError | undefined;
+
+  private constructor(
+    private readonly url: string,
+    private readonly options: SessionOptions,
+    private resumeTokenValue: string,
+  ) {
+    super();
+  }
+
+  /** Opens the connection and joins with `token`. Rejects with a `TeleconsultError`. */
+  static async join(
+    url: string,
+    token: string,
+    options: SessionOptions,
+  ): Promise<{ session: Session; result: JoinResult }> {
+    const session = new Session(url, options, '');
+    const ref: { socket?: SignallingSocket } = {};
+    const socket = await SignallingSocket.open(
+      options.WebSocket,
+      url,
+      { timeoutMs: options.connectTimeoutMs, locale: options.locale },
+      {
+        notification: (message) => session.onNotification(message),
+        orphanError: (error) => session.emit('error', error),
+        close: (code, reason) => {
+          if (ref.socket) session.onSocketClose(ref.socket, code, reason);
+        },
+      },
+    );
+    let result: JoinResult;
+    try {
+      result = await socket.request(
+        'join',
+        { token, capabilities: { e2ee: options.e2ee } },
+        options.requestTimeoutMs,
+      );
+    } catch (err) {
+      socket.close(1000, 'join failed');
+      throw err;
+    }
+    if (result.protocolVersion !== 1) {
+      socket.close(1000, 'protocol version');
+      throw new TeleconsultError(
+        'PROTOCOL_VERSION_UNSUPPORTED',
+        options.locale,
+        String(result.protocolVersion),
+      );
+    }
+    session.resumeTokenValue = result.resumeToken;
+    session.socket = socket;
+    ref.socket = socket;
+    session.setState('connected');
+    if (!socket.isOpen) session.onSocketClose(socket, 1006, 'closed during join');
+    return { session, result };
+  }
+
+  get state(): ConnectionState {
+    return this.currentState;
+  }
+
+  /** Why the session ended, once `state` is 'disconnected' (undefined after `leave()`). */
+  get reason(): TeleconsultError | undefined {
+    return this.endReason;
+  }
+
+  /** Sends a request; while reconnecting, it waits for the connection to return. */
+  async request<M extends Method>(
+    method: M,
+    params: RequestParams<M>,
+    timeoutMs = this.options.requestTimeoutMs,
+  ): Promise<RequestResult<M>> {
+    const deadline = Date.now() + timeoutMs;
+    const socket = await this.connectedSocket(timeoutMs, method);
+    return socket.request(method, params, Math.max(1, deadline - Date.now()));
+  }
+
+  /**
+   * Drops the connection as a network failure would, so that the reconnection path can be
+   * exercised (tests, the try-it page). The session then reconnects and resumes.
+   */
+  simulateConnectionDrop(): void {
+    this.socket?.close(4999, 'simulated drop');
+  }
+
+  /** Leaves the room and closes the connection. Idempotent. */
+  async leave(): Promise<void> {
+    if (this.currentState === 'disconnected') return;
+    const socket = this.socket;
+    if (socket?.isOpen && this.currentState === 'connected') {
+      await socket
+        .request('leave', {}, Math.min(this.options.requestTimeoutMs, 3_000))
+        .catch(() => undefined);
+    }
+    this.end(undefined);
+  }
+
+  /** Ends the session locally with `reason` (no `leave` request). */
+  end(reason: TeleconsultError | undefined): void {
+    if (this.currentState === 'disconnected') return;
+    this.endReason = reason;
+    this.setState('disconnected');
+    const socket = this.socket;
+    this.socket = undefined;
+    socket?.close(1000, 'left');
+    this.wakeReconnect?.();
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const waiter of waiters)
+      waiter.reject(reason ?? new TeleconsultError('NOT_CONNECTED', this.options.locale));
+    this.emit('ended', reason);
+  }
+
+  private connectedSocket(timeoutMs: number, method: Method): Promise<SignallingSocket> {
+    const { locale } = this.options;
+    if (this.currentState === 'connected' && this.socket?.isOpen) return Promise.resolve(this.socket);
+    if (this.currentState === 'disconnected') {
+      return Promise.reject(new TeleconsultError('NOT_CONNECTED', locale, method));
+    }
+    if (this.waiters.length >= MAX_WAITING_REQUESTS) {
+      return Promise.reject(
+        new TeleconsultError('RATE_LIMITED', locale, 'too many requests waiting for reconnection'),
+      );
+    }
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = {
+        resolve: (socket) => {
+          clearTimeout(timer);
+          resolve(socket);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        reject(new TeleconsultError('REQUEST_TIMEOUT', locale, `${method} (waiting for reconnection)`));
+      }, timeoutMs);
+      this.waiters.push(waiter);
+    });
+  }
+
+  private onNotification(message: AnyNotification): void {
+    if (this.currentState !== 'disconnected') this.emit('notification', message);
+  }
+
+  private onSocketClose(socket: SignallingSocket, code: number, reason: string): void {
+    if (socket !== this.socket || this.currentState === 'disconnected') return;
+    this.socket = undefined;
+    const terminal = terminalCloseError(code, reason, this.options.locale);
+    if (terminal) return this.end(terminal);
+    if (!this.options.reconnect.enabled)
+      return this.end(new TeleconsultError('CONNECTION_LOST', this.options.locale));
+    void this.reconnect();
+  }
+
+  private async reconnect(): Promise<void> {
+    const { reconnect: policy, locale } = this.options;
+    this.setState('reconnecting');
+    const startedAt = Date.now();
+    let attempts = 0;
+    let lastError = new TeleconsultError('CONNECTION_LOST', locale);
+    while (this.currentState === 'reconnecting' && mayRetry(policy, attempts, Date.now() - startedAt)) {
+      attempts++;
+      const delayMs = reconnectDelay(policy, attempts);
+      this.emit('reconnectAttempt', { attempt: attempts, delayMs });
+      await this.sleep(delayMs);
+      if (this.currentState !== 'reconnecting') return;
+      const socketRef: { current?: SignallingSocket } = {};
+      const events: SocketEvents = {
+        notification: (message) => this.onNotification(message),
+        orphanError: (error) => this.emit('error', error),
+        close: (code, reason) => {
+          if (socketRef.current) this.onSocketClose(socketRef.current, code, reason);
+        },
+      };
+      let socket: SignallingSocket;
+      try {
+        socket = await SignallingSocket.open(
+          this.options.WebSocket,
+          this.url,
+          { timeoutMs: this.options.connectTimeoutMs, locale },
+          events,
+        );
+      } catch (err) {
+        lastError = err as TeleconsultError;
+        continue;
+      }
+      if (this.currentState !== 'reconnecting') {
+        socket.close(1000, 'session ended');
+        return;
+      }
+      let result: ResumeResult;
+      try {
+        result = await socket.request(
+          'resume',
+          { resumeToken: this.resumeTokenValue },
+          this.options.requestTimeoutMs,
+        );
+      } catch (err) {
+        socket.close(1000, 'resume failed');
+        lastError = err as TeleconsultError;
+        // The server answered: the session is gone (RESUME_REJECTED, ROOM_CLOSED...). Do not insist.
+        if (hasServerCode(lastError)) return this.end(lastError);
+        continue;
+      }
+      if (this.currentState !== 'reconnecting') {
+        socket.close(1000, 'session ended');
+        return;
+      }
+      socketRef.current = socket;
+      this.socket = socket;
+      this.resumeTokenValue = result.resumeToken;
+      this.setState('connected');
+      this.emit('resumed', result);
+      const waiters = this.waiters;
+      this.waiters = [];
+      for (const waiter of waiters) waiter.resolve(socket);
+      if (!socket.isOpen) this.onSocketClose(socket, 1006, 'closed during resume');
+      return;
+    }
+    if (this.currentState === 'reconnecting') {
+      this.end(
+        new TeleconsultError(
+          'CONNECTION_FAILED',
+          locale,
+          `gave up after ${attempts} attempts`,
+          lastError.detail,
+        ),
+      );
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wakeReconnect = done;
+    });
+  }
+
+  private setState(state: ConnectionState): void {
+    if (state === this.currentState) return;
+    this.currentState = state;
+    this.emit('connectionStateChanged', state);
+  }
+}
+
+/** Close codes the server uses to end a session for good; anything else is worth a reconnection. */
+function terminalCloseError(code: number, reason: string, locale: Locale): TeleconsultError | undefined {
+  if (code === 4999 && reason === 'simulated drop') return undefined;
+  if (code === 1000) return new TeleconsultError('CONNECTION_LOST', locale, reason || 'closed by the server');
+  if (code < 4000 || code > 4999) return undefined;
+  switch (reason) {
+    case 'declined':
+      return new TeleconsultError('DECLINED', locale);
+    case 'removed':
+      return new TeleconsultError('REMOVED', locale);
+    case 'room closed':
+      return new TeleconsultError('ROOM_CLOSED', locale);
+    case 'resumed elsewhere':
+      return new TeleconsultError('SESSION_REPLACED', locale);
+    default:
+      return new TeleconsultError(
+        hasMessage(reason) ? reason : 'CONNECTION_LOST',
+        locale,
+        `closed by the server (${code})`,
+      );
+  }
+}

@@ -1,0 +1,138 @@
+import type { types as mediasoupTypes } from 'mediasoup-client';
+import type { AdmissionState, MediaSource, ParticipantInfo, RequestResult } from '../protocol/messages.js';
+import type { TeleconsultError } from './errors.js';
+import type { Locale } from './messages.js';
+import type { ReconnectPolicy } from './reconnectPolicy.js';
+import type { ConnectionState } from './session.js';
+import type { WebSocketConstructor } from './signallingSocket.js';
+
+export type { AdmissionState, MediaSource, ParticipantInfo, ConnectionState, Locale, ReconnectPolicy };
+export type MediaKind = 'audio' | 'video';
+export type RoomInfo = RequestResult<'join'>['room'];
+/** mediasoup-client's built-in browser handlers ('Chrome111' for headless Chromium). */
+export type HandlerName = mediasoupTypes.BuiltinHandlerName;
+
+export interface ConnectOptions {
+  /**
+   * The mediasoup-client handler to use instead of detecting the browser. Detection fails on
+   * headless Chromium (its user agent says "HeadlessChrome"): pass 'Chrome111' there.
+   */
+  handlerName?: HandlerName;
+  /** Language of `TeleconsultError.message` (default 'fr'). */
+  locale?: Locale;
+  /** Reconnection after a network drop (default: on, see `DEFAULT_RECONNECT_POLICY`); `false` to disable. */
+  reconnect?: Partial<ReconnectPolicy> | boolean;
+  /** A WebSocket implementation (default: the global `WebSocket`; in Node, pass `ws`'s). */
+  WebSocket?: WebSocketConstructor;
+  /** Time a request may wait for its answer (default 10 000 ms). */
+  requestTimeoutMs?: number;
+  /** Time opening the WebSocket may take (default 10 000 ms). */
+  connectTimeoutMs?: number;
+  /** Whether this client supports end-to-end encryption (announced at join; default false). */
+  e2ee?: boolean;
+  /** STUN/TURN servers for the media transports (hospital networks often need TURN over TLS). */
+  iceServers?: RTCIceServer[];
+  /** 'relay' forces TURN. */
+  iceTransportPolicy?: RTCIceTransportPolicy;
+}
+
+/** A track received from another participant. */
+export interface RemoteTrack {
+  /** The consumer id: pass it (or this object) to `unsubscribe` and `setPreferredLayers`. */
+  readonly id: string;
+  readonly producerId: string;
+  readonly participantId: string;
+  readonly kind: MediaKind;
+  readonly source: MediaSource;
+  readonly track: MediaStreamTrack;
+  /** The sender paused this track (muted). */
+  readonly muted: boolean;
+  /** The simulcast layers currently received (video), `null` when none. */
+  readonly layers: { spatialLayer: number | null; temporalLayer: number | null } | undefined;
+}
+
+/** A local track and its publication. */
+export interface LocalTrack {
+  readonly source: MediaSource;
+  readonly kind: MediaKind;
+  readonly track: MediaStreamTrack;
+  /**
+   * 'queued' until the participant is admitted (nothing leaves the browser before), 'published'
+   * once the server receives it, 'unpublished' after `unpublish()` or when the session ended.
+   */
+  readonly state: 'queued' | 'publishing' | 'published' | 'unpublished';
+  readonly muted: boolean;
+  readonly producerId: string | undefined;
+}
+
+export interface CameraOptions {
+  /** A specific camera (from `navigator.mediaDevices.enumerateDevices()`). */
+  deviceId?: string;
+  /** Capture size and rate (default 1280x720 at 30 fps). */
+  width?: number;
+  height?: number;
+  frameRate?: number;
+  /** Send three VP8 layers so each receiver gets what its bandwidth allows (default true). */
+  simulcast?: boolean;
+  /** Replace the default encodings entirely (advanced). */
+  encodings?: mediasoupTypes.RtpEncodingParameters[];
+  /** Publish this track instead of opening the camera. */
+  track?: MediaStreamTrack;
+}
+
+export interface MicrophoneOptions {
+  deviceId?: string;
+  /** Publish this track instead of opening the microphone. */
+  track?: MediaStreamTrack;
+}
+
+export interface PublishOptions {
+  /** Video only: encodings (simulcast layers); default: one encoding. */
+  encodings?: mediasoupTypes.RtpEncodingParameters[];
+  /** Stop the track when it is unpublished or the session ends (default: false for tracks you pass in). */
+  stopOnUnpublish?: boolean;
+}
+
+/** Sends messages on a data channel (e.g. readings of a connected medical device). */
+export interface DataSender {
+  readonly label: string;
+  send(data: string | ArrayBuffer | ArrayBufferView): void;
+  close(): void;
+}
+
+export interface DataMessage {
+  participantId: string;
+  label: string;
+  data: string | ArrayBuffer;
+}
+
+export interface RoomStats {
+  /** Stats of the sending RTCPeerConnection (outbound-rtp...), when one exists. */
+  send: RTCStatsReport | undefined;
+  /** Stats of the receiving RTCPeerConnection (inbound-rtp with framesDecoded...), when one exists. */
+  recv: RTCStatsReport | undefined;
+}
+
+/** Room events and their listener arguments. */
+export type RoomEvents = {
+  participantJoined: [participant: ParticipantInfo];
+  participantUpdated: [participant: ParticipantInfo, previous: ParticipantInfo | undefined];
+  participantLeft: [participant: ParticipantInfo, reason: string];
+  trackAdded: [track: RemoteTrack];
+  trackRemoved: [track: RemoteTrack];
+  trackMuted: [track: RemoteTrack];
+  trackUnmuted: [track: RemoteTrack];
+  layersChanged: [track: RemoteTrack];
+  localTrackPublished: [track: LocalTrack];
+  localTrackUnpublished: [track: LocalTrack];
+  connectionStateChanged: [state: ConnectionState];
+  /** This participant's own admission state changed ('waiting' -> 'admitted', 'declined'...). */
+  admissionChanged: [state: AdmissionState];
+  dataMessage: [message: DataMessage];
+  /** The server lost this room's media (worker died); the SDK republished local tracks. */
+  mediaReset: [];
+  /** The consultation ended (by the platform or a server shutdown). */
+  roomClosed: [reason: 'ended' | 'server-shutdown'];
+  /** Failures outside any call the application made (a queued publication, a subscription...). */
+  error: [error: TeleconsultError];
+};

@@ -1,0 +1,115 @@
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import type { Page } from 'playwright-core';
+import type * as Sdk from '../../src/sdk/index.js';
+import type { Room } from '../../src/sdk/index.js';
+
+const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+
+/** Bundles the SDK (what the server serves at /sdk/teleconsult-sdk.js) from the current sources. */
+export async function buildSdkBundle(): Promise<void> {
+  await promisify(execFile)(process.execPath, [path.join(projectRoot, 'scripts', 'build-sdk.mjs')], {
+    cwd: projectRoot,
+  });
+}
+
+/** What a page records about its room, readable from the test with `pageState()`. */
+export interface PageRecord {
+  events: string[];
+  tracks: { participantId: string; kind: string; source: string }[];
+  admission: string[];
+  errors: string[];
+  connection: string[];
+}
+
+declare global {
+  interface Window {
+    tc?: { room: Room; record: PageRecord };
+  }
+}
+
+/** Joins from inside the page with the served SDK bundle; the room lands in `window.tc`. */
+export async function joinInPage(
+  page: Page,
+  url: string,
+  token: string,
+): Promise<{ selfId: string; state: string }> {
+  return page.evaluate(
+    async ({ url, token }) => {
+      const bundle = '/sdk/teleconsult-sdk.js';
+      const sdk = (await import(bundle)) as typeof Sdk;
+      const room = await sdk.connect(url, token, { handlerName: 'Chrome111', locale: 'en' });
+      const record: PageRecord = { events: [], tracks: [], admission: [], errors: [], connection: [] };
+      room.on('trackAdded', (t) => {
+        record.tracks.push({ participantId: t.participantId, kind: t.kind, source: t.source });
+        record.events.push(`trackAdded:${t.kind}`);
+      });
+      room.on('trackRemoved', (t) => record.events.push(`trackRemoved:${t.kind}`));
+      room.on('admissionChanged', (state) => record.admission.push(state));
+      room.on('connectionStateChanged', (state) => record.connection.push(state));
+      room.on('participantJoined', (p) => record.events.push(`participantJoined:${p.id}:${p.state}`));
+      room.on('participantUpdated', (p) => record.events.push(`participantUpdated:${p.id}:${p.state}`));
+      room.on('error', (error) => record.errors.push(`${error.code}: ${error.detail ?? error.message}`));
+      window.tc = { room, record };
+      return { selfId: room.self.id, state: room.self.state };
+    },
+    { url, token },
+  );
+}
+
+export function pageRecord(page: Page): Promise<PageRecord> {
+  return page.evaluate(() => {
+    if (!window.tc) throw new Error('not joined');
+    return window.tc.record;
+  });
+}
+
+/** Publishes the fake camera (simulcast) and microphone; resolves with each publication's state. */
+export function publishCameraAndMicrophone(page: Page): Promise<string[]> {
+  return page.evaluate(async () => {
+    if (!window.tc) throw new Error('not joined');
+    const camera = await window.tc.room.publishCamera();
+    const microphone = await window.tc.room.publishMicrophone();
+    return [camera.state, microphone.state];
+  });
+}
+
+/** Sum of `framesDecoded` over the inbound video streams of the page's receiving connection. */
+export function framesDecoded(page: Page): Promise<number> {
+  return page.evaluate(async () => {
+    if (!window.tc) throw new Error('not joined');
+    const { recv } = await window.tc.room.getStats();
+    let frames = 0;
+    recv?.forEach((report: { type?: string; kind?: string; framesDecoded?: number }) => {
+      if (report.type === 'inbound-rtp' && report.kind === 'video') frames += report.framesDecoded ?? 0;
+    });
+    return frames;
+  });
+}
+
+/** Polls `check` until it returns a value that is not undefined/false, or fails after `timeoutMs`. */
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined | false>,
+  timeoutMs = 60_000,
+  intervalMs = 250,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined && value !== false) return value;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `timed out waiting for ${what}${lastError instanceof Error ? `: ${lastError.message}` : ''}`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
