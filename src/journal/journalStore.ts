@@ -183,6 +183,33 @@ export class JournalStore {
   }
 
   /**
+   * Consultations whose consultation.ended record is at or after `sinceMs`, read from each file's
+   * tail: after a restart, the caller re-enqueues any consultation.ended webhook that a crash
+   * between the append and the enqueue left out (see reconcileEndedWebhooks).
+   */
+  async endedSince(
+    sinceMs: number,
+  ): Promise<Array<{ consultationId: string; endedAt: string; reason: string }>> {
+    const ended: Array<{ consultationId: string; endedAt: string; reason: string }> = [];
+    for (const consultationId of await this.list()) {
+      try {
+        const { record } = await this.readLastRecord(this.fileOf(consultationId));
+        if (record?.type !== 'consultation.ended' || typeof record.ts !== 'string') continue;
+        if (!(Date.parse(record.ts) >= sinceMs)) continue;
+        const reason = (record.data as { reason?: unknown } | undefined)?.reason;
+        ended.push({
+          consultationId,
+          endedAt: record.ts,
+          reason: typeof reason === 'string' ? reason : 'unknown',
+        });
+      } catch (error) {
+        this.options.logger?.warn({ consultationId, err: error }, 'journal tail unreadable');
+      }
+    }
+    return ended;
+  }
+
+  /**
    * Retention: deletes each closed journal whose last record (consultation.ended, or the last
    * activity of a consultation that never recorded its end) is older than retentionDays.
    */
@@ -336,6 +363,21 @@ export class JournalStore {
 
   /** Time of the last complete record, from the file's tail; the file's mtime when it has none. */
   private async lastActivity(file: string): Promise<number | null> {
+    const tail = await this.readLastRecord(file);
+    if (tail.unreadable) return null;
+    if (!tail.record) return tail.mtimeMs;
+    const at = typeof tail.record.ts === 'string' ? Date.parse(tail.record.ts) : NaN;
+    return Number.isNaN(at) ? null : at;
+  }
+
+  /** The last complete record of a file, read from its tail only (records are at most maxRecordBytes). */
+  private async readLastRecord(
+    file: string,
+  ): Promise<{
+    record: { ts?: unknown; type?: unknown; data?: unknown } | null;
+    mtimeMs: number;
+    unreadable: boolean;
+  }> {
     const handle = await open(file, 'r');
     try {
       const { size, mtimeMs } = await handle.stat();
@@ -345,11 +387,15 @@ export class JournalStore {
       const lines = splitLines(tail.subarray(0, durablePrefixLength(tail)));
       const last = lines.at(-1);
       if (last === undefined || (lines.length === 1 && length < size)) {
-        return size === 0 || length === size ? mtimeMs : null;
+        return { record: null, mtimeMs, unreadable: !(size === 0 || length === size) };
       }
-      const ts = (JSON.parse(last) as { ts?: unknown }).ts;
-      const at = typeof ts === 'string' ? Date.parse(ts) : NaN;
-      return Number.isNaN(at) ? null : at;
+      try {
+        const record = JSON.parse(last) as unknown;
+        if (typeof record !== 'object' || record === null) return { record: null, mtimeMs, unreadable: true };
+        return { record, mtimeMs, unreadable: false };
+      } catch {
+        return { record: null, mtimeMs, unreadable: true };
+      }
     } finally {
       await handle.close();
     }

@@ -6,3 +6,4 @@ export { WebhookError, isWebhookError } from './errors.js';
 export type { WebhookErrorCode } from './errors.js';
 export { WEBHOOK_EVENT_TYPES } from './events.js';
 export type { WebhookEventMap, WebhookEventType, WebhookEvent, WebhookBody } from './events.js';
+export { enqueueEndedWebhook, reconcileEndedWebhooks, endedWebhookKey } from './reconcile.js';

@@ -142,6 +142,11 @@ export class WebhookOutbox {
     return this.pending.size;
   }
 
+  /** True when a delivery with this id (idempotency key) is pending, being enqueued, or settled. */
+  has(id: string): boolean {
+    return this.pending.has(id) || this.enqueuing.has(id) || this.settled.has(id);
+  }
+
   /**
    * Persists a delivery; resolves once it is on disk. Rejects with a WebhookError:
    * INVALID_EVENT, TOO_LARGE, BACKPRESSURE, IO, CLOSED.

@@ -7,6 +7,7 @@ import { WebhookOutbox, type WebhookOutboxOptions } from '../../src/webhooks/out
 import { isWebhookError, type WebhookErrorCode } from '../../src/webhooks/errors.js';
 import type { WebhookBody } from '../../src/webhooks/events.js';
 import { JournalStore } from '../../src/journal/journalStore.js';
+import { enqueueEndedWebhook, reconcileEndedWebhooks } from '../../src/webhooks/reconcile.js';
 import { WebhookReceiver } from './receiver.js';
 
 const SECRET = 'outbox-test-secret-0123456789';
@@ -318,4 +319,31 @@ void t.test('bad configuration and bad events get typed errors; no url disables 
   );
   await outbox.close();
   await rejectsWith(t, outbox.enqueue(expired(9)), 'WEBHOOK_CLOSED', 'after close');
+});
+
+void t.test('ended consultations whose webhook a crash left out are enqueued once at startup', async (t) => {
+  const dir = tmpDir(t);
+  const receiver = await receiverFor(t);
+  const journal = new JournalStore({ dir, retentionDays: 30 });
+  t.teardown(() => journal.close());
+  for (const id of ['sent', 'missed', 'still-open']) {
+    await journal.append(id, 'consultation.created', { consultationId: id });
+  }
+  await journal.append('sent', 'consultation.ended', { reason: 'ended-by-practitioner' });
+  await journal.append('missed', 'consultation.ended', { reason: 'timeout' });
+  const outbox = await openOutbox(t, { dir, url: receiver.url });
+  t.equal((await enqueueEndedWebhook(journal, outbox, 'sent')).status, 'enqueued');
+  // 'missed' ended but the server died before enqueueing its webhook.
+  t.same(await reconcileEndedWebhooks(journal, outbox), ['missed']);
+  t.same(await reconcileEndedWebhooks(journal, outbox), [], 'a second pass finds nothing');
+  outbox.start();
+  await receiver.waitFor(() => outbox.pendingCount === 0);
+  t.same([...receiver.deliveredCounts().entries()].sort(), [
+    ['consultation.ended:missed', 1],
+    ['consultation.ended:sent', 1],
+  ]);
+  const missed = receiver.requests.find((r) => r.id === 'consultation.ended:missed');
+  const body = JSON.parse(missed?.body ?? '{}') as WebhookBody<'consultation.ended'>;
+  t.equal(body.data.reason, 'timeout');
+  t.equal(body.data.journal.records.length, 2);
 });
