@@ -371,9 +371,7 @@ export class JournalStore {
   }
 
   /** The last complete record of a file, read from its tail only (records are at most maxRecordBytes). */
-  private async readLastRecord(
-    file: string,
-  ): Promise<{
+  private async readLastRecord(file: string): Promise<{
     record: { ts?: unknown; type?: unknown; data?: unknown } | null;
     mtimeMs: number;
     unreadable: boolean;

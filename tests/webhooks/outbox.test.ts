@@ -184,6 +184,7 @@ void t.test(
       secret: SECRET,
       baseDelayMs: 30,
       maxDelayMs: 60,
+      maxAttempts: 1_000_000,
       compactAfterBytes: 20_000,
     });
     outbox.start();
