@@ -12,8 +12,9 @@ import { RestApi } from './rest/restApi.js';
 import { HttpServer } from './http/httpServer.js';
 import { DemoEndpoint } from './http/demo.js';
 
-const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string })
-  .version;
+const VERSION = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
 
 /** The whole server process, assembled from its parts; `start()` and `stop()` are its lifecycle. */
 export class SfuServer {
@@ -39,17 +40,31 @@ export class SfuServer {
   get url(): string {
     const scheme = this.config.server.tlsCertFile ? 'https' : 'http';
     const host = this.address.family === 'IPv6' ? `[${this.address.address}]` : this.address.address;
-    return this.config.server.publicUrl ?? `${scheme}://${host === '127.0.0.1' ? 'localhost' : host}:${this.address.port}`;
+    return (
+      this.config.server.publicUrl ??
+      `${scheme}://${host === '127.0.0.1' ? 'localhost' : host}:${this.address.port}`
+    );
   }
 
   async start(): Promise<void> {
     const { config, log, metrics } = this;
-    this.tokenSecret = config.auth.tokenSecret ? new TextEncoder().encode(config.auth.tokenSecret) : randomSecret();
-    this.apiKeys = config.auth.apiKeys.length > 0 ? [...config.auth.apiKeys] : [`dev_${randomBytes(24).toString('base64url')}`];
+    this.tokenSecret = config.auth.tokenSecret
+      ? new TextEncoder().encode(config.auth.tokenSecret)
+      : randomSecret();
+    this.apiKeys =
+      config.auth.apiKeys.length > 0
+        ? [...config.auth.apiKeys]
+        : [`dev_${randomBytes(24).toString('base64url')}`];
     this.pool = await WorkerPool.start(config.media, log, metrics);
     this.rooms = new RoomRegistry(this.pool, config, metrics, log);
     const tokens = new JoinTokenVerifier(config.auth, this.tokenSecret);
-    this.signalling = new SignallingServer({ config, log: log.child({ module: 'signalling' }), metrics, tokens, rooms: this.rooms });
+    this.signalling = new SignallingServer({
+      config,
+      log: log.child({ module: 'signalling' }),
+      metrics,
+      tokens,
+      rooms: this.rooms,
+    });
     const rest = new RestApi({
       rooms: this.rooms,
       apiKeys: this.apiKeys,
@@ -68,7 +83,9 @@ export class SfuServer {
       rooms: this.rooms,
       rest,
       signalling: this.signalling,
-      demo: config.server.demoPage ? new DemoEndpoint(this.rooms, this.tokenSecret, config.auth.tokenAudience) : undefined,
+      demo: config.server.demoPage
+        ? new DemoEndpoint(this.rooms, this.tokenSecret, config.auth.tokenAudience)
+        : undefined,
       version: VERSION,
     });
     this.address = await this.http.listen();
@@ -94,7 +111,8 @@ export class SfuServer {
     while (this.rooms.size > 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
-    if (this.rooms.size > 0) this.log.warn({ rooms: this.rooms.size }, 'shutdown deadline reached; ending rooms');
+    if (this.rooms.size > 0)
+      this.log.warn({ rooms: this.rooms.size }, 'shutdown deadline reached; ending rooms');
     this.rooms.closeAll('server-shutdown');
     this.signalling.close();
     await this.http.close();

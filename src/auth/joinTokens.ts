@@ -116,7 +116,11 @@ export interface TokenGrant {
 }
 
 /** Signs join tokens with the shared secret (invitations, the demo page, tests). */
-export async function signJoinToken(secret: Uint8Array, audience: string, grant: TokenGrant): Promise<string> {
+export async function signJoinToken(
+  secret: Uint8Array,
+  audience: string,
+  grant: TokenGrant,
+): Promise<string> {
   const claims: Record<string, unknown> = { room: grant.room, role: grant.role };
   if (grant.displayName !== undefined) claims.name = grant.displayName;
   if (grant.rpps !== undefined) claims.rpps = grant.rpps;

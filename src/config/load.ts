@@ -69,8 +69,12 @@ export function resolveConfig(raw: Record<string, Json>): Config {
   const first = Value.Errors(ConfigSchema, withDefaults).First();
   if (first) {
     const key = first.path.replace(/^\//, '').replace(/\//g, '.') || '(root)';
-    const expected = first.schema.description ? `${first.message} (${first.schema.description})` : first.message;
-    throw new ConfigError(`invalid configuration key "${key}": expected ${expected}; found ${describe(first.value)}`);
+    const expected = first.schema.description
+      ? `${first.message} (${first.schema.description})`
+      : first.message;
+    throw new ConfigError(
+      `invalid configuration key "${key}": expected ${expected}; found ${describe(first.value)}`,
+    );
   }
   const config = withDefaults as Config;
   if (config.media.rtcMinPort > config.media.rtcMaxPort) {

@@ -10,11 +10,12 @@ import type { Metrics } from '../observability/metrics.js';
 import type { WorkerPool } from '../media/workerPool.js';
 import type { RoomRegistry } from '../rooms/roomRegistry.js';
 import { SfuError, isSfuError } from '../errors/catalogue.js';
-import { RestApi, sendError, sendJson } from '../rest/restApi.js';
+import type { RestApi } from '../rest/restApi.js';
+import { sendError, sendJson } from '../rest/restApi.js';
 import { openApiDocument } from '../rest/openapi.js';
 import { SIGNALLING_PATH, type SignallingServer } from '../signalling/wsServer.js';
 import { serveStatic } from './staticFiles.js';
-import { DemoEndpoint } from './demo.js';
+import type { DemoEndpoint } from './demo.js';
 
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const PUBLIC_DIR = path.join(projectRoot, 'public');
@@ -41,7 +42,10 @@ export class HttpServer {
     const handler = (req: http.IncomingMessage, res: http.ServerResponse) => void this.onRequest(req, res);
     this.server =
       tlsCertFile && tlsKeyFile
-        ? https.createServer({ cert: fs.readFileSync(tlsCertFile), key: fs.readFileSync(tlsKeyFile) }, handler)
+        ? https.createServer(
+            { cert: fs.readFileSync(tlsCertFile), key: fs.readFileSync(tlsKeyFile) },
+            handler,
+          )
         : http.createServer(handler);
     this.server.headersTimeout = 10_000;
     this.server.requestTimeout = 30_000;
@@ -83,7 +87,11 @@ export class HttpServer {
   }
 
   /** Returns a low-cardinality route label for metrics. */
-  private async dispatch(req: http.IncomingMessage, res: http.ServerResponse, pathname: string): Promise<string> {
+  private async dispatch(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    pathname: string,
+  ): Promise<string> {
     const { pool, rooms, metrics } = this.deps;
     switch (pathname) {
       case '/healthz':
@@ -114,7 +122,8 @@ export class HttpServer {
         return 'demo';
       }
       if (req.method === 'GET') {
-        if (pathname.startsWith('/sdk/') && (await serveStatic(res, SDK_DIR, pathname.slice(5)))) return 'static';
+        if (pathname.startsWith('/sdk/') && (await serveStatic(res, SDK_DIR, pathname.slice(5))))
+          return 'static';
         const file = pathname === '/' ? 'index.html' : pathname.slice(1);
         if (await serveStatic(res, PUBLIC_DIR, file)) return 'static';
       }

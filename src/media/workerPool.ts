@@ -157,7 +157,10 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     if (this.closed || slot.worker !== worker) return;
     this.metrics.workerDeaths.inc();
     this.metrics.workersAlive.set(this.slots.filter((s) => !s.worker.closed).length);
-    this.log.error({ worker: slot.index, pid: worker.pid, err: error.message }, 'mediasoup worker died; replacing it');
+    this.log.error(
+      { worker: slot.index, pid: worker.pid, err: error.message },
+      'mediasoup worker died; replacing it',
+    );
     this.emit('workerDied', { index: slot.index, pid: worker.pid });
     void this.replace(slot);
   }
@@ -180,7 +183,10 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
         this.emit('workerReplaced', { index: slot.index, pid: fresh.worker.pid });
         return;
       } catch (err) {
-        this.log.error({ worker: slot.index, err: (err as Error).message }, 'worker replacement failed; retrying');
+        this.log.error(
+          { worker: slot.index, err: (err as Error).message },
+          'worker replacement failed; retrying',
+        );
         await new Promise((resolve) => setTimeout(resolve, REPLACE_RETRY_MS));
       }
     }

@@ -42,7 +42,11 @@ export class Metrics {
     labelNames: ['state'],
     registers: [this.registry],
   });
-  readonly transports = new Gauge({ name: 'sfu_transports', help: 'Open WebRTC transports.', registers: [this.registry] });
+  readonly transports = new Gauge({
+    name: 'sfu_transports',
+    help: 'Open WebRTC transports.',
+    registers: [this.registry],
+  });
   readonly producers = new Gauge({
     name: 'sfu_producers',
     help: 'Open producers by kind.',

@@ -58,9 +58,7 @@ export const RoomOptions = Type.Object({
 export type RoomOptions = Static<typeof RoomOptions>;
 
 export const DtlsFingerprint = Type.Object({
-  algorithm: Type.Union(
-    ['sha-1', 'sha-224', 'sha-256', 'sha-384', 'sha-512'].map((a) => Type.Literal(a)),
-  ),
+  algorithm: Type.Union(['sha-1', 'sha-224', 'sha-256', 'sha-384', 'sha-512'].map((a) => Type.Literal(a))),
   value: Type.String({ minLength: 10, maxLength: 200, pattern: '^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2})+$' }),
 });
 
@@ -241,8 +239,7 @@ export type RequestEnvelope = Static<typeof RequestEnvelope>;
 
 /** `id` is null only when the request could not be read far enough to know its id. */
 export type ResponseEnvelope =
-  | { id: number; ok: true; result: unknown }
-  | { id: number | null; ok: false; error: ErrorBody };
+  { id: number; ok: true; result: unknown } | { id: number | null; ok: false; error: ErrorBody };
 
 export interface NotificationEnvelope<N extends NotificationName = NotificationName> {
   notification: N;

@@ -15,7 +15,8 @@ export function openApiDocument(version: string) {
     info: {
       title: 'teleconsult-sfu platform API',
       version,
-      description: 'Rooms, invitations and participants for platform backends. Authenticate with `Authorization: Bearer <API key>`.',
+      description:
+        'Rooms, invitations and participants for platform backends. Authenticate with `Authorization: Bearer <API key>`.',
     },
     components: {
       securitySchemes: { apiKey: { type: 'http', scheme: 'bearer' } },
@@ -28,11 +29,20 @@ export function openApiDocument(version: string) {
           requestBody: { required: false, ...json(CreateRoomBody) },
           responses: { '201': { description: 'Created', ...json(RoomView) }, ...errors },
         },
-        get: { summary: 'List rooms', responses: { '200': { description: 'Rooms', ...json({ type: 'array', items: RoomView }) }, ...errors } },
+        get: {
+          summary: 'List rooms',
+          responses: {
+            '200': { description: 'Rooms', ...json({ type: 'array', items: RoomView }) },
+            ...errors,
+          },
+        },
       },
       '/v1/rooms/{roomId}': {
         parameters: [roomIdParam],
-        get: { summary: 'Get a room', responses: { '200': { description: 'Room', ...json(RoomView) }, ...errors } },
+        get: {
+          summary: 'Get a room',
+          responses: { '200': { description: 'Room', ...json(RoomView) }, ...errors },
+        },
         delete: { summary: 'End a room', responses: { '204': { description: 'Ended' }, ...errors } },
       },
       '/v1/rooms/{roomId}/invitations': {
@@ -45,14 +55,26 @@ export function openApiDocument(version: string) {
       },
       '/v1/rooms/{roomId}/participants': {
         parameters: [roomIdParam],
-        get: { summary: 'List participants', responses: { '200': { description: 'Participants' }, ...errors } },
+        get: {
+          summary: 'List participants',
+          responses: { '200': { description: 'Participants' }, ...errors },
+        },
       },
       '/v1/rooms/{roomId}/participants/{participantId}': {
-        parameters: [roomIdParam, { name: 'participantId', in: 'path', required: true, schema: { type: 'string' } }],
-        delete: { summary: 'Remove a participant', responses: { '204': { description: 'Removed' }, ...errors } },
+        parameters: [
+          roomIdParam,
+          { name: 'participantId', in: 'path', required: true, schema: { type: 'string' } },
+        ],
+        delete: {
+          summary: 'Remove a participant',
+          responses: { '204': { description: 'Removed' }, ...errors },
+        },
       },
       '/admin/drain': {
-        post: { summary: 'Stop taking new rooms and joins; readiness turns false', responses: { '202': { description: 'Draining' }, ...errors } },
+        post: {
+          summary: 'Stop taking new rooms and joins; readiness turns false',
+          responses: { '202': { description: 'Draining' }, ...errors },
+        },
       },
     },
   };

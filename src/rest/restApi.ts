@@ -111,9 +111,14 @@ export class RestApi {
         return;
       }
     }
-    if (parts.length === 4 && parts[3] === 'invitations' && method === 'POST') return this.invite(req, res, room);
+    if (parts.length === 4 && parts[3] === 'invitations' && method === 'POST')
+      return this.invite(req, res, room);
     if (parts.length === 4 && parts[3] === 'participants' && method === 'GET') {
-      return sendJson(res, 200, [...room.participants.values()].map((p) => p.info()));
+      return sendJson(
+        res,
+        200,
+        [...room.participants.values()].map((p) => p.info()),
+      );
     }
     if (parts.length === 5 && parts[3] === 'participants' && method === 'DELETE') {
       const participant = room.participants.get(parts[4] ?? '');
@@ -127,14 +132,16 @@ export class RestApi {
 
   private async createRoom(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const body = await readJsonBody(req);
-    if (!createRoomCheck.Check(body)) throw new SfuError('MESSAGE_INVALID', firstViolation(createRoomCheck, body));
+    if (!createRoomCheck.Check(body))
+      throw new SfuError('MESSAGE_INVALID', firstViolation(createRoomCheck, body));
     const room = await this.deps.rooms.createRoom(body.options ?? {}, body.roomId);
     sendJson(res, 201, roomView(room));
   }
 
   private async invite(req: IncomingMessage, res: ServerResponse, room: Room): Promise<void> {
     const body = await readJsonBody(req);
-    if (!invitationCheck.Check(body)) throw new SfuError('MESSAGE_INVALID', firstViolation(invitationCheck, body));
+    if (!invitationCheck.Check(body))
+      throw new SfuError('MESSAGE_INVALID', firstViolation(invitationCheck, body));
     const ttlS = Math.min(body.ttlS ?? DEFAULT_INVITATION_TTL_S, this.deps.maxTokenLifetimeS);
     const participantId = body.participantId ?? `p_${randomUUID()}`;
     const token = await signJoinToken(this.deps.tokenSecret, this.deps.tokenAudience, {

@@ -59,7 +59,12 @@ export class Participant {
   }
 
   get active(): boolean {
-    return this.state !== 'left' && this.state !== 'declined' && this.state !== 'expired' && this.state !== 'removed';
+    return (
+      this.state !== 'left' &&
+      this.state !== 'declined' &&
+      this.state !== 'expired' &&
+      this.state !== 'removed'
+    );
   }
 
   recvTransport(): types.WebRtcTransport | undefined {

@@ -4,7 +4,8 @@ import type { Metrics } from '../observability/metrics.js';
 import type { Config } from '../config/schema.js';
 import { SfuError } from '../errors/catalogue.js';
 import type { MediaSource, NotificationData, NotificationName, RoomOptions } from '../protocol/messages.js';
-import { Participant, sourceOf } from './participant.js';
+import type { Participant } from './participant.js';
+import { sourceOf } from './participant.js';
 
 export interface RoomDeps {
   log: Logger;
@@ -63,7 +64,8 @@ export class Room {
     await this.consumeEverything(participant);
     for (const other of this.participants.values()) {
       if (other === participant || !other.mayExchangeMedia) continue;
-      for (const producer of participant.producers.values()) await this.consumeSafely(other, participant, producer);
+      for (const producer of participant.producers.values())
+        await this.consumeSafely(other, participant, producer);
       for (const dataProducer of participant.dataProducers.values())
         await this.consumeDataSafely(other, participant, dataProducer);
     }
@@ -137,13 +139,18 @@ export class Room {
   ): Promise<string> {
     this.requireMedia(participant);
     const transport = this.transportOf(participant, transportId);
-    if (participant.transportDirections.get(transportId) !== 'send') throw new SfuError('INVALID_STATE', 'not a send transport');
+    if (participant.transportDirections.get(transportId) !== 'send')
+      throw new SfuError('INVALID_STATE', 'not a send transport');
     if (participant.producers.size >= this.deps.limits.maxProducersPerParticipant) {
       throw new SfuError('LIMIT_EXCEEDED', 'producers');
     }
     let producer: types.Producer;
     try {
-      producer = await transport.produce({ kind, rtpParameters, appData: { participantId: participant.id, source } });
+      producer = await transport.produce({
+        kind,
+        rtpParameters,
+        appData: { participantId: participant.id, source },
+      });
     } catch (err) {
       if (err instanceof TypeError) throw new SfuError('RTP_PARAMETERS_INVALID', err.message.slice(0, 120));
       throw err;
@@ -179,7 +186,8 @@ export class Room {
     for (const owner of this.participants.values()) {
       const producer = owner.producers.get(producerId);
       if (producer && owner !== receiver && owner.mayExchangeMedia) {
-        if (!receiver.recvTransport() || !receiver.rtpCapabilities) throw new SfuError('INVALID_STATE', 'no receive transport');
+        if (!receiver.recvTransport() || !receiver.rtpCapabilities)
+          throw new SfuError('INVALID_STATE', 'no receive transport');
         const consumed = await this.consume(receiver, owner, producer);
         if (!consumed) throw new SfuError('CANNOT_CONSUME');
         return;
@@ -261,7 +269,11 @@ export class Room {
     }
   }
 
-  private async consumeSafely(receiver: Participant, owner: Participant, producer: types.Producer): Promise<void> {
+  private async consumeSafely(
+    receiver: Participant,
+    owner: Participant,
+    producer: types.Producer,
+  ): Promise<void> {
     try {
       await this.consume(receiver, owner, producer);
     } catch (err) {
@@ -270,15 +282,21 @@ export class Room {
   }
 
   /** Creates a paused consumer and announces it; the client resumes it once ready. */
-  private async consume(receiver: Participant, owner: Participant, producer: types.Producer): Promise<boolean> {
+  private async consume(
+    receiver: Participant,
+    owner: Participant,
+    producer: types.Producer,
+  ): Promise<boolean> {
     // Rights first: membership and admission of both sides. canConsume() is only a codec check.
     if (!receiver.mayExchangeMedia || !owner.mayExchangeMedia || producer.closed) return false;
-    if (this.participants.get(owner.id) !== owner || this.participants.get(receiver.id) !== receiver) return false;
+    if (this.participants.get(owner.id) !== owner || this.participants.get(receiver.id) !== receiver)
+      return false;
     const transport = receiver.recvTransport();
     const caps = receiver.rtpCapabilities;
     if (!transport || !caps) return false;
     for (const existing of receiver.consumers.values()) if (existing.producerId === producer.id) return true;
-    if (receiver.consumers.size >= this.deps.limits.maxConsumersPerParticipant) throw new SfuError('LIMIT_EXCEEDED', 'consumers');
+    if (receiver.consumers.size >= this.deps.limits.maxConsumersPerParticipant)
+      throw new SfuError('LIMIT_EXCEEDED', 'consumers');
     if (!this.router.canConsume({ producerId: producer.id, rtpCapabilities: caps })) return false;
     const source = sourceOf(producer);
     const consumer = await transport.consume({
@@ -295,7 +313,9 @@ export class Room {
     });
     consumer.on('producerclose', () => receiver.link?.notify('consumerClosed', { consumerId: consumer.id }));
     consumer.on('producerpause', () => receiver.link?.notify('consumerPaused', { consumerId: consumer.id }));
-    consumer.on('producerresume', () => receiver.link?.notify('consumerResumed', { consumerId: consumer.id }));
+    consumer.on('producerresume', () =>
+      receiver.link?.notify('consumerResumed', { consumerId: consumer.id }),
+    );
     consumer.on('layerschange', (layers) =>
       receiver.link?.notify('consumerLayersChanged', {
         consumerId: consumer.id,
@@ -316,11 +336,16 @@ export class Room {
   }
 
   /** Device readings go to practitioners only. */
-  private async consumeDataSafely(receiver: Participant, owner: Participant, dataProducer: types.DataProducer) {
+  private async consumeDataSafely(
+    receiver: Participant,
+    owner: Participant,
+    dataProducer: types.DataProducer,
+  ) {
     if (receiver.role !== 'practitioner' || !receiver.mayExchangeMedia || !owner.mayExchangeMedia) return;
     const transport = receiver.recvTransport();
     if (!transport?.sctpParameters) return;
-    for (const existing of receiver.dataConsumers.values()) if (existing.dataProducerId === dataProducer.id) return;
+    for (const existing of receiver.dataConsumers.values())
+      if (existing.dataProducerId === dataProducer.id) return;
     try {
       const dataConsumer = await transport.consumeData({ dataProducerId: dataProducer.id });
       receiver.dataConsumers.set(dataConsumer.id, dataConsumer);

@@ -87,7 +87,11 @@ export class RoomRegistry {
    * Admits a verified token holder into its room. A second join by the same participant replaces
    * the first connection, so a participant is never present twice.
    */
-  async join(claims: JoinClaims, link: ParticipantLink, e2ee: boolean): Promise<{ room: Room; participant: Participant }> {
+  async join(
+    claims: JoinClaims,
+    link: ParticipantLink,
+    e2ee: boolean,
+  ): Promise<{ room: Room; participant: Participant }> {
     if (this.draining) throw new SfuError('SERVER_DRAINING');
     const room = this.get(claims.room);
     // Same answer as a bad token: callers cannot probe which rooms exist.

@@ -51,16 +51,20 @@ export class SignallingConnection {
     if (size > this.ctx.config.limits.wsMaxPayloadBytes) {
       return withinRate ? this.fail(null, new SfuError('MESSAGE_TOO_LARGE')) : undefined;
     }
-    if (isBinary) return withinRate ? this.fail(null, new SfuError('MESSAGE_MALFORMED', 'binary frame')) : undefined;
+    if (isBinary)
+      return withinRate ? this.fail(null, new SfuError('MESSAGE_MALFORMED', 'binary frame')) : undefined;
     let message: unknown;
     try {
-      message = JSON.parse(Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(data as Buffer[]).toString('utf8'));
+      message = JSON.parse(
+        Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(data as Buffer[]).toString('utf8'),
+      );
     } catch {
       return withinRate ? this.fail(null, new SfuError('MESSAGE_MALFORMED')) : undefined;
     }
     if (!envelopeCheck.Check(message)) {
       if (!withinRate) return;
-      const id = typeof (message as { id?: unknown })?.id === 'number' ? (message as { id: number }).id : null;
+      const id =
+        typeof (message as { id?: unknown })?.id === 'number' ? (message as { id: number }).id : null;
       return this.fail(id, new SfuError('MESSAGE_INVALID', firstViolation(envelopeCheck, message)));
     }
     const { id, method } = message;
@@ -68,8 +72,10 @@ export class SignallingConnection {
     const params = message.params ?? {};
     if (!isMethod(method)) return this.fail(id, new SfuError('METHOD_UNKNOWN'));
     const check = paramChecks[method];
-    if (!check.Check(params)) return this.fail(id, new SfuError('MESSAGE_INVALID', firstViolation(check, params)));
-    if (this.pending >= MAX_PENDING_REQUESTS) return this.fail(id, new SfuError('RATE_LIMITED', 'too many pending'));
+    if (!check.Check(params))
+      return this.fail(id, new SfuError('MESSAGE_INVALID', firstViolation(check, params)));
+    if (this.pending >= MAX_PENDING_REQUESTS)
+      return this.fail(id, new SfuError('RATE_LIMITED', 'too many pending'));
     this.pending++;
     this.queue = this.queue.then(() => this.run(id, method, params)).finally(() => this.pending--);
   }

@@ -1,8 +1,13 @@
 import type { types } from 'mediasoup';
 import { SfuError } from '../errors/catalogue.js';
-import { PROTOCOL_VERSION, type Method, type RequestParams, type RequestResult } from '../protocol/messages.js';
+import {
+  PROTOCOL_VERSION,
+  type Method,
+  type RequestParams,
+  type RequestResult,
+} from '../protocol/messages.js';
 import type { Room } from '../rooms/room.js';
-import type { Participant } from '../rooms/participant.js';
+import type { Participant, ParticipantLink } from '../rooms/participant.js';
 import type { SignallingContext } from './context.js';
 
 /** What a request handler sees: the server's services and, once joined, this connection's membership. */
@@ -10,7 +15,7 @@ export interface HandlerScope {
   ctx: SignallingContext;
   member: { room: Room; participant: Participant } | undefined;
   connection: {
-    link: import('../rooms/participant.js').ParticipantLink;
+    link: ParticipantLink;
     setMember(member: { room: Room; participant: Participant }): void;
   };
 }
@@ -28,7 +33,10 @@ function joinResult(room: Room, participant: Participant) {
     protocolVersion: PROTOCOL_VERSION as typeof PROTOCOL_VERSION,
     self: participant.info(),
     room: { id: room.id, options: room.options },
-    participants: room.activeParticipants().filter((p) => p !== participant).map((p) => p.info()),
+    participants: room
+      .activeParticipants()
+      .filter((p) => p !== participant)
+      .map((p) => p.info()),
     routerRtpCapabilities: room.rtpCapabilities as unknown as Record<string, unknown>,
     resumeToken: participant.resumeToken,
   };
@@ -40,7 +48,11 @@ export const HANDLERS: { [M in Method]: Handler<M> } = {
   async join(scope, params) {
     if (scope.member) throw new SfuError('ALREADY_JOINED');
     const claims = await scope.ctx.tokens.verify(params.token);
-    const member = await scope.ctx.rooms.join(claims, scope.connection.link, params.capabilities?.e2ee ?? false);
+    const member = await scope.ctx.rooms.join(
+      claims,
+      scope.connection.link,
+      params.capabilities?.e2ee ?? false,
+    );
     scope.connection.setMember(member);
     return joinResult(member.room, member.participant);
   },
@@ -57,7 +69,7 @@ export const HANDLERS: { [M in Method]: Handler<M> } = {
 
   async setRtpCapabilities(scope, params) {
     const { room, participant } = joined(scope);
-    await room.setRtpCapabilities(participant, params.rtpCapabilities as unknown as types.RtpCapabilities);
+    await room.setRtpCapabilities(participant, params.rtpCapabilities);
     return ok;
   },
 
@@ -70,7 +82,7 @@ export const HANDLERS: { [M in Method]: Handler<M> } = {
     const { room, participant } = joined(scope);
     const transport = room.transportOf(participant, params.transportId);
     try {
-      await transport.connect({ dtlsParameters: params.dtlsParameters as types.DtlsParameters });
+      await transport.connect({ dtlsParameters: params.dtlsParameters });
     } catch (err) {
       if (err instanceof TypeError) throw new SfuError('DTLS_PARAMETERS_INVALID', err.message.slice(0, 120));
       throw new SfuError('INVALID_STATE', 'transport already connected');

@@ -34,8 +34,13 @@ export class SignallingServer {
     const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
     if (!offered.includes(PROTOCOL_SUBPROTOCOL)) {
       this.ctx.metrics.rejections.inc({ code: 'PROTOCOL_VERSION_UNSUPPORTED' });
-      socket.end('HTTP/1.1 426 Upgrade Required\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n' +
-        JSON.stringify({ code: 'PROTOCOL_VERSION_UNSUPPORTED', message: `Use subprotocol ${PROTOCOL_SUBPROTOCOL}.` }));
+      socket.end(
+        'HTTP/1.1 426 Upgrade Required\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n' +
+          JSON.stringify({
+            code: 'PROTOCOL_VERSION_UNSUPPORTED',
+            message: `Use subprotocol ${PROTOCOL_SUBPROTOCOL}.`,
+          }),
+      );
       return;
     }
     if (!this.perAddress.tryOpen(address)) {

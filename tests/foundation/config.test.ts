@@ -42,14 +42,20 @@ t.test('an invalid value names the key, what was expected and what was found', a
     name: 'ConfigError',
     message: /"server\.port".*expected.*found 70000/,
   });
-  t.throws(() => resolveConfig({ media: { workers: 'many' } }), { message: /"media\.workers".*found "many"/ });
+  t.throws(() => resolveConfig({ media: { workers: 'many' } }), {
+    message: /"media\.workers".*found "many"/,
+  });
   t.throws(() => resolveConfig({ serverr: {} }), ConfigError);
   t.throws(() => resolveConfig({ server: { prot: 1 } }), ConfigError, 'unknown nested keys are refused');
-  t.throws(() => resolveConfig({ media: { rtcMinPort: 50000, rtcMaxPort: 40000 } }), { message: /rtcMinPort/ });
+  t.throws(() => resolveConfig({ media: { rtcMinPort: 50000, rtcMaxPort: 40000 } }), {
+    message: /rtcMinPort/,
+  });
 });
 
 t.test('an unreadable or malformed file stops the start with a clear message', async (t) => {
-  t.throws(() => loadConfig(['--config', '/nonexistent/config.json'], {}), { message: /cannot read configuration file/ });
+  t.throws(() => loadConfig(['--config', '/nonexistent/config.json'], {}), {
+    message: /cannot read configuration file/,
+  });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cfg-'));
   const file = path.join(dir, 'bad.json');
   fs.writeFileSync(file, '{ not json');

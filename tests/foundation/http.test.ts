@@ -15,7 +15,12 @@ t.test('healthz and readyz answer 200; metrics show one worker-level series per 
   const cpuSeries = metrics.split('\n').filter((l) => l.startsWith('sfu_worker_cpu_seconds{'));
   t.equal(cpuSeries.length, 2, 'one CPU series per worker');
   t.equal(metrics.split('\n').filter((l) => l.startsWith('sfu_worker_max_rss_bytes{')).length, 2);
-  for (const name of ['sfu_rooms', 'sfu_transports', 'sfu_ws_connections', 'sfu_process_cpu_user_seconds_total']) {
+  for (const name of [
+    'sfu_rooms',
+    'sfu_transports',
+    'sfu_ws_connections',
+    'sfu_process_cpu_user_seconds_total',
+  ]) {
     t.match(metrics, new RegExp(`^${name}`, 'm'), `${name} is exported`);
   }
 });
@@ -36,37 +41,48 @@ t.test('draining turns readiness false and refuses new rooms', async (t) => {
 t.test('the OpenAPI document is served', async (t) => {
   const srv = await startTestServer();
   t.teardown(() => srv.stop());
-  const doc = (await (await fetch(`${srv.url}/openapi.json`)).json()) as { openapi: string; paths: Record<string, unknown> };
+  const doc = (await (await fetch(`${srv.url}/openapi.json`)).json()) as {
+    openapi: string;
+    paths: Record<string, unknown>;
+  };
   t.equal(doc.openapi, '3.1.0');
   t.ok(doc.paths['/v1/rooms/{roomId}/invitations']);
 });
 
-t.test('the server process starts on its defaults, then SIGTERM waits for rooms up to the deadline and exits 0', async (t) => {
-  const main = fileURLToPath(new URL('../../src/main.js', import.meta.url));
-  const child = spawn(process.execPath, [main], {
-    env: {
-      ...process.env,
-      SFU_SERVER__PORT: '0',
-      SFU_MEDIA__WORKERS: '1',
-      SFU_MEDIA__WEB_RTC_SERVER_PORT: '0',
-      SFU_SERVER__SHUTDOWN_DEADLINE_S: '1',
-      SFU_AUTH__API_KEYS: '["sigterm-test-key-0123456789"]',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  t.teardown(() => child.kill('SIGKILL'));
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  while (!/"msg":"server listening"/.test(out)) {
-    await once(child.stdout, 'data');
-  }
-  const url = (JSON.parse(out.split('\n').find((l) => l.includes('server listening')) ?? '{}') as { url: string }).url;
-  const room = await fetch(`${url}/v1/rooms`, { method: 'POST', headers: { Authorization: 'Bearer sigterm-test-key-0123456789' } });
-  t.equal(room.status, 201);
-  child.kill('SIGTERM');
-  const [code] = (await once(child, 'exit')) as [number];
-  t.equal(code, 0, 'exits cleanly');
-  t.match(out, /draining: no new rooms or joins/);
-  t.match(out, /shutdown deadline reached; ending rooms/, 'waited for the open room up to the deadline');
-  t.match(out, /server stopped/);
-});
+t.test(
+  'the server process starts on its defaults, then SIGTERM waits for rooms up to the deadline and exits 0',
+  async (t) => {
+    const main = fileURLToPath(new URL('../../src/main.js', import.meta.url));
+    const child = spawn(process.execPath, [main], {
+      env: {
+        ...process.env,
+        SFU_SERVER__PORT: '0',
+        SFU_MEDIA__WORKERS: '1',
+        SFU_MEDIA__WEB_RTC_SERVER_PORT: '0',
+        SFU_SERVER__SHUTDOWN_DEADLINE_S: '1',
+        SFU_AUTH__API_KEYS: '["sigterm-test-key-0123456789"]',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    t.teardown(() => child.kill('SIGKILL'));
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    while (!/"msg":"server listening"/.test(out)) {
+      await once(child.stdout, 'data');
+    }
+    const url = (
+      JSON.parse(out.split('\n').find((l) => l.includes('server listening')) ?? '{}') as { url: string }
+    ).url;
+    const room = await fetch(`${url}/v1/rooms`, {
+      method: 'POST',
+      headers: { Authorization: 'Bearer sigterm-test-key-0123456789' },
+    });
+    t.equal(room.status, 201);
+    child.kill('SIGTERM');
+    const [code] = (await once(child, 'exit')) as [number];
+    t.equal(code, 0, 'exits cleanly');
+    t.match(out, /draining: no new rooms or joins/);
+    t.match(out, /shutdown deadline reached; ending rooms/, 'waited for the open room up to the deadline');
+    t.match(out, /server stopped/);
+  },
+);

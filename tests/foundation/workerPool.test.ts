@@ -52,13 +52,19 @@ t.test('the pool logs the death with the worker index and pid', async (t) => {
       done();
     },
   });
-  const pool = await WorkerPool.start(testConfig({ media: { workers: 1 } }).media, createLogger('info', sink), new Metrics());
+  const pool = await WorkerPool.start(
+    testConfig({ media: { workers: 1 } }).media,
+    createLogger('info', sink),
+    new Metrics(),
+  );
   t.teardown(() => pool.close());
   const pid = pool.list()[0]!.worker.pid;
   const replaced = once(pool, 'workerReplaced');
   process.kill(pid, 'SIGKILL');
   await replaced;
-  const died = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'mediasoup worker died; replacing it');
+  const died = lines
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .find((l) => l.msg === 'mediasoup worker died; replacing it');
   t.ok(died, 'a death line is logged');
   t.equal(died?.pid, pid);
   t.equal(died?.level, 'error');

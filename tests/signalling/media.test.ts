@@ -1,6 +1,6 @@
 import t from 'tap';
 import { MediaPeer, releaseNativePeers } from '../support/mediaPeer.js';
-import { RequestError } from '../support/signallingClient.js';
+import type { RequestError } from '../support/signallingClient.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
 let srv: TestServer;
@@ -44,7 +44,10 @@ t.test('two participants exchange audio and video RTP through the real worker', 
     const video = received.streams.filter((s) => s.kind === 'video');
     t.ok(audio.reduce((n, s) => n + s.packets, 0) > 40, `${peer.id} received audio packets`);
     t.ok(video.reduce((n, s) => n + s.packets, 0) > 40, `${peer.id} received video packets`);
-    t.ok(video.some((s) => s.keyframes > 0), `${peer.id} received a keyframe`);
+    t.ok(
+      video.some((s) => s.keyframes > 0),
+      `${peer.id} received a keyframe`,
+    );
     t.ok(received.lost / Math.max(1, received.expected) < 0.05, `${peer.id} lost under 5% on loopback`);
   }
   // The server's counters agree that what was sent was forwarded.
@@ -54,32 +57,41 @@ t.test('two participants exchange audio and video RTP through the real worker', 
   t.ok(Array.isArray(stats.stats));
 });
 
-t.test('a peer of room B asking for a producer of room A is refused, exactly as for a missing one', async (t) => {
-  const roomA = await newRoom();
-  const roomB = await newRoom();
-  const alice = await MediaPeer.joinAs(srv, roomA, 'alice', 'practitioner');
-  const mallory = await MediaPeer.joinAs(srv, roomB, 'mallory', 'patient');
-  t.teardown(() => {
-    alice.close();
-    mallory.close();
-  });
-  await alice.publish({ video: false });
-  await mallory.client.request('setRtpCapabilities', { rtpCapabilities: {} as never }).catch(() => undefined);
-  await mallory.client.request('createTransport', { direction: 'recv' });
-  const attempt = async (producerId: string) => {
-    try {
-      await mallory.client.request('consume', { producerId });
-      return 'consumed';
-    } catch (err) {
-      return (err as RequestError).code;
-    }
-  };
-  t.equal(await attempt(alice.producerIds[0]!), 'PRODUCER_NOT_FOUND');
-  t.equal(await attempt('00000000-0000-0000-0000-000000000000'), 'PRODUCER_NOT_FOUND', 'same answer as a missing one');
-  t.equal(mallory.consumerAnnouncements().length, 0, 'nothing from room A was announced to room B');
-  // Foreign consumer ids are not usable either.
-  await t.rejects(mallory.client.request('resumeConsumer', { consumerId: 'foreign-consumer' }), { code: 'CONSUMER_NOT_FOUND' });
-});
+t.test(
+  'a peer of room B asking for a producer of room A is refused, exactly as for a missing one',
+  async (t) => {
+    const roomA = await newRoom();
+    const roomB = await newRoom();
+    const alice = await MediaPeer.joinAs(srv, roomA, 'alice', 'practitioner');
+    const mallory = await MediaPeer.joinAs(srv, roomB, 'mallory', 'patient');
+    t.teardown(() => {
+      alice.close();
+      mallory.close();
+    });
+    await alice.publish({ video: false });
+    await mallory.client.request('setRtpCapabilities', { rtpCapabilities: {} }).catch(() => undefined);
+    await mallory.client.request('createTransport', { direction: 'recv' });
+    const attempt = async (producerId: string) => {
+      try {
+        await mallory.client.request('consume', { producerId });
+        return 'consumed';
+      } catch (err) {
+        return (err as RequestError).code;
+      }
+    };
+    t.equal(await attempt(alice.producerIds[0]!), 'PRODUCER_NOT_FOUND');
+    t.equal(
+      await attempt('00000000-0000-0000-0000-000000000000'),
+      'PRODUCER_NOT_FOUND',
+      'same answer as a missing one',
+    );
+    t.equal(mallory.consumerAnnouncements().length, 0, 'nothing from room A was announced to room B');
+    // Foreign consumer ids are not usable either.
+    await t.rejects(mallory.client.request('resumeConsumer', { consumerId: 'foreign-consumer' }), {
+      code: 'CONSUMER_NOT_FOUND',
+    });
+  },
+);
 
 t.test('a reconnecting media peer keeps its identity and its media keeps flowing', async (t) => {
   const roomId = await newRoom();
@@ -95,14 +107,20 @@ t.test('a reconnecting media peer keeps its identity and its media keeps flowing
   await doctor.subscribe(1);
   await doctor.subscriber!.waitForMedia('audio');
   // The patient's signalling drops; its media transport stays up during the grace period.
-  const participantsBefore = (await srv.rest<{ id: string }[]>('GET', `/v1/rooms/${roomId}/participants`)).body;
+  const participantsBefore = (await srv.rest<{ id: string }[]>('GET', `/v1/rooms/${roomId}/participants`))
+    .body;
   patient.client.ws.terminate();
-  await doctor.client.waitFor('participantUpdated', (d) => (d.participant as { connected: boolean }).connected === false);
+  await doctor.client.waitFor(
+    'participantUpdated',
+    (d) => (d.participant as { connected: boolean }).connected === false,
+  );
   const before = doctor.subscriber!.stats().packets;
   await settle(500);
   t.ok(doctor.subscriber!.stats().packets > before, 'media flows while signalling is down');
   t.same(
-    (await srv.rest<{ id: string }[]>('GET', `/v1/rooms/${roomId}/participants`)).body.map((p) => p.id).sort(),
+    (await srv.rest<{ id: string }[]>('GET', `/v1/rooms/${roomId}/participants`)).body
+      .map((p) => p.id)
+      .sort(),
     participantsBefore.map((p) => p.id).sort(),
   );
 });

@@ -40,27 +40,32 @@ t.test('a connection without the protocol subprotocol is refused with 426', asyn
   await t.rejects(SignallingClient.open(srv.wsUrl, null), /426/);
 });
 
-t.test('malformed, invalid and unknown messages get typed errors and the connection stays usable', async (t) => {
-  const client = await SignallingClient.open(srv.wsUrl);
-  t.teardown(() => client.close());
-  client.sendRaw('{not json');
-  t.match(await client.nextRawResponse(), { id: null, ok: false, error: { code: 'MESSAGE_MALFORMED' } });
-  client.sendRaw(JSON.stringify({ id: 'x', method: 'join' }));
-  t.match(await client.nextRawResponse(), { id: null, ok: false, error: { code: 'MESSAGE_INVALID' } });
-  t.equal(await codeOf(client.requestRaw('launchMissiles', {})), 'METHOD_UNKNOWN');
-  t.equal(await codeOf(client.requestRaw('join', { token: 42 })), 'MESSAGE_INVALID');
-  t.equal(await codeOf(client.requestRaw('createTransport', { direction: 'send' })), 'AUTH_REQUIRED');
-  // A DTLS fingerprint list that is empty never reaches the worker.
-  t.equal(
-    await codeOf(client.requestRaw('connectTransport', { transportId: 't1', dtlsParameters: { fingerprints: [] } })),
-    'MESSAGE_INVALID',
-  );
-  const roomId = await room();
-  const joined = await client.request('join', {
-    token: await srv.token({ room: roomId, participantId: 'p1', role: 'patient' }),
-  });
-  t.equal(joined.self.id, 'p1', 'still usable after bad input');
-});
+t.test(
+  'malformed, invalid and unknown messages get typed errors and the connection stays usable',
+  async (t) => {
+    const client = await SignallingClient.open(srv.wsUrl);
+    t.teardown(() => client.close());
+    client.sendRaw('{not json');
+    t.match(await client.nextRawResponse(), { id: null, ok: false, error: { code: 'MESSAGE_MALFORMED' } });
+    client.sendRaw(JSON.stringify({ id: 'x', method: 'join' }));
+    t.match(await client.nextRawResponse(), { id: null, ok: false, error: { code: 'MESSAGE_INVALID' } });
+    t.equal(await codeOf(client.requestRaw('launchMissiles', {})), 'METHOD_UNKNOWN');
+    t.equal(await codeOf(client.requestRaw('join', { token: 42 })), 'MESSAGE_INVALID');
+    t.equal(await codeOf(client.requestRaw('createTransport', { direction: 'send' })), 'AUTH_REQUIRED');
+    // A DTLS fingerprint list that is empty never reaches the worker.
+    t.equal(
+      await codeOf(
+        client.requestRaw('connectTransport', { transportId: 't1', dtlsParameters: { fingerprints: [] } }),
+      ),
+      'MESSAGE_INVALID',
+    );
+    const roomId = await room();
+    const joined = await client.request('join', {
+      token: await srv.token({ room: roomId, participantId: 'p1', role: 'patient' }),
+    });
+    t.equal(joined.self.id, 'p1', 'still usable after bad input');
+  },
+);
 
 t.test('an oversize message gets MESSAGE_TOO_LARGE', async (t) => {
   const client = await SignallingClient.open(srv.wsUrl);
@@ -69,28 +74,37 @@ t.test('an oversize message gets MESSAGE_TOO_LARGE', async (t) => {
   t.match(await client.nextRawResponse(), { ok: false, error: { code: 'MESSAGE_TOO_LARGE' } });
 });
 
-t.test('tokens: unknown room, forged, expired and reused tokens all get the same ACCESS_DENIED', async (t) => {
-  const roomId = await room();
-  const answers: string[] = [];
-  const attempt = async (token: string) => {
-    const client = await SignallingClient.open(srv.wsUrl);
-    try {
-      await client.request('join', { token });
-      return 'joined';
-    } catch (err) {
-      return (err as RequestError).code;
-    } finally {
-      client.close();
-    }
-  };
-  answers.push(await attempt(await srv.token({ room: 'room-that-does-not-exist', participantId: 'x', role: 'patient' })));
-  const good = await srv.token({ room: roomId, participantId: 'y', role: 'patient' });
-  answers.push(await attempt(good.slice(0, -4) + (good.endsWith('AAAA') ? 'BBBB' : 'AAAA')));
-  answers.push(await attempt(await srv.token({ room: roomId, participantId: 'z', role: 'patient', ttlS: -10 })));
-  t.equal(await attempt(good), 'joined');
-  answers.push(await attempt(good));
-  t.same(answers, ['ACCESS_DENIED', 'ACCESS_DENIED', 'ACCESS_DENIED', 'ACCESS_DENIED']);
-});
+t.test(
+  'tokens: unknown room, forged, expired and reused tokens all get the same ACCESS_DENIED',
+  async (t) => {
+    const roomId = await room();
+    const answers: string[] = [];
+    const attempt = async (token: string) => {
+      const client = await SignallingClient.open(srv.wsUrl);
+      try {
+        await client.request('join', { token });
+        return 'joined';
+      } catch (err) {
+        return (err as RequestError).code;
+      } finally {
+        client.close();
+      }
+    };
+    answers.push(
+      await attempt(
+        await srv.token({ room: 'room-that-does-not-exist', participantId: 'x', role: 'patient' }),
+      ),
+    );
+    const good = await srv.token({ room: roomId, participantId: 'y', role: 'patient' });
+    answers.push(await attempt(good.slice(0, -4) + (good.endsWith('AAAA') ? 'BBBB' : 'AAAA')));
+    answers.push(
+      await attempt(await srv.token({ room: roomId, participantId: 'z', role: 'patient', ttlS: -10 })),
+    );
+    t.equal(await attempt(good), 'joined');
+    answers.push(await attempt(good));
+    t.same(answers, ['ACCESS_DENIED', 'ACCESS_DENIED', 'ACCESS_DENIED', 'ACCESS_DENIED']);
+  },
+);
 
 t.test('a connection that does not join in time is cut with AUTH_TIMEOUT', async (t) => {
   const client = await SignallingClient.open(srv.wsUrl);
@@ -111,14 +125,19 @@ t.test('a reconnecting participant resumes with its identity and is never duplic
   const roomId = await room();
   const doctor = await SignallingClient.open(srv.wsUrl);
   t.teardown(() => doctor.close());
-  await doctor.request('join', { token: await srv.token({ room: roomId, participantId: 'doc', role: 'practitioner' }) });
+  await doctor.request('join', {
+    token: await srv.token({ room: roomId, participantId: 'doc', role: 'practitioner' }),
+  });
   const first = await SignallingClient.open(srv.wsUrl);
   const joined = await first.request('join', {
     token: await srv.token({ room: roomId, participantId: 'pat', role: 'patient' }),
   });
   await first.request('createTransport', { direction: 'recv' });
   first.ws.terminate();
-  await doctor.waitFor('participantUpdated', (d) => (d.participant as { connected: boolean }).connected === false);
+  await doctor.waitFor(
+    'participantUpdated',
+    (d) => (d.participant as { connected: boolean }).connected === false,
+  );
 
   const second = await SignallingClient.open(srv.wsUrl);
   t.teardown(() => second.close());
@@ -134,18 +153,28 @@ t.test('a reconnecting participant resumes with its identity and is never duplic
   t.equal(await codeOf(second.requestRaw('resume', { resumeToken: joined.resumeToken })), 'ALREADY_JOINED');
   const third = await SignallingClient.open(srv.wsUrl);
   t.teardown(() => third.close());
-  t.equal(await codeOf(third.request('resume', { resumeToken: joined.resumeToken })), 'RESUME_REJECTED', 'an old resume token is dead');
+  t.equal(
+    await codeOf(third.request('resume', { resumeToken: joined.resumeToken })),
+    'RESUME_REJECTED',
+    'an old resume token is dead',
+  );
 });
 
 t.test('after the grace period, others are told the participant left', async (t) => {
   const graceSrv = await startTestServer({ auth: { resumeGraceS: 1 } });
   t.teardown(() => graceSrv.stop());
-  const roomId = (await graceSrv.rest<{ id: string }>('POST', '/v1/rooms', { options: { waitingRoom: false } })).body.id;
+  const roomId = (
+    await graceSrv.rest<{ id: string }>('POST', '/v1/rooms', { options: { waitingRoom: false } })
+  ).body.id;
   const doctor = await SignallingClient.open(graceSrv.wsUrl);
   t.teardown(() => doctor.close());
-  await doctor.request('join', { token: await graceSrv.token({ room: roomId, participantId: 'doc', role: 'practitioner' }) });
+  await doctor.request('join', {
+    token: await graceSrv.token({ room: roomId, participantId: 'doc', role: 'practitioner' }),
+  });
   const patient = await SignallingClient.open(graceSrv.wsUrl);
-  await patient.request('join', { token: await graceSrv.token({ room: roomId, participantId: 'pat', role: 'patient' }) });
+  await patient.request('join', {
+    token: await graceSrv.token({ room: roomId, participantId: 'pat', role: 'patient' }),
+  });
   patient.ws.terminate();
   const left = await doctor.waitFor('participantLeft');
   t.same(left.data, { participantId: 'pat', reason: 'timeout' });
@@ -155,15 +184,26 @@ t.test('a waiting patient cannot create media until a practitioner admits it', a
   const roomId = await room({ waitingRoom: true });
   const patient = await SignallingClient.open(srv.wsUrl);
   t.teardown(() => patient.close());
-  const joined = await patient.request('join', { token: await srv.token({ room: roomId, participantId: 'pat', role: 'patient' }) });
+  const joined = await patient.request('join', {
+    token: await srv.token({ room: roomId, participantId: 'pat', role: 'patient' }),
+  });
   t.equal(joined.self.state, 'waiting');
   t.equal(await codeOf(patient.request('createTransport', { direction: 'send' })), 'NOT_ADMITTED');
-  t.equal(await codeOf(patient.request('admit', { participantId: 'pat' })), 'FORBIDDEN_FOR_ROLE', 'patients cannot admit');
+  t.equal(
+    await codeOf(patient.request('admit', { participantId: 'pat' })),
+    'FORBIDDEN_FOR_ROLE',
+    'patients cannot admit',
+  );
   const doctor = await SignallingClient.open(srv.wsUrl);
   t.teardown(() => doctor.close());
-  await doctor.request('join', { token: await srv.token({ room: roomId, participantId: 'doc', role: 'practitioner' }) });
+  await doctor.request('join', {
+    token: await srv.token({ room: roomId, participantId: 'doc', role: 'practitioner' }),
+  });
   await doctor.request('admit', { participantId: 'pat' });
-  await patient.waitFor('participantUpdated', (d) => (d.participant as { state: string }).state === 'admitted');
+  await patient.waitFor(
+    'participantUpdated',
+    (d) => (d.participant as { state: string }).state === 'admitted',
+  );
   const transport = await patient.request('createTransport', { direction: 'send' });
   t.ok(transport.id, 'media allowed once admitted');
 });
@@ -189,7 +229,10 @@ t.test('REST: rooms, invitations, participants and ending a room', async (t) => 
   const client = await SignallingClient.open(srv.wsUrl);
   const joined = await client.request('join', { token: invitation.body.token });
   t.equal(joined.self.id, invitation.body.participantId);
-  const removed = await srv.rest('DELETE', `/v1/rooms/consult-42/participants/${invitation.body.participantId}`);
+  const removed = await srv.rest(
+    'DELETE',
+    `/v1/rooms/consult-42/participants/${invitation.body.participantId}`,
+  );
   t.equal(removed.status, 204);
   t.equal(await client.closed, 4000, 'the removed participant is disconnected');
   t.equal((await srv.rest('DELETE', '/v1/rooms/consult-42')).status, 204);

@@ -1,6 +1,11 @@
 import nodeDataChannel from 'node-datachannel';
 import type { types } from 'mediasoup';
-import { Publisher, Subscriber, subscriberRtpCapabilities, type ConsumerDescription } from '../../bench/peer/index.js';
+import {
+  Publisher,
+  Subscriber,
+  subscriberRtpCapabilities,
+  type ConsumerDescription,
+} from '../../bench/peer/index.js';
 import type { RemoteTransportParams } from '../../bench/peer/index.js';
 import type { Role } from '../../src/protocol/messages.js';
 import { SignallingClient } from './signallingClient.js';
@@ -39,7 +44,7 @@ export class MediaPeer {
   /** Publishes audio and three-layer VP8 simulcast; resolves once DTLS is up and both producers exist. */
   async publish(options: { audio?: boolean; video?: boolean } = {}): Promise<void> {
     await this.client.request('setRtpCapabilities', {
-      rtpCapabilities: subscriberRtpCapabilities() as unknown as Record<string, unknown>,
+      rtpCapabilities: subscriberRtpCapabilities(),
     });
     const transport = await this.client.request('createTransport', { direction: 'send' });
     const publisher = new Publisher({
@@ -52,7 +57,7 @@ export class MediaPeer {
     this.publisher = publisher;
     await this.client.request('connectTransport', {
       transportId: transport.id,
-      dtlsParameters: publisher.dtlsParameters as never,
+      dtlsParameters: publisher.dtlsParameters,
     });
     publisher.connect(transport as unknown as RemoteTransportParams);
     await publisher.waitConnected(15_000);
@@ -64,7 +69,7 @@ export class MediaPeer {
       const { producerId } = await this.client.request('produce', {
         transportId: transport.id,
         kind,
-        rtpParameters: rtpParameters as unknown as Record<string, unknown>,
+        rtpParameters: rtpParameters,
         source: kind === 'audio' ? 'microphone' : 'camera',
       });
       this.producerIds.push(producerId);
@@ -78,12 +83,13 @@ export class MediaPeer {
    */
   async subscribe(expectedConsumers: number, timeoutMs = 10_000): Promise<ConsumerDescription[]> {
     await this.client.request('setRtpCapabilities', {
-      rtpCapabilities: subscriberRtpCapabilities() as unknown as Record<string, unknown>,
+      rtpCapabilities: subscriberRtpCapabilities(),
     });
     const transport = await this.client.request('createTransport', { direction: 'recv' });
     const deadline = Date.now() + timeoutMs;
     while (this.consumerAnnouncements().length < expectedConsumers) {
-      if (Date.now() > deadline) throw new Error(`only ${this.consumerAnnouncements().length} consumers announced`);
+      if (Date.now() > deadline)
+        throw new Error(`only ${this.consumerAnnouncements().length} consumers announced`);
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     const consumers: ConsumerDescription[] = this.consumerAnnouncements().map((d) => ({
@@ -95,15 +101,21 @@ export class MediaPeer {
     this.subscriber = subscriber;
     await this.client.request('connectTransport', {
       transportId: transport.id,
-      dtlsParameters: subscriber.dtlsParameters as never,
+      dtlsParameters: subscriber.dtlsParameters,
     });
     subscriber.connect(transport as unknown as RemoteTransportParams);
     await subscriber.waitConnected(15_000);
-    for (const consumer of consumers) await this.client.request('resumeConsumer', { consumerId: consumer.id! });
+    for (const consumer of consumers)
+      await this.client.request('resumeConsumer', { consumerId: consumer.id! });
     return consumers;
   }
 
-  consumerAnnouncements(): { consumerId: string; kind: types.MediaKind; rtpParameters: types.RtpParameters; producerId: string }[] {
+  consumerAnnouncements(): {
+    consumerId: string;
+    kind: types.MediaKind;
+    rtpParameters: types.RtpParameters;
+    producerId: string;
+  }[] {
     return this.client.notifications
       .filter((n) => n.notification === 'consumerAdded')
       .map((n) => n.data as never);

@@ -16,7 +16,11 @@ export function testConfig(overrides: DeepPartial<Config> = {}): Config {
     ...overrides,
     server: { listenHost: '127.0.0.1', port: 0, shutdownDeadlineS: 0, ...overrides.server },
     media: { workers: 1, listenIp: '127.0.0.1', webRtcServerPort, ...overrides.media },
-    auth: { tokenSecret: 'test-secret-0123456789abcdef', apiKeys: ['test-api-key-0123456789'], ...overrides.auth },
+    auth: {
+      tokenSecret: 'test-secret-0123456789abcdef',
+      apiKeys: ['test-api-key-0123456789'],
+      ...overrides.auth,
+    },
     log: { level: process.env.TEST_LOG_LEVEL ?? 'silent', ...overrides.log },
   };
   return resolveConfig(JSON.parse(JSON.stringify(raw)) as Parameters<typeof resolveConfig>[0]);

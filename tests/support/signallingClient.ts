@@ -1,5 +1,11 @@
 import WebSocket from 'ws';
-import { PROTOCOL_SUBPROTOCOL, type ErrorBody, type Method, type RequestParams, type RequestResult } from '../../src/protocol/messages.js';
+import {
+  PROTOCOL_SUBPROTOCOL,
+  type ErrorBody,
+  type Method,
+  type RequestParams,
+  type RequestResult,
+} from '../../src/protocol/messages.js';
 
 export class RequestError extends Error {
   constructor(readonly body: ErrorBody) {
@@ -26,7 +32,9 @@ export class SignallingClient {
   readonly closed: Promise<number>;
 
   private constructor(readonly ws: WebSocket) {
-    ws.on('message', (data: Buffer) => this.onMessage(JSON.parse(data.toString()) as Record<string, unknown>));
+    ws.on('message', (data: Buffer) =>
+      this.onMessage(JSON.parse(data.toString()) as Record<string, unknown>),
+    );
     this.closed = new Promise((resolve) =>
       ws.on('close', (code) => {
         this.closeCode = code;
@@ -74,7 +82,10 @@ export class SignallingClient {
     return this.rawResponses[start];
   }
 
-  waitFor(notification: string, match: (data: Record<string, unknown>) => boolean = () => true): Promise<Notification> {
+  waitFor(
+    notification: string,
+    match: (data: Record<string, unknown>) => boolean = () => true,
+  ): Promise<Notification> {
     const found = this.notifications.find((n) => n.notification === notification && match(n.data));
     if (found) return Promise.resolve(found);
     return new Promise((resolve) =>
