@@ -171,34 +171,37 @@ export class PhoneCall {
     const { config, pinGuard, callerKey, metrics } = this.options;
     this.setState('pin');
     void this.say('welcome', true).catch(() => undefined);
-    for (let attempt = 1; ; attempt++) {
+    let attempts = 0;
+    let silences = 0;
+    for (;;) {
       const pin = await this.collectPin();
       this.check();
       if (pin === undefined) {
-        // Silence: say the welcome again, once per attempt, without counting a guess.
-        if (attempt > config.pin.maxAttemptsPerCall) return this.finish('goodbye', 'ended');
+        // Silence: say the welcome again, a few times, without counting a guess.
+        if (++silences > config.pin.maxAttemptsPerCall) return this.finish('goodbye', 'ended');
         await this.say('welcome', true);
         continue;
       }
+      if (pin === '') continue; // A bare '#' (e.g. after a full-length PIN) is no attempt.
       if (pinGuard.lockFor(callerKey)) {
         metrics.sipPinAttempts.inc({ outcome: 'locked' });
         return this.finish('locked', 'ended');
       }
-      const invitation =
-        pin.length > 0 ? await this.options.port.resolvePin(pin, this.options.caller) : undefined;
+      const invitation = await this.options.port.resolvePin(pin, this.options.caller);
       this.check();
       if (invitation) {
         metrics.sipPinAttempts.inc({ outcome: 'accepted' });
         return invitation;
       }
       metrics.sipPinAttempts.inc({ outcome: 'rejected' });
+      attempts++;
       const lock = pinGuard.recordFailure(callerKey);
       if (lock) {
         metrics.sipPinLockouts.inc({ scope: lock });
         this.options.log.warn({ callId: this.callId, scope: lock }, 'PIN entry locked out');
         return this.finish('locked', 'ended');
       }
-      if (attempt >= config.pin.maxAttemptsPerCall) return this.finish('pin-failed', 'ended');
+      if (attempts >= config.pin.maxAttemptsPerCall) return this.finish('pin-failed', 'ended');
       await this.say('pin-invalid', true);
     }
   }
