@@ -62,3 +62,11 @@ t.test('an unreadable or malformed file stops the start with a clear message', a
   t.throws(() => loadConfig([], { SFU_CONFIG: file }), { message: /not valid JSON/ });
   fs.rmSync(dir, { recursive: true });
 });
+
+t.test('docs/configuration.md is generated from the current schema', async (t) => {
+  const { execFileSync } = await import('node:child_process');
+  const script = new URL('../../../scripts/config-reference.mjs', import.meta.url);
+  const fresh = execFileSync(process.execPath, [script.pathname], { encoding: 'utf8' });
+  const committed = fs.readFileSync(new URL('../../../docs/configuration.md', import.meta.url), 'utf8');
+  t.equal(committed, fresh, 'run `node scripts/config-reference.mjs --write` after changing the schema');
+});
