@@ -1,6 +1,6 @@
 import type { Method, RequestParams, RequestResult } from '../protocol/messages.js';
 import { TypedEmitter } from './emitter.js';
-import { TeleconsultError, hasServerCode } from './errors.js';
+import { TeleconsultError, hasServerCode, isTeleconsultError } from './errors.js';
 import { hasMessage, type Locale } from './messages.js';
 import { mayRetry, reconnectDelay, type ReconnectPolicy } from './reconnectPolicy.js';
 import {
@@ -41,6 +41,21 @@ export type SessionEvents = {
 
 /** Requests that may wait for a reconnection at once; more are refused. */
 const MAX_WAITING_REQUESTS = 256;
+
+/** Methods the SDK may send twice without changing the outcome (a lost answer is retried). */
+const IDEMPOTENT_METHODS: ReadonlySet<Method> = new Set<Method>([
+  'setRtpCapabilities',
+  'restartIce',
+  'pauseProducer',
+  'resumeProducer',
+  'closeProducer',
+  'closeConsumer',
+  'pauseConsumer',
+  'resumeConsumer',
+  'setConsumerPreferredLayers',
+  'getStats',
+  'admit',
+]);
 
 interface Waiter {
   resolve(socket: SignallingSocket): void;
@@ -123,15 +138,31 @@ export class Session extends TypedEmitter<SessionEvents> {
     return this.endReason;
   }
 
-  /** Sends a request; while reconnecting, it waits for the connection to return. */
+  /**
+   * Sends a request; while reconnecting, it waits for the connection to return. A request whose
+   * connection dropped before the answer is sent again after the resume when repeating it is
+   * harmless (see IDEMPOTENT_METHODS); others fail with CONNECTION_LOST.
+   */
   async request<M extends Method>(
     method: M,
     params: RequestParams<M>,
     timeoutMs = this.options.requestTimeoutMs,
   ): Promise<RequestResult<M>> {
     const deadline = Date.now() + timeoutMs;
-    const socket = await this.connectedSocket(timeoutMs, method);
-    return socket.request(method, params, Math.max(1, deadline - Date.now()));
+    for (;;) {
+      const socket = await this.connectedSocket(Math.max(1, deadline - Date.now()), method);
+      try {
+        return await socket.request(method, params, Math.max(1, deadline - Date.now()));
+      } catch (err) {
+        const retry =
+          isTeleconsultError(err) &&
+          err.code === 'CONNECTION_LOST' &&
+          IDEMPOTENT_METHODS.has(method) &&
+          this.currentState !== 'disconnected' &&
+          Date.now() < deadline;
+        if (!retry) throw err;
+      }
+    }
   }
 
   /**
