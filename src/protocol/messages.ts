@@ -46,6 +46,8 @@ export const ParticipantInfo = Type.Object({
   connected: Type.Boolean(),
   phone: Type.Boolean(),
   e2ee: Type.Boolean(),
+  /** The participant's end-to-end encryption public key (opaque to the server), when it has one. */
+  e2eeKey: Type.Optional(Type.String({ maxLength: 1024 })),
 });
 export type ParticipantInfo = Static<typeof ParticipantInfo>;
 
@@ -82,7 +84,15 @@ export const Requests = {
   join: {
     params: Type.Object({
       token: Type.String({ minLength: 10, maxLength: 8192 }),
-      capabilities: Type.Optional(Type.Object({ e2ee: Type.Boolean() })),
+      capabilities: Type.Optional(
+        Type.Object({
+          e2ee: Type.Boolean(),
+          /** Public key for end-to-end key exchange (e.g. base64url raw ECDH P-256); relayed, never used by the server. */
+          e2eeKey: Type.Optional(
+            Type.String({ minLength: 16, maxLength: 1024, pattern: '^[A-Za-z0-9_=-]+$' }),
+          ),
+        }),
+      ),
     }),
     result: Type.Object({
       protocolVersion: Type.Literal(PROTOCOL_VERSION),
@@ -171,6 +181,26 @@ export const Requests = {
     result: Type.Object({ stats: Type.Array(Opaque) }),
   },
   leave: { params: Type.Object({}), result: Type.Object({}) },
+  /**
+   * End-to-end encryption: relays an opaque blob (e.g. a sender key wrapped for one recipient) to
+   * another admitted participant of the room. The server never reads it.
+   */
+  e2eeRelay: {
+    params: Type.Object({
+      to: Id,
+      payload: Type.String({ minLength: 1, maxLength: 16384, pattern: '^[A-Za-z0-9_=-]+$' }),
+    }),
+    result: Type.Object({}),
+  },
+  /** The size at which the client renders a video consumer; drives layer selection. */
+  reportRenderSize: {
+    params: Type.Object({
+      consumerId: Id,
+      width: Type.Integer({ minimum: 0, maximum: 8192 }),
+      height: Type.Integer({ minimum: 0, maximum: 8192 }),
+    }),
+    result: Type.Object({}),
+  },
   /** Practitioner: let a waiting participant in (consent rules apply, see docs/protocol.md). */
   admit: { params: Type.Object({ participantId: Id }), result: Type.Object({}) },
   /** Practitioner: refuse a waiting participant. */
@@ -215,6 +245,34 @@ export const Notifications = {
     protocol: Type.String(),
   }),
   dataConsumerClosed: Type.Object({ dataConsumerId: Id }),
+  /** An opaque end-to-end encryption blob from another participant (see `e2eeRelay`). */
+  e2eeMessage: Type.Object({ from: Id, payload: Type.String() }),
+  /** Network quality of a participant, 0 (unusable) to 5 (excellent); sent to itself and to practitioners. */
+  qualityUpdate: Type.Object({
+    participantId: Id,
+    score: Type.Integer({ minimum: 0, maximum: 5 }),
+    rttMs: Type.Union([Type.Number(), Type.Null()]),
+    lossRatio: Type.Union([Type.Number(), Type.Null()]),
+    jitterMs: Type.Union([Type.Number(), Type.Null()]),
+    availableKbps: Type.Union([Type.Number(), Type.Null()]),
+    /** Sustained poor quality: the practitioner's UI should offer the phone fallback. */
+    suggestPhoneFallback: Type.Boolean(),
+  }),
+  /** This receiver's video mode changed: full, reduced layers, or audio only (video paused). */
+  mediaModeChanged: Type.Object({
+    mode: Type.Union([Type.Literal('full'), Type.Literal('reduced'), Type.Literal('audio-only')]),
+    reason: Type.Union([
+      Type.Literal('bandwidth'),
+      Type.Literal('recovered'),
+      Type.Literal('render-size'),
+      Type.Literal('priority'),
+    ]),
+  }),
+  /** The sender's uplink is weak: send at most these simulcast layers (indices from 0). */
+  publishLayersAdvice: Type.Object({
+    producerId: Id,
+    maxSpatialLayer: Type.Integer({ minimum: -1, maximum: 3 }),
+  }),
   /** Media of the room was lost (e.g. its worker died); transports must be created again. */
   mediaReset: Type.Object({ reason: Type.Union([Type.Literal('worker-died')]) }),
   roomClosed: Type.Object({ reason: Type.Union([Type.Literal('ended'), Type.Literal('server-shutdown')]) }),

@@ -26,6 +26,9 @@ export class Participant {
   resumeToken: string;
   rtpCapabilities: types.RtpCapabilities | undefined;
   e2ee = false;
+  e2eeKey: string | undefined;
+  /** Size at which this participant renders each of its video consumers (reported by the SDK). */
+  readonly renderSizes = new Map<string, { width: number; height: number }>();
   phone = false;
   graceTimer: NodeJS.Timeout | undefined;
   readonly transports = new Map<string, types.WebRtcTransport>();
@@ -83,6 +86,7 @@ export class Participant {
       connected: this.link !== undefined,
       phone: this.phone,
       e2ee: this.e2ee,
+      ...(this.e2eeKey ? { e2eeKey: this.e2eeKey } : {}),
     };
   }
 

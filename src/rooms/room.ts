@@ -15,6 +15,8 @@ export interface RoomDeps {
   /** Finds a router for the room on a live worker (used again after a worker death). */
   placeRouter(): Promise<{ router: types.Router; webRtcServer: types.WebRtcServer | undefined }>;
   onClosed(room: Room): void;
+  /** Layer selection hook (bandwidth adaptation). */
+  onRenderSize?(participant: Participant, consumer: types.Consumer, width: number, height: number): void;
 }
 
 /**
@@ -227,6 +229,21 @@ export class Room {
       if (other !== participant) await this.consumeDataSafely(other, participant, dataProducer);
     }
     return dataProducer.id;
+  }
+
+  /** Passes an opaque end-to-end encryption blob between two admitted participants of this room. */
+  relayE2ee(from: Participant, to: string, payload: string): void {
+    this.requireMedia(from);
+    const recipient = this.participants.get(to);
+    if (!recipient || recipient === from || !recipient.mayExchangeMedia) throw new SfuError('NOT_FOUND');
+    recipient.link?.notify('e2eeMessage', { from: from.id, payload });
+  }
+
+  setRenderSize(participant: Participant, consumerId: string, width: number, height: number): void {
+    const consumer = this.consumerOf(participant, consumerId);
+    participant.renderSizes.set(consumer.id, { width, height });
+    consumer.observer.once('close', () => participant.renderSizes.delete(consumer.id));
+    this.deps.onRenderSize?.(participant, consumer, width, height);
   }
 
   /** Removes a participant from the room for good, closing its media. */

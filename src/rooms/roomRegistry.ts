@@ -90,8 +90,9 @@ export class RoomRegistry {
   async join(
     claims: JoinClaims,
     link: ParticipantLink,
-    e2ee: boolean,
+    keys: { e2ee: boolean; e2eeKey?: string | undefined },
   ): Promise<{ room: Room; participant: Participant }> {
+    const e2ee = keys.e2ee;
     if (this.draining) throw new SfuError('SERVER_DRAINING');
     const room = this.get(claims.room);
     // Same answer as a bad token: callers cannot probe which rooms exist.
@@ -109,6 +110,7 @@ export class RoomRegistry {
       this.newResumeToken(),
     );
     participant.e2ee = e2ee;
+    participant.e2eeKey = keys.e2eeKey;
     participant.link = link;
     room.participants.set(participant.id, participant);
     this.byResumeToken.set(participant.resumeToken, { room, participant });

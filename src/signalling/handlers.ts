@@ -178,6 +178,18 @@ export const HANDLERS: { [M in Method]: Handler<M> } = {
     return { stats: stats as unknown as Record<string, unknown>[] };
   },
 
+  async e2eeRelay(scope, params) {
+    const { room, participant } = joined(scope);
+    room.relayE2ee(participant, params.to, params.payload);
+    return Promise.resolve(ok);
+  },
+
+  async reportRenderSize(scope, params) {
+    const { room, participant } = joined(scope);
+    room.setRenderSize(participant, params.consumerId, params.width, params.height);
+    return Promise.resolve(ok);
+  },
+
   async admit(scope, params) {
     const { room, participant } = joined(scope);
     await scope.ctx.rooms.admit(room, participant, params.participantId);
