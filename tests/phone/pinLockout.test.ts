@@ -2,10 +2,16 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
+import type { Counter } from 'prom-client';
 import { beepPrompts, startGateway } from './fixtures/gatewayFixture.js';
 import { phoneStream, writeRtpPcap } from './fixtures/pcap.js';
 import { FixtureRoomPort } from './fixtures/roomFixture.js';
 import { freeUdpPort, runSipp } from './fixtures/sipp.js';
+
+async function countsBy(counter: Counter, label: string): Promise<Record<string, number>> {
+  const values = (await counter.get()).values;
+  return Object.fromEntries(values.map((v) => [String(v.labels[label]), v.value]));
+}
 
 void t.test(
   'wrong PINs: three per call then a hang-up, then the caller and finally everyone are locked out',
@@ -63,8 +69,7 @@ void t.test(
       t.teardown(() => sipp.kill());
       return sipp.done;
     };
-    const attempts = async () =>
-      Object.fromEntries((await metrics.sipPinAttempts.get()).values.map((v) => [v.labels.outcome, v.value]));
+    const attempts = () => countsBy(metrics.sipPinAttempts, 'outcome');
 
     const first = await callUntilHangup('0600000001');
     t.equal(
@@ -109,9 +114,7 @@ void t.test(
     );
 
     t.same(await attempts(), { rejected: 8 });
-    const lockouts = Object.fromEntries(
-      (await metrics.sipPinLockouts.get()).values.map((v) => [v.labels.scope, v.value]),
-    );
+    const lockouts = await countsBy(metrics.sipPinLockouts, 'scope');
     t.same(lockouts, { caller: 1, global: 1 });
     t.same(room.consents, [], 'nobody reached the consent step');
     t.same(room.participants.size, 0, 'nobody joined the room');

@@ -156,7 +156,7 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
           this.deliver(parseSipMessage(event.bytes, true), peer);
         } else {
           // Framing is lost: answer if the request can be read, then drop the connection.
-          const result = parseSipMessage(event.bytes.subarray(0, SIP_LIMITS.maxMessageBytes), false);
+          const result = parseSipMessage(event.bytes.subarray(0, SIP_LIMITS.maxMessageBytes), true);
           this.deliver(
             result.ok ? { ok: false, reason: event.reason } : { ...result, reason: event.reason },
             peer,
