@@ -48,11 +48,10 @@ export const HANDLERS: { [M in Method]: Handler<M> } = {
   async join(scope, params) {
     if (scope.member) throw new SfuError('ALREADY_JOINED');
     const claims = await scope.ctx.tokens.verify(params.token);
-    const member = await scope.ctx.rooms.join(
-      claims,
-      scope.connection.link,
-      params.capabilities?.e2ee ?? false,
-    );
+    const member = await scope.ctx.rooms.join(claims, scope.connection.link, {
+      e2ee: params.capabilities?.e2ee ?? false,
+      e2eeKey: params.capabilities?.e2eeKey,
+    });
     scope.connection.setMember(member);
     return joinResult(member.room, member.participant);
   },
