@@ -37,9 +37,12 @@ export class MediaScheduler {
     return this.members.size;
   }
 
-  /** Share of ticks that fired more than two periods late: a sign the load generator itself is saturated. */
-  get lateTickRatio(): number {
-    return this.ticks === 0 ? 0 : this.lateTicks / this.ticks;
+  /**
+   * Ticks so far and those that fired more than two periods late: a late share above a few percent
+   * means the load generator itself is saturated and its figures are suspect.
+   */
+  lateTickCounts(): { ticks: number; late: number } {
+    return { ticks: this.ticks, late: this.lateTicks };
   }
 
   private lastTickAt = 0;

@@ -129,7 +129,7 @@ export class Subscriber implements Ticking {
   private readonly scheduler: MediaScheduler;
   private readonly sections: Section[] = [];
   private readonly streams = new Map<number, StreamState>();
-  private readonly delay = new DelayHistogram();
+  private delay = new DelayHistogram();
   private readonly reportSsrc = newSsrc();
   private readonly receiverReports: boolean;
   private nextReportAt = 0;
@@ -251,6 +251,11 @@ export class Subscriber implements Ticking {
       delay: this.delay,
       unprobed: this.unprobed,
     };
+  }
+
+  /** Starts a fresh delay histogram (counters stay cumulative: callers take deltas). */
+  resetDelay(): void {
+    this.delay = new DelayHistogram();
   }
 
   close(): void {

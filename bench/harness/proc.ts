@@ -1,0 +1,78 @@
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+
+let clockTicks: number | undefined;
+
+/** Kernel clock ticks per second (USER_HZ), the unit of utime/stime in /proc/<pid>/stat. */
+function ticksPerSecond(): number {
+  if (clockTicks === undefined) {
+    try {
+      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      clockTicks = 100;
+    }
+  }
+  return clockTicks;
+}
+
+/** CPU seconds (user + system) a process has used so far; undefined once it is gone. */
+export function cpuSeconds(pid: number): number | undefined {
+  let stat: string;
+  try {
+    stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // The command name (field 2) may contain spaces and parentheses: split after its closing one.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // Fields 14 and 15 of the file are utime and stime; here they sit at indices 11 and 12.
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  if (!Number.isFinite(utime) || !Number.isFinite(stime)) return undefined;
+  return (utime + stime) / ticksPerSecond();
+}
+
+export interface MemorySample {
+  rssMiB: number;
+  peakRssMiB: number;
+}
+
+/** Resident and peak resident memory (VmRSS, VmHWM) in MiB; undefined once the process is gone. */
+export function memory(pid: number): MemorySample | undefined {
+  let status: string;
+  try {
+    status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const kib = (key: string): number =>
+    Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0);
+  return { rssMiB: kib('VmRSS') / 1024, peakRssMiB: kib('VmHWM') / 1024 };
+}
+
+export interface CpuSnapshot {
+  at: number;
+  server: number;
+  workers: number;
+}
+
+/** Sums CPU seconds of the server process and of the workers; processes that vanished count 0. */
+export function snapshotCpu(pids: { server?: number; workers: number[] }): CpuSnapshot {
+  return {
+    at: performance.now(),
+    server: pids.server !== undefined ? (cpuSeconds(pids.server) ?? 0) : 0,
+    workers: pids.workers.reduce((sum, pid) => sum + (cpuSeconds(pid) ?? 0), 0),
+  };
+}
+
+export function sumMemory(pids: number[]): MemorySample {
+  let rssMiB = 0;
+  let peakRssMiB = 0;
+  for (const pid of pids) {
+    const m = memory(pid);
+    if (!m) continue;
+    rssMiB += m.rssMiB;
+    peakRssMiB += m.peakRssMiB;
+  }
+  return { rssMiB, peakRssMiB };
+}

@@ -1,0 +1,7 @@
+import type { Target } from '../harness/target.js';
+import { BareTarget } from './bare/target.js';
+
+/** Every target the CLI knows, by name. A new target registers its factory here. */
+export const TARGETS: Record<string, () => Target> = {
+  bare: () => new BareTarget(),
+};
