@@ -51,6 +51,7 @@ export async function joinInPage(
       room.on('connectionStateChanged', (state) => record.connection.push(state));
       room.on('participantJoined', (p) => record.events.push(`participantJoined:${p.id}:${p.state}`));
       room.on('participantUpdated', (p) => record.events.push(`participantUpdated:${p.id}:${p.state}`));
+      room.on('mediaReset', () => record.events.push('mediaReset'));
       room.on('error', (error) => record.errors.push(`${error.code}: ${error.detail ?? error.message}`));
       window.tc = { room, record };
       return { selfId: room.self.id, state: room.self.state };
