@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
@@ -28,7 +29,13 @@ export const DEFAULT_ROOM_OPTIONS: RoomOptions = {
  * All rooms of this process, and the lifecycle of participants within them: join, disconnect,
  * resume within the grace period, leave. Places each new room on the least-loaded worker.
  */
-export class RoomRegistry {
+export interface RoomRegistryEvents {
+  /** A room was created: attach per-room services (quality control, phone bridge, journal). */
+  roomCreated: [Room];
+  roomClosed: [Room];
+}
+
+export class RoomRegistry extends EventEmitter<RoomRegistryEvents> {
   private readonly rooms = new Map<string, Room>();
   private readonly byResumeToken = new Map<string, { room: Room; participant: Participant }>();
   private readonly log: Logger;
@@ -40,6 +47,7 @@ export class RoomRegistry {
     private readonly metrics: Metrics,
     log: Logger,
   ) {
+    super();
     this.log = log.child({ module: 'rooms' });
   }
 
@@ -80,6 +88,7 @@ export class RoomRegistry {
     this.rooms.set(id, room);
     this.metrics.rooms.set(this.rooms.size);
     this.log.info({ room: id }, 'room created');
+    this.emit('roomCreated', room);
     return room;
   }
 
@@ -225,5 +234,6 @@ export class RoomRegistry {
     this.rooms.delete(room.id);
     this.metrics.rooms.set(this.rooms.size);
     this.log.info({ room: room.id }, 'room closed');
+    this.emit('roomClosed', room);
   }
 }
