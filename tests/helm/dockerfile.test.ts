@@ -320,3 +320,123 @@ void t.test('.dockerignore keeps host build output, git history and local data o
   }
   t.end();
 });
+
+/** A port free for both UDP and TCP on loopback right now. */
+async function freePort(): Promise<number> {
+  const net = await import('node:net');
+  const dgram = await import('node:dgram');
+  for (;;) {
+    const tcp = net.createServer();
+    await new Promise<void>((resolve) => tcp.listen(0, '127.0.0.1', resolve));
+    const port = (tcp.address() as AddressInfo).port;
+    const udp = dgram.createSocket('udp4');
+    const ok = await new Promise<boolean>((resolve) => {
+      udp.once('error', () => resolve(false));
+      udp.bind(port, '127.0.0.1', () => resolve(true));
+    });
+    udp.close();
+    await new Promise<void>((resolve) => tcp.close(() => resolve()));
+    if (ok) return port;
+  }
+}
+
+const mainJs = path.join(repoRoot, 'dist', 'src', 'main.js');
+const layoutSkip =
+  fs.existsSync(worker) && fs.existsSync(mainJs) ? false : 'needs the built worker and dist/src/main.js';
+void t.test(
+  "the build stage's assembly step yields an app that starts, passes the health check and stops on SIGTERM",
+  { skip: layoutSkip },
+  async (t) => {
+    const assemble = build && all(build, 'RUN').find((r) => r.args.includes('npm prune'));
+    if (!assemble) throw new Error('no assembly RUN in the build stage');
+    const tmp = fs.mkdtempSync(path.join(fs.realpathSync((await import('node:os')).tmpdir()), 'sfu-image-'));
+    t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));
+    const src = path.join(tmp, 'src');
+    const out = path.join(tmp, 'out');
+    fs.mkdirSync(src);
+    for (const item of ['package.json', 'package-lock.json', '.npmrc', 'dist', 'assets']) {
+      const from = path.join(repoRoot, item);
+      if (fs.existsSync(from)) execFileSync('cp', ['-a', from, path.join(src, item)]);
+    }
+    // Copying all of node_modules (20,000 files) takes half a minute here: copy the production
+    // packages the lockfile names, plus one dev package that `npm prune --omit=dev` must remove.
+    const lock = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package-lock.json'), 'utf8')) as {
+      packages: Record<string, { dev?: boolean }>;
+    };
+    const devSentinel = 'node_modules/yaml';
+    const copied = Object.entries(lock.packages)
+      .filter(
+        ([key, info]) => /^node_modules\/(@[^/]+\/)?[^/]+$/.test(key) && (!info.dev || key === devSentinel),
+      )
+      .map(([key]) => key)
+      .filter((key) => fs.existsSync(path.join(repoRoot, key)));
+    for (const key of copied) {
+      fs.mkdirSync(path.dirname(path.join(src, key)), { recursive: true });
+      execFileSync('cp', ['-a', path.join(repoRoot, key), path.join(src, key)]);
+    }
+    t.ok(copied.includes('node_modules/mediasoup') && copied.includes(devSentinel), 'packages copied');
+    // The instruction as written, with /out moved into the temporary directory.
+    execFileSync('sh', ['-c', assemble.args.replace(/(^|[\s=])\/out(?=\/|\s|$)/g, `$1${out}`)], {
+      cwd: src,
+      stdio: 'ignore',
+    });
+    const mediasoupWorkerDir = path.join(out, 'node_modules', 'mediasoup', 'worker');
+    t.same(
+      execFileSync('find', [mediasoupWorkerDir, '-type', 'f'], { encoding: 'utf8' }).trim().split('\n'),
+      [path.join(mediasoupWorkerDir, 'out', 'Release', 'mediasoup-worker')],
+      'only the worker binary is left of the C++ sources',
+    );
+    t.notOk(fs.existsSync(path.join(out, devSentinel)), 'dev dependencies are pruned');
+    t.ok(fs.existsSync(path.join(out, 'node_modules', 'ws')), 'production dependencies stay');
+
+    // The image's own config file, moved to loopback and free ports (tests never bind other addresses).
+    const copy = all(runtime, 'COPY').find((c) => c.heredoc !== undefined && /config\.json$/.test(c.args));
+    const imageConfig = JSON.parse(copy?.heredoc ?? '{}') as {
+      server: Record<string, unknown>;
+      media: Record<string, unknown>;
+      journal: Record<string, unknown>;
+    };
+    const [httpPort, rtcPort] = [await freePort(), await freePort()];
+    imageConfig.server.listenHost = '127.0.0.1';
+    imageConfig.server.port = httpPort;
+    imageConfig.server.shutdownDeadlineS = 5;
+    imageConfig.media.listenIp = '127.0.0.1';
+    imageConfig.media.webRtcServerPort = rtcPort;
+    imageConfig.journal.dir = path.join(tmp, 'data');
+    fs.writeFileSync(path.join(tmp, 'config.json'), JSON.stringify(imageConfig));
+
+    const [cmd, ...args] = exec(runtime, 'CMD');
+    const child = spawn(cmd === 'node' ? process.execPath : cmd!, args, {
+      cwd: out,
+      env: {
+        PATH: process.env.PATH,
+        NODE_ENV: 'production',
+        SFU_CONFIG: path.join(tmp, 'config.json'),
+        SFU_AUTH__TOKEN_SECRET: 'image-test-token-secret',
+      },
+      stdio: 'ignore',
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    t.teardown(() => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    });
+    const health = exec(runtime, 'HEALTHCHECK').slice(1);
+    let healthy = false;
+    for (let i = 0; i < 60 && !healthy && child.exitCode === null; i++) {
+      const code = await new Promise<number | null>((resolve) => {
+        const probe = spawn(process.execPath, health, {
+          env: { PATH: process.env.PATH, SFU_SERVER__PORT: String(httpPort) },
+          stdio: 'ignore',
+        });
+        probe.on('exit', resolve);
+      });
+      healthy = code === 0;
+      if (!healthy) await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    t.ok(healthy, 'the HEALTHCHECK command reports healthy');
+    const ready = await fetch(`http://127.0.0.1:${httpPort}/readyz`);
+    t.equal(ready.status, 200, 'ready: the worker started from the trimmed package');
+    child.kill('SIGTERM');
+    t.equal(await exited, 0, 'SIGTERM drains and exits 0');
+  },
+);
