@@ -1,5 +1,11 @@
 import type { types } from 'mediasoup';
-import { DelayHistogram, Publisher, Subscriber, subscriberRtpCapabilities } from '../peer/index.js';
+import {
+  DEFAULT_SIMULCAST,
+  DelayHistogram,
+  Publisher,
+  Subscriber,
+  subscriberRtpCapabilities,
+} from '../peer/index.js';
 import type { MediaScheduler } from '../peer/index.js';
 import type { ParticipantSignalling, SessionHandles, Target, TransportInfo } from './target.js';
 
@@ -129,6 +135,23 @@ export class ConsultLoad {
       for (const p of session.participants) if (p.subscriber) all.merge(p.subscriber.stats().delay);
     }
     return all;
+  }
+
+  /** Received video streams, and those whose last keyframe was the top layer's (by its width). */
+  videoLayers(): { streams: number; topLayer: number } {
+    const topWidth = DEFAULT_SIMULCAST[DEFAULT_SIMULCAST.length - 1]!.width;
+    let streams = 0;
+    let topLayer = 0;
+    for (const session of this.sessions) {
+      for (const p of session.participants) {
+        for (const s of p.subscriber?.stats().streams ?? []) {
+          if (s.kind !== 'video') continue;
+          streams++;
+          if (s.lastKeyframeWidth === topWidth) topLayer++;
+        }
+      }
+    }
+    return { streams, topLayer };
   }
 
   async close(): Promise<void> {

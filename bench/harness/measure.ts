@@ -1,7 +1,8 @@
 import type { Percentiles } from '../peer/index.js';
 import type { MediaScheduler } from '../peer/index.js';
 import type { ConsultLoad, TrafficTotals } from './consult.js';
-import { snapshotCpu, sumMemory } from './proc.js';
+import { snapshotCpu, sumMemory, udpCounters } from './proc.js';
+import type { UdpCounters } from './proc.js';
 import type { Target } from './target.js';
 
 /** What one measurement window saw: every target is measured with these same definitions. */
@@ -18,6 +19,10 @@ export interface WindowResult {
   generatorCpuS: number;
   /** Share of scheduler ticks that fired late: above a few percent the generator is the bottleneck. */
   generatorLateTickRatio: number;
+  /** Host-wide UDP errors during the window (socket buffer overflows explain loopback loss). */
+  udpErrors: UdpCounters;
+  /** Received video streams, and those whose last keyframe had the top simulcast layer's width. */
+  video: { streams: number; topLayer: number };
 }
 
 function delta(after: TrafficTotals, before: TrafficTotals): TrafficTotals {
@@ -47,6 +52,7 @@ export async function measureWindow(
   const lateBefore = scheduler.lateTickCounts();
   const trafficStart = load.totals();
   const cpuStart = snapshotCpu(pids);
+  const udpStart = udpCounters();
   const ownStart = process.cpuUsage();
   let previous = { traffic: trafficStart, cpu: cpuStart };
 
@@ -72,6 +78,7 @@ export async function measureWindow(
   }
 
   const cpuEnd = snapshotCpu(pids);
+  const udpEnd = udpCounters();
   const own = process.cpuUsage(ownStart);
   const traffic = delta(load.totals(), trafficStart);
   const delays = load.delays();
@@ -90,6 +97,12 @@ export async function measureWindow(
     peakRssMiB: { server: serverMemory.peakRssMiB, workers: workerMemory.peakRssMiB },
     generatorCpuS: (own.user + own.system) / 1e6,
     generatorLateTickRatio: ticks > 0 ? (lateAfter.late - lateBefore.late) / ticks : 0,
+    udpErrors: {
+      rcvbufErrors: udpEnd.rcvbufErrors - udpStart.rcvbufErrors,
+      sndbufErrors: udpEnd.sndbufErrors - udpStart.sndbufErrors,
+      inErrors: udpEnd.inErrors - udpStart.inErrors,
+    },
+    video: load.videoLayers(),
   };
 }
 

@@ -76,3 +76,32 @@ export function sumMemory(pids: number[]): MemorySample {
   }
   return { rssMiB, peakRssMiB };
 }
+
+export interface UdpCounters {
+  rcvbufErrors: number;
+  sndbufErrors: number;
+  inErrors: number;
+}
+
+/**
+ * Host-wide UDP error counters from /proc/net/snmp. Buffer overflows there are the usual cause of
+ * loss on loopback: a starved process does not drain its socket in time. Zeros when unreadable.
+ */
+export function udpCounters(): UdpCounters {
+  try {
+    const lines = fs
+      .readFileSync('/proc/net/snmp', 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('Udp:'));
+    const names = lines[0]?.split(/\s+/) ?? [];
+    const values = lines[1]?.split(/\s+/) ?? [];
+    const get = (name: string): number => Number(values[names.indexOf(name)] ?? 0) || 0;
+    return {
+      rcvbufErrors: get('RcvbufErrors'),
+      sndbufErrors: get('SndbufErrors'),
+      inErrors: get('InErrors'),
+    };
+  } catch {
+    return { rcvbufErrors: 0, sndbufErrors: 0, inErrors: 0 };
+  }
+}

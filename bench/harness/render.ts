@@ -28,6 +28,8 @@ export function renderMarkdown(r: BenchReport): string {
     `| packets sent / received | ${r.packets.sent} / ${r.packets.received} |`,
     `| bytes sent / received | ${r.bytes.sent} / ${r.bytes.received} |`,
     `| joined / failed sessions | ${r.joined} / ${r.joinFailures} |`,
+    `| video at the top simulcast layer | ${pct(r.videoTopLayerShare)} of received video streams |`,
+    `| UDP receive / send buffer errors (host) | ${r.udpErrors.rcvbufErrors} / ${r.udpErrors.sndbufErrors} |`,
     `| load generator CPU (not counted) | ${f2(r.loadGenerator.cpuS)} s, late ticks ${pct(r.loadGenerator.lateTickRatio)} |`,
   ];
   if (r.ramp) {

@@ -55,6 +55,10 @@ export interface BenchReport {
   rssMiB: { server: number; workers: number };
   peakRssMiB: { server: number; workers: number };
   loadGenerator: { cpuS: number; lateTickRatio: number; sendFailures: number; pacerDrops: number };
+  /** Share of received video streams at the top simulcast layer (by keyframe width). */
+  videoTopLayerShare: number;
+  /** Host-wide UDP socket errors during the window: where loopback loss usually comes from. */
+  udpErrors: { rcvbufErrors: number; sndbufErrors: number; inErrors: number };
   errors: string[];
   ramp?: {
     thresholds: { maxLossRatio: number; maxDelayP99Ms: number };
@@ -163,6 +167,8 @@ export function buildReport(input: {
       sendFailures: window.traffic.sendFailures,
       pacerDrops: window.traffic.pacerDrops,
     },
+    videoTopLayerShare: window.video.streams > 0 ? window.video.topLayer / window.video.streams : 0,
+    udpErrors: window.udpErrors,
     errors: input.errors,
     ...(input.ramp ? { ramp: input.ramp } : {}),
   };

@@ -12,6 +12,7 @@ export class MediaScheduler {
   private timer: NodeJS.Timeout | undefined;
   private ticks = 0;
   private lateTicks = 0;
+  private failures = 0;
 
   /** @param tickMs Tick period; 5 ms keeps pacing smooth while costing little. */
   constructor(private readonly tickMs = 5) {}
@@ -41,8 +42,8 @@ export class MediaScheduler {
    * Ticks so far and those that fired more than two periods late: a late share above a few percent
    * means the load generator itself is saturated and its figures are suspect.
    */
-  lateTickCounts(): { ticks: number; late: number } {
-    return { ticks: this.ticks, late: this.lateTicks };
+  lateTickCounts(): { ticks: number; late: number; failures: number } {
+    return { ticks: this.ticks, late: this.lateTicks, failures: this.failures };
   }
 
   private lastTickAt = 0;
@@ -56,7 +57,8 @@ export class MediaScheduler {
       try {
         member.tick(now);
       } catch {
-        // A stream whose track closed under it stops itself; one bad member must not stall the rest.
+        // A track that closed under its stream throws; one bad member must not stall the rest.
+        this.failures++;
       }
     }
   }

@@ -10,7 +10,7 @@ import type { ReportBlock } from './rtp.js';
 import { sharedScheduler } from './scheduler.js';
 import type { MediaScheduler, Ticking } from './scheduler.js';
 import type { RemoteSection, RemoteTransportParams } from './sdp.js';
-import { isVp8KeyframeStart } from './vp8.js';
+import { vp8KeyframeWidth } from './vp8.js';
 
 /** What the server returned from transport.consume(): enough to receive and route the stream. */
 export interface ConsumerDescription {
@@ -31,6 +31,8 @@ export interface ReceivedStreamStats {
   expected: number;
   lost: number;
   keyframes: number;
+  /** Width of the last VP8 keyframe received: tells which simulcast layer the server forwards. */
+  lastKeyframeWidth?: number;
   /** performance.now() of the first packet, if any. */
   firstPacketAt?: number;
 }
@@ -99,6 +101,7 @@ interface StreamState {
   packets: number;
   bytes: number;
   keyframes: number;
+  lastKeyframeWidth: number | undefined;
   firstPacketAt: number | undefined;
   /** Extended (wrap-aware) sequence numbers. */
   baseSeq: number;
@@ -239,6 +242,7 @@ export class Subscriber implements Ticking {
         expected,
         lost: Math.max(0, expected - s.packets),
         keyframes: s.keyframes,
+        ...(s.lastKeyframeWidth !== undefined ? { lastKeyframeWidth: s.lastKeyframeWidth } : {}),
         ...(s.firstPacketAt !== undefined ? { firstPacketAt: s.firstPacketAt } : {}),
       });
     }
@@ -326,6 +330,7 @@ export class Subscriber implements Ticking {
         packets: 0,
         bytes: 0,
         keyframes: 0,
+        lastKeyframeWidth: undefined,
         firstPacketAt: now,
         baseSeq: rtp.sequenceNumber,
         maxSeq: rtp.sequenceNumber,
@@ -343,7 +348,13 @@ export class Subscriber implements Ticking {
     }
     s.packets++;
     s.bytes += message.length;
-    if (kind === 'video' && isVp8KeyframeStart(message, rtp.payloadOffset, rtp.payloadEnd)) s.keyframes++;
+    if (kind === 'video') {
+      const width = vp8KeyframeWidth(message, rtp.payloadOffset, rtp.payloadEnd);
+      if (width !== undefined) {
+        s.keyframes++;
+        s.lastKeyframeWidth = width;
+      }
+    }
     const probe = readProbe(message, rtp);
     if (probe) this.delay.record(now - probe.sendTimeMs);
     else this.unprobed++;

@@ -47,23 +47,33 @@ export function writeVp8FrameHeader(
   return VP8_KEYFRAME_HEADER_SIZE;
 }
 
-/** True when the payload (descriptor first) starts a VP8 keyframe; mirrors the worker's own test. */
-export function isVp8KeyframeStart(payload: Buffer, offset: number, end: number): boolean {
-  if (end - offset < 1) return false;
+/**
+ * When the payload (descriptor first) starts a VP8 keyframe, its width in pixels (the keyframe test
+ * mirrors the worker's own); undefined otherwise. 0 when the keyframe header is cut short.
+ */
+export function vp8KeyframeWidth(payload: Buffer, offset: number, end: number): number | undefined {
+  if (end - offset < 1) return undefined;
   const b0 = payload[offset]!;
   const start = (b0 & 0x10) !== 0;
-  if (!start || (b0 & 0x07) !== 0) return false;
+  if (!start || (b0 & 0x07) !== 0) return undefined;
   let o = offset + 1;
   if (b0 & 0x80) {
-    if (o >= end) return false;
+    if (o >= end) return undefined;
     const x = payload[o]!;
     o++;
     if (x & 0x80) {
-      if (o >= end) return false;
+      if (o >= end) return undefined;
       o += payload[o]! & 0x80 ? 2 : 1;
     }
     if (x & 0x40) o++;
     if (x & 0x30) o++;
   }
-  return o < end && (payload[o]! & 0x01) === 0;
+  if (o >= end || (payload[o]! & 0x01) !== 0) return undefined;
+  if (o + VP8_KEYFRAME_HEADER_SIZE > end) return 0;
+  return payload.readUInt16LE(o + 6) & 0x3fff;
+}
+
+/** True when the payload (descriptor first) starts a VP8 keyframe. */
+export function isVp8KeyframeStart(payload: Buffer, offset: number, end: number): boolean {
+  return vp8KeyframeWidth(payload, offset, end) !== undefined;
 }

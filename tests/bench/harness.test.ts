@@ -39,6 +39,7 @@ void t.test('a two-session consult run against the bare target reports flowing m
     t.ok(report.joinMs[key] > 0, `join ${key} measured`);
   }
   t.ok(report.delayMs.samples > 0);
+  t.ok(report.videoTopLayerShare > 0, 'video arrives from the top simulcast layer');
   t.equal(report.joinPhasesMs.samples, 4, 'both participants of both sessions have join phases');
   t.ok(
     report.joinPhasesMs.signalling.p50 <= report.joinPhasesMs.firstRtp.p50 + 1e-9 || report.joinMs.p50 > 0,

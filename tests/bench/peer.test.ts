@@ -128,6 +128,7 @@ void t.test('a publisher reaches a subscriber through a real mediasoup router', 
   t.ok(audio && audio.packets > 0, 'audio RTP arrives');
   t.ok(video && video.packets > 0, 'video RTP arrives');
   t.ok(video && video.keyframes > 0, 'a VP8 keyframe arrives and is recognised');
+  t.equal(video?.lastKeyframeWidth, 1280, 'the keyframes received are those of the top layer');
   t.equal(video?.ssrc, videoConsumer.rtpParameters.encodings?.[0]?.ssrc, 'routed by the consumer SSRC');
   t.ok(
     sent.streams.every((s) => s.packets > 0),
