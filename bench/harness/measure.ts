@@ -1,7 +1,7 @@
 import type { Percentiles } from '../peer/index.js';
 import type { MediaScheduler } from '../peer/index.js';
 import type { ConsultLoad, TrafficTotals } from './consult.js';
-import { snapshotCpu, sumMemory, udpCounters } from './proc.js';
+import { snapshotCpu, sumMemory, udpCounters, udpDrops } from './proc.js';
 import type { UdpCounters } from './proc.js';
 import type { Target } from './target.js';
 
@@ -21,6 +21,11 @@ export interface WindowResult {
   generatorLateTickRatio: number;
   /** Host-wide UDP errors during the window (socket buffer overflows explain loopback loss). */
   udpErrors: UdpCounters;
+  /**
+   * Datagrams dropped by the kernel on full receive buffers, per owner: the server's sockets (server
+   * process and workers) and the generator's. Sockets closed during the window are not counted.
+   */
+  socketDrops: { server: number; generator: number };
   /** Received video streams, and those whose last keyframe had the top simulcast layer's width. */
   video: { streams: number; topLayer: number };
 }
@@ -53,6 +58,11 @@ export async function measureWindow(
   const trafficStart = load.totals();
   const cpuStart = snapshotCpu(pids);
   const udpStart = udpCounters();
+  const owners = {
+    server: [...(pids.server !== undefined ? [pids.server] : []), ...pids.workers],
+    generator: [process.pid],
+  };
+  const dropsStart = udpDrops(owners);
   const ownStart = process.cpuUsage();
   let previous = { traffic: trafficStart, cpu: cpuStart };
 
@@ -79,6 +89,7 @@ export async function measureWindow(
 
   const cpuEnd = snapshotCpu(pids);
   const udpEnd = udpCounters();
+  const dropsEnd = udpDrops(owners);
   const own = process.cpuUsage(ownStart);
   const traffic = delta(load.totals(), trafficStart);
   const delays = load.delays();
@@ -101,6 +112,10 @@ export async function measureWindow(
       rcvbufErrors: udpEnd.rcvbufErrors - udpStart.rcvbufErrors,
       sndbufErrors: udpEnd.sndbufErrors - udpStart.sndbufErrors,
       inErrors: udpEnd.inErrors - udpStart.inErrors,
+    },
+    socketDrops: {
+      server: (dropsEnd.server ?? 0) - (dropsStart.server ?? 0),
+      generator: (dropsEnd.generator ?? 0) - (dropsStart.generator ?? 0),
     },
     video: load.videoLayers(),
   };

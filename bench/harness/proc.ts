@@ -105,3 +105,55 @@ export function udpCounters(): UdpCounters {
     return { rcvbufErrors: 0, sndbufErrors: 0, inErrors: 0 };
   }
 }
+
+function dropsByInode(): Map<number, number> {
+  const drops = new Map<number, number>();
+  for (const file of ['/proc/net/udp', '/proc/net/udp6']) {
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols.length < 13) continue;
+      drops.set(Number(cols[9]), Number(cols[cols.length - 1]) || 0);
+    }
+  }
+  return drops;
+}
+
+function socketInodes(pid: number): number[] {
+  const inodes: number[] = [];
+  let fds: string[];
+  try {
+    fds = fs.readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return inodes;
+  }
+  for (const fd of fds) {
+    try {
+      const match = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (match) inodes.push(Number(match[1]));
+    } catch {
+      // The descriptor closed while we listed them.
+    }
+  }
+  return inodes;
+}
+
+/**
+ * Datagrams the kernel dropped on the UDP sockets each group of processes owns (receive buffer
+ * full): tells whether loss happened at the server's sockets or at the load generator's.
+ */
+export function udpDrops(groups: Record<string, number[]>): Record<string, number> {
+  const drops = dropsByInode();
+  const out: Record<string, number> = {};
+  for (const [name, pids] of Object.entries(groups)) {
+    let sum = 0;
+    for (const pid of pids) for (const inode of socketInodes(pid)) sum += drops.get(inode) ?? 0;
+    out[name] = sum;
+  }
+  return out;
+}

@@ -30,6 +30,7 @@ export function renderMarkdown(r: BenchReport): string {
     `| joined / failed sessions | ${r.joined} / ${r.joinFailures} |`,
     `| video at the top simulcast layer | ${pct(r.videoTopLayerShare)} of received video streams |`,
     `| UDP receive / send buffer errors (host) | ${r.udpErrors.rcvbufErrors} / ${r.udpErrors.sndbufErrors} |`,
+    `| datagrams dropped at server / generator sockets | ${r.socketDrops.server} / ${r.socketDrops.generator} |`,
     `| load generator CPU (not counted) | ${f2(r.loadGenerator.cpuS)} s, late ticks ${pct(r.loadGenerator.lateTickRatio)} |`,
   ];
   if (r.ramp) {

@@ -59,6 +59,8 @@ export interface BenchReport {
   videoTopLayerShare: number;
   /** Host-wide UDP socket errors during the window: where loopback loss usually comes from. */
   udpErrors: { rcvbufErrors: number; sndbufErrors: number; inErrors: number };
+  /** Of those, datagrams dropped on the server's own sockets and on the load generator's. */
+  socketDrops: { server: number; generator: number };
   errors: string[];
   ramp?: {
     thresholds: { maxLossRatio: number; maxDelayP99Ms: number };
@@ -169,6 +171,7 @@ export function buildReport(input: {
     },
     videoTopLayerShare: window.video.streams > 0 ? window.video.topLayer / window.video.streams : 0,
     udpErrors: window.udpErrors,
+    socketDrops: window.socketDrops,
     errors: input.errors,
     ...(input.ramp ? { ramp: input.ramp } : {}),
   };
