@@ -64,6 +64,14 @@ class LocalPublication implements LocalTrack {
   }
 }
 
+/** An open data channel; its producer is replaced when media is rebuilt. */
+interface DataChannelEntry {
+  readonly label: string;
+  readonly protocol: string;
+  producer: ms.DataProducer | undefined;
+  closed: boolean;
+}
+
 /** A received track (seen by the application as `RemoteTrack`). */
 class RemoteSubscription implements RemoteTrack {
   muted: boolean;
@@ -104,6 +112,7 @@ export class Room extends TypedEmitter<RoomEvents> {
   private readonly local = new Map<MediaSource, LocalPublication>();
   private readonly remote = new Map<string, RemoteSubscription>();
   private readonly dataConsumers = new Map<string, ms.DataConsumer>();
+  private readonly dataChannels = new Set<DataChannelEntry>();
   private readonly pendingSubscriptions = new Map<string, Array<(track: RemoteTrack) => void>>();
   private readonly lastIceRestart = new Map<string, number>();
   private sendTransport: ms.Transport | undefined;
@@ -230,23 +239,35 @@ export class Room extends TypedEmitter<RoomEvents> {
     await this.setMuted(source, false);
   }
 
-  /** Opens a data channel to the practitioners (e.g. for a connected medical device's readings). */
+  /**
+   * Opens a data channel to the practitioners (e.g. for a connected medical device's readings).
+   * The channel is opened again by the SDK after a media reset.
+   */
   async publishData(label: string, protocol = ''): Promise<DataSender> {
     this.assertActive();
     if (!this.mayExchangeMedia) throw this.error('NOT_ADMITTED');
-    await this.ensureMedia();
-    const transport = this.sendTransport;
-    if (!transport) throw this.error('NOT_CONNECTED');
+    const channel: DataChannelEntry = { label, protocol, producer: undefined, closed: false };
+    this.dataChannels.add(channel);
     try {
-      const dataProducer = await transport.produceData({ label, protocol, ordered: true });
-      return {
-        label,
-        send: (data) => dataProducer.send(toSendable(data)),
-        close: () => dataProducer.close(),
-      };
+      await this.produceData(channel);
     } catch (err) {
+      this.dataChannels.delete(channel);
       throw this.wrap(err);
     }
+    return {
+      label,
+      send: (data) => {
+        const producer = channel.producer;
+        if (channel.closed || !producer || producer.closed || producer.readyState !== 'open') return false;
+        producer.send(data);
+        return true;
+      },
+      close: () => {
+        channel.closed = true;
+        this.dataChannels.delete(channel);
+        channel.producer?.close();
+      },
+    };
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -461,9 +482,24 @@ export class Room extends TypedEmitter<RoomEvents> {
     try {
       await this.ensureMedia();
       await this.publishQueued();
+      for (const channel of this.dataChannels)
+        if (!channel.producer || channel.producer.closed) await this.produceData(channel);
     } catch (err) {
       if (!this.finished) this.emit('error', this.wrap(err));
     }
+  }
+
+  private async produceData(channel: DataChannelEntry): Promise<void> {
+    await this.ensureMedia();
+    const transport = this.sendTransport;
+    if (!transport) throw this.error('NOT_CONNECTED');
+    const producer = await transport.produceData({
+      label: channel.label,
+      protocol: channel.protocol,
+      ordered: true,
+    });
+    if (channel.closed) producer.close();
+    else channel.producer = producer;
   }
 
   /** Creates the send and receive transports once per media generation. */
@@ -605,6 +641,14 @@ export class Room extends TypedEmitter<RoomEvents> {
       this.emit('mediaReset');
       await this.resetMedia();
     });
+    // Servers that tell a participant its own admission state directly (with a message when held).
+    if ((message.notification as string) === 'admissionChanged') {
+      const data = message.data as unknown as { state?: unknown; message?: unknown };
+      if (typeof data.state === 'string' && data.state.length > 0 && data.state.length <= 32) {
+        const note = typeof data.message === 'string' ? data.message.slice(0, 280) : undefined;
+        this.updateSelf({ ...this.selfInfo, state: data.state as AdmissionState }, note);
+      }
+    }
     handle('roomClosed', ({ reason }) => {
       this.roomClosedEmitted = true;
       this.emit('roomClosed', reason);
@@ -629,11 +673,12 @@ export class Room extends TypedEmitter<RoomEvents> {
     this.emit('participantLeft', participant, reason);
   }
 
-  private updateSelf(participant: ParticipantInfo): void {
+  private updateSelf(participant: ParticipantInfo, note?: string): void {
     const before = this.selfInfo.state;
     const couldExchange = this.mayExchangeMedia;
     this.selfInfo = participant;
-    if (participant.state !== before) this.emit('admissionChanged', participant.state);
+    if (participant.state !== before || note !== undefined)
+      this.emit('admissionChanged', participant.state, note);
     if (!couldExchange && this.mayExchangeMedia) void this.startMedia();
   }
 
@@ -726,6 +771,8 @@ export class Room extends TypedEmitter<RoomEvents> {
       this.lastIceRestart.delete(transport.id);
       await this.restartIce(transport);
     }
+    // Publications whose request was lost with the connection are still queued: send them now.
+    await this.publishQueued();
   }
 
   private onEnded(reason: TeleconsultError | undefined): void {
@@ -738,10 +785,14 @@ export class Room extends TypedEmitter<RoomEvents> {
       publication.state = 'unpublished';
     }
     this.pendingSubscriptions.clear();
+    for (const channel of this.dataChannels) channel.closed = true;
+    this.dataChannels.clear();
     if (reason?.code === 'DECLINED' || reason?.code === 'REMOVED') {
       const state: AdmissionState = reason.code === 'DECLINED' ? 'declined' : 'removed';
-      this.selfInfo = { ...this.selfInfo, state };
-      this.emit('admissionChanged', state);
+      if (this.selfInfo.state !== state) {
+        this.selfInfo = { ...this.selfInfo, state };
+        this.emit('admissionChanged', state);
+      }
     } else if (reason === undefined && this.selfInfo.state !== 'left') {
       this.selfInfo = { ...this.selfInfo, state: 'left' };
       this.emit('admissionChanged', 'left');
@@ -784,12 +835,6 @@ function transportOptions(params: {
 
 function opaque(value: object): Record<string, unknown> {
   return value as Record<string, unknown>;
-}
-
-function toSendable(
-  data: string | ArrayBuffer | ArrayBufferView,
-): string | ArrayBuffer | Blob | ArrayBufferView {
-  return data;
 }
 
 function readDataPayload(payload: unknown): string | ArrayBuffer | undefined {

@@ -96,7 +96,11 @@ export interface PublishOptions {
 /** Sends messages on a data channel (e.g. readings of a connected medical device). */
 export interface DataSender {
   readonly label: string;
-  send(data: string | ArrayBuffer | ArrayBufferView): void;
+  /**
+   * Sends one message; returns false (and drops it) while the channel is not open: just after
+   * `publishData()`, or while the SDK rebuilds media after a reset.
+   */
+  send(data: string | ArrayBuffer | ArrayBufferView): boolean;
   close(): void;
 }
 
@@ -126,8 +130,11 @@ export type RoomEvents = {
   localTrackPublished: [track: LocalTrack];
   localTrackUnpublished: [track: LocalTrack];
   connectionStateChanged: [state: ConnectionState];
-  /** This participant's own admission state changed ('waiting' -> 'admitted', 'declined'...). */
-  admissionChanged: [state: AdmissionState];
+  /**
+   * This participant's own admission state changed ('waiting' -> 'admitted', 'declined'...); `message`
+   * is the practitioner's note when the server sends one (e.g. asked to keep waiting).
+   */
+  admissionChanged: [state: AdmissionState, message?: string];
   dataMessage: [message: DataMessage];
   /** The server lost this room's media (worker died); the SDK republished local tracks. */
   mediaReset: [];

@@ -1,4 +1,5 @@
 import t from 'tap';
+import type { DataSender } from '../../src/sdk/index.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 import {
   chromiumAvailable,
@@ -15,6 +16,12 @@ import {
   publishCameraAndMicrophone,
   waitFor,
 } from './harness.js';
+
+declare global {
+  interface Window {
+    oximeter?: DataSender;
+  }
+}
 
 interface Consultation {
   roomId: string;
@@ -121,6 +128,82 @@ t.test('a consultation through the SDK in Chromium', { skip }, async (t) => {
     }
   });
 
+  await t.test(
+    'muting, unsubscribing, resubscribing and choosing a layer reach the other side',
+    async (t) => {
+      await patient.page.evaluate(() => window.tc?.room.mute('microphone'));
+      await waitFor('the practitioner to see the microphone muted', async () =>
+        (await pageRecord(practitioner.page)).events.includes('trackMuted:audio'),
+      );
+      await patient.page.evaluate(() => window.tc?.room.unmute('microphone'));
+      await waitFor('the practitioner to see the microphone back', async () =>
+        (await pageRecord(practitioner.page)).events.includes('trackUnmuted:audio'),
+      );
+      t.pass('mute and unmute reach the practitioner as trackMuted / trackUnmuted');
+
+      const resubscribed = await practitioner.page.evaluate(async () => {
+        const room = window.tc?.room;
+        const video = room?.remoteTracks.find((track) => track.kind === 'video');
+        if (!room || !video) throw new Error('no remote video');
+        await room.unsubscribe(video);
+        const afterUnsubscribe = room.remoteTracks.map((track) => track.kind);
+        const again = await room.subscribe(video.producerId);
+        return {
+          afterUnsubscribe,
+          sameProducer: again.producerId === video.producerId,
+          newConsumer: again.id !== video.id,
+          live: again.track.readyState === 'live',
+        };
+      });
+      t.same(resubscribed.afterUnsubscribe, ['audio'], 'after unsubscribe only the audio remains');
+      t.ok(resubscribed.sameProducer && resubscribed.newConsumer, 'subscribe brings the same producer back');
+      t.ok(resubscribed.live, 'with a live track');
+      const before = await framesDecoded(practitioner.page);
+      await decodesMoreThan(
+        practitioner,
+        before,
+        'the practitioner to decode the resubscribed video',
+        patient,
+      );
+
+      await practitioner.page.evaluate(async () => {
+        const room = window.tc?.room;
+        const video = room?.remoteTracks.find((track) => track.kind === 'video');
+        if (!room || !video) throw new Error('no remote video');
+        await room.setPreferredLayers(video, 0);
+      });
+      await waitFor('the practitioner to receive the lowest layer', async () =>
+        (await pageRecord(practitioner.page)).events.includes('layersChanged:0'),
+      );
+      t.pass('setPreferredLayers(0) switches the received video to the lowest simulcast layer');
+    },
+  );
+
+  await t.test("a patient's data channel reaches the practitioner", async (t) => {
+    await patient.page.evaluate(async () => {
+      const room = window.tc?.room;
+      if (!room) throw new Error('not joined');
+      window.oximeter = await room.publishData('oximeter');
+    });
+    const expected = `dataMessage:${patientId}:oximeter:{"spo2":97}`;
+    // The channel opens asynchronously on both sides: send readings until one lands.
+    await waitFor(
+      'the practitioner to receive a reading',
+      async () => {
+        await patient.page.evaluate(() => window.oximeter?.send(JSON.stringify({ spo2: 97 })));
+        return (await pageRecord(practitioner.page)).events.includes(expected);
+      },
+      60_000,
+      500,
+    );
+    t.pass('the reading arrived as a dataMessage event');
+    t.equal(
+      await patient.page.evaluate(() => window.oximeter?.send('x')),
+      true,
+      'send() reports true once the channel is open',
+    );
+  });
+
   await t.test('after a signalling drop the session resumes and video keeps flowing', async (t) => {
     await patient.page.evaluate(() => window.tc?.room.simulateConnectionDrop());
     await waitFor('the patient to reconnect', async () => {
@@ -151,6 +234,17 @@ t.test('a consultation through the SDK in Chromium', { skip }, async (t) => {
       const frames = await decodesMoreThan(side, 0, `${name} to decode video again`, practitioner, patient);
       t.ok(frames > 0, `${name} decodes video again on new transports (${frames} frames)`);
     }
+    const reading = `dataMessage:${patientId}:oximeter:{"spo2":98}`;
+    await waitFor(
+      'a reading over the data channel reopened after the reset',
+      async () => {
+        await patient.page.evaluate(() => window.oximeter?.send(JSON.stringify({ spo2: 98 })));
+        return (await pageRecord(practitioner.page)).events.includes(reading);
+      },
+      60_000,
+      500,
+    );
+    t.pass('the SDK reopened the data channel on the new transports');
   });
 
   await t.test('no side saw an unexpected SDK error, and leaving is seen by the other side', async (t) => {

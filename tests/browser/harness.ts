@@ -52,6 +52,16 @@ export async function joinInPage(
       room.on('participantJoined', (p) => record.events.push(`participantJoined:${p.id}:${p.state}`));
       room.on('participantUpdated', (p) => record.events.push(`participantUpdated:${p.id}:${p.state}`));
       room.on('mediaReset', () => record.events.push('mediaReset'));
+      room.on('trackMuted', (t) => record.events.push(`trackMuted:${t.kind}`));
+      room.on('trackUnmuted', (t) => record.events.push(`trackUnmuted:${t.kind}`));
+      room.on('layersChanged', (t) =>
+        record.events.push(`layersChanged:${t.layers?.spatialLayer ?? 'none'}`),
+      );
+      room.on('dataMessage', (m) =>
+        record.events.push(
+          `dataMessage:${m.participantId}:${m.label}:${typeof m.data === 'string' ? m.data : 'binary'}`,
+        ),
+      );
       room.on('error', (error) => record.errors.push(`${error.code}: ${error.detail ?? error.message}`));
       window.tc = { room, record };
       return { selfId: room.self.id, state: room.self.state };
