@@ -11,6 +11,11 @@ import { SignallingServer } from './signalling/wsServer.js';
 import { RestApi } from './rest/restApi.js';
 import { HttpServer } from './http/httpServer.js';
 import { DemoEndpoint } from './http/demo.js';
+import { JournalStore } from './journal/index.js';
+import { WebhookOutbox, reconcileEndedWebhooks } from './webhooks/index.js';
+import { ConsentRegistry } from './consent/consentRegistry.js';
+import { InvitationStore, DEFAULT_ACCESS_CODE_POLICY } from './auth/invitations.js';
+import { ConsultationRecord } from './rooms/consultationRecord.js';
 
 const VERSION = (
   JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -29,6 +34,9 @@ export class SfuServer {
   apiKeys: string[] = [];
   tokenSecret!: Uint8Array;
   private stopping: Promise<void> | undefined;
+  journal!: JournalStore;
+  outbox!: WebhookOutbox;
+  invitations!: InvitationStore;
 
   constructor(
     readonly config: Config,
@@ -55,8 +63,31 @@ export class SfuServer {
       config.auth.apiKeys.length > 0
         ? [...config.auth.apiKeys]
         : [`dev_${randomBytes(24).toString('base64url')}`];
+    this.journal = new JournalStore({
+      dir: config.journal.dir,
+      retentionDays: config.journal.retentionDays,
+      logger: log.child({ module: 'journal' }),
+      metrics,
+    });
+    this.journal.startRetentionSweep();
+    this.outbox = await WebhookOutbox.open({
+      dir: config.journal.dir,
+      url: config.webhooks.url,
+      secret: config.webhooks.secret,
+      logger: log.child({ module: 'webhooks' }),
+      metrics,
+    });
+    this.outbox.start();
+    // Consultations whose end was journalled but whose webhook a crash left out.
+    await reconcileEndedWebhooks(this.journal, this.outbox);
+    const record = new ConsultationRecord(this.journal, this.outbox, log.child({ module: 'journal' }));
+    const consentTexts = new ConsentRegistry(config.journal.dir);
+    this.invitations = new InvitationStore(DEFAULT_ACCESS_CODE_POLICY, (invitation) =>
+      record.invitationExpired(invitation.roomId, invitation.participantId, invitation.role),
+    );
     this.pool = await WorkerPool.start(config.media, log, metrics);
-    this.rooms = new RoomRegistry(this.pool, config, metrics, log);
+    this.rooms = new RoomRegistry({ pool: this.pool, config, metrics, log, record, consentTexts });
+    this.rooms.on('roomClosed', (room) => this.invitations.dropRoom(room.id));
     const tokens = new JoinTokenVerifier(config.auth, this.tokenSecret);
     this.signalling = new SignallingServer({
       config,
@@ -64,9 +95,14 @@ export class SfuServer {
       metrics,
       tokens,
       rooms: this.rooms,
+      invitations: this.invitations,
+      consentTexts,
     });
     const rest = new RestApi({
       rooms: this.rooms,
+      invitations: this.invitations,
+      consentTexts,
+      journal: this.journal,
       apiKeys: this.apiKeys,
       tokenSecret: this.tokenSecret,
       tokenAudience: config.auth.tokenAudience,
@@ -113,10 +149,13 @@ export class SfuServer {
     }
     if (this.rooms.size > 0)
       this.log.warn({ rooms: this.rooms.size }, 'shutdown deadline reached; ending rooms');
-    this.rooms.closeAll('server-shutdown');
+    await this.rooms.closeAll('server-shutdown');
     this.signalling.close();
     await this.http.close();
     await this.pool.close();
+    this.invitations.close();
+    await this.outbox.close();
+    await this.journal.close();
     this.log.info('server stopped');
   }
 }

@@ -22,6 +22,10 @@ export const JoinClaims = Type.Object({
   name: Type.Optional(Type.String({ maxLength: 128 })),
   /** Professional identifier (e.g. RPPS) carried for the journal; never logged. */
   rpps: Type.Optional(Type.String({ maxLength: 32 })),
+  /** Patient identity status (R.6316-3): checked against an identity proof, or only declared. */
+  idStatus: Type.Optional(
+    Type.Union([Type.Literal('verified'), Type.Literal('declared'), Type.Literal('unverified')]),
+  ),
   jti: Type.String({ minLength: 8, maxLength: 128 }),
   exp: Type.Integer(),
   iat: Type.Optional(Type.Integer()),

@@ -79,11 +79,48 @@ export const MediaSource = Type.Union([
 ]);
 export type MediaSource = Static<typeof MediaSource>;
 
+export const ConsentPurposeSchema = Type.Union([
+  Type.Literal('teleconsultation'),
+  Type.Literal('third-party'),
+  Type.Literal('secondary-use'),
+]);
+
+export const ConsentTextView = Type.Object({
+  purpose: ConsentPurposeSchema,
+  textId: Type.String(),
+  version: Type.String(),
+  hash: Type.String(),
+  locale: Type.String(),
+  text: Type.String(),
+});
+
+export const PrecheckResult = Type.Object({
+  rttMs: Type.Number({ minimum: 0, maximum: 60000 }),
+  lossRatio: Type.Number({ minimum: 0, maximum: 1 }),
+  uploadKbps: Type.Number({ minimum: 0, maximum: 1000000 }),
+  camera: Type.Boolean(),
+  microphone: Type.Boolean(),
+});
+export type PrecheckResult = Static<typeof PrecheckResult>;
+
+export const WaitingEntry = Type.Object({
+  participant: ParticipantInfo,
+  since: Type.String(),
+  consents: Type.Array(ConsentPurposeSchema),
+  /** For a third party: whether the patient consented to its presence. */
+  coveredByPatientConsent: Type.Boolean(),
+  precheck: Type.Union([PrecheckResult, Type.Null()]),
+  heldMessage: Type.Union([Type.String(), Type.Null()]),
+});
+export type WaitingEntry = Static<typeof WaitingEntry>;
+
 /** Requests: method name -> params and result schemas. */
 export const Requests = {
   join: {
     params: Type.Object({
-      token: Type.String({ minLength: 10, maxLength: 8192 }),
+      /** A join token (JWT); or, instead, an invitation's access code. Exactly one of the two. */
+      token: Type.Optional(Type.String({ minLength: 10, maxLength: 8192 })),
+      accessCode: Type.Optional(Type.String({ minLength: 4, maxLength: 12, pattern: '^[0-9]+$' })),
       capabilities: Type.Optional(
         Type.Object({
           e2ee: Type.Boolean(),
@@ -124,6 +161,8 @@ export const Requests = {
     params: Type.Object({
       direction: Type.Union([Type.Literal('send'), Type.Literal('recv')]),
       sctp: Type.Optional(Type.Boolean()),
+      /** Pre-call check while waiting: media on this transport only loops back to the sender. */
+      precheck: Type.Optional(Type.Boolean()),
     }),
     result: Type.Object({
       id: Id,
@@ -201,6 +240,39 @@ export const Requests = {
     }),
     result: Type.Object({}),
   },
+  /** The consent texts this participant may be asked to accept (current version per purpose). */
+  getConsentTexts: {
+    params: Type.Object({}),
+    result: Type.Object({ texts: Type.Array(ConsentTextView) }),
+  },
+  /**
+   * Patient: accepts a consent text (the exact version and hash shown). For 'third-party',
+   * `coversParticipantId` names the waiting third party the consent is for.
+   */
+  giveConsent: {
+    params: Type.Object({
+      purpose: ConsentPurposeSchema,
+      textId: Type.String({ minLength: 1, maxLength: 64 }),
+      version: Type.String({ minLength: 1, maxLength: 32 }),
+      hash: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+      coversParticipantId: Type.Optional(Id),
+    }),
+    result: Type.Object({}),
+  },
+  /** Patient: withdraws a consent; its own participation ends, or the third party it covered is removed. */
+  withdrawConsent: {
+    params: Type.Object({ purpose: ConsentPurposeSchema, coversParticipantId: Type.Optional(Id) }),
+    result: Type.Object({}),
+  },
+  /** Practitioner: who waits, since when, consent and pre-call check state. */
+  getWaitingList: { params: Type.Object({}), result: Type.Object({ entries: Type.Array(WaitingEntry) }) },
+  /** Practitioner: keep a waiting participant waiting, with a message shown to it. */
+  hold: {
+    params: Type.Object({ participantId: Id, message: Type.String({ maxLength: 280 }) }),
+    result: Type.Object({}),
+  },
+  /** Waiting participant: the result of its pre-call network check, shown to the practitioner. */
+  reportPrecheck: { params: PrecheckResult, result: Type.Object({}) },
   /** Practitioner: let a waiting participant in (consent rules apply, see docs/protocol.md). */
   admit: { params: Type.Object({ participantId: Id }), result: Type.Object({}) },
   /** Practitioner: refuse a waiting participant. */
@@ -245,6 +317,17 @@ export const Notifications = {
     protocol: Type.String(),
   }),
   dataConsumerClosed: Type.Object({ dataConsumerId: Id }),
+  /** This participant's own admission state changed (admitted, held with a message, declined, ...). */
+  admissionChanged: Type.Object({ state: AdmissionState, message: Type.Optional(Type.String()) }),
+  /** To practitioners: the waiting list changed. */
+  waitingListChanged: Type.Object({ entries: Type.Array(WaitingEntry) }),
+  /** To the patient: a third party asks to join and needs the patient's consent. */
+  consentRequested: Type.Object({
+    purpose: ConsentPurposeSchema,
+    participantId: Id,
+    role: Role,
+    text: ConsentTextView,
+  }),
   /** An opaque end-to-end encryption blob from another participant (see `e2eeRelay`). */
   e2eeMessage: Type.Object({ from: Id, payload: Type.String() }),
   /** Network quality of a participant, 0 (unusable) to 5 (excellent); sent to itself and to practitioners. */

@@ -8,14 +8,22 @@ import type { Room } from '../rooms/room.js';
 import type { Logger } from '../observability/logger.js';
 import { firstViolation } from '../protocol/validators.js';
 import { CreateInvitationBody, CreateRoomBody } from './schemas.js';
+import type { InvitationStore } from '../auth/invitations.js';
+import { ConsentTextInput, type ConsentRegistry } from '../consent/consentRegistry.js';
+import { isJournalError, type JournalStore } from '../journal/index.js';
+import { decodeJwt } from 'jose';
 
 const createRoomCheck = TypeCompiler.Compile(CreateRoomBody);
 const invitationCheck = TypeCompiler.Compile(CreateInvitationBody);
+const consentTextCheck = TypeCompiler.Compile(ConsentTextInput);
 const MAX_BODY_BYTES = 64 * 1024;
 const DEFAULT_INVITATION_TTL_S = 600;
 
 export interface RestDeps {
   rooms: RoomRegistry;
+  invitations: InvitationStore;
+  consentTexts: ConsentRegistry;
+  journal: JournalStore;
   apiKeys: readonly string[];
   tokenSecret: Uint8Array;
   tokenAudience: string;
@@ -95,7 +103,19 @@ export class RestApi {
       this.deps.onDrain();
       return sendJson(res, 202, { draining: true });
     }
+    if (parts[0] === 'v1' && parts[1] === 'consent-texts' && parts.length === 2) {
+      if (method === 'GET') return sendJson(res, 200, this.deps.consentTexts.list());
+      if (method === 'POST') {
+        const body = await readJsonBody(req);
+        if (!consentTextCheck.Check(body))
+          throw new SfuError('MESSAGE_INVALID', firstViolation(consentTextCheck, body));
+        return sendJson(res, 201, this.deps.consentTexts.register(body));
+      }
+    }
     if (parts[0] !== 'v1' || parts[1] !== 'rooms') throw new SfuError('NOT_FOUND');
+    // The journal outlives the room: it is exported after the consultation ended.
+    if (parts.length === 4 && parts[3] === 'journal' && method === 'GET')
+      return this.exportJournal(res, parts[2] ?? '');
     if (parts.length === 2) {
       if (method === 'POST') return this.createRoom(req, res);
       if (method === 'GET') return sendJson(res, 200, this.deps.rooms.list().map(roomView));
@@ -106,7 +126,7 @@ export class RestApi {
     if (parts.length === 3) {
       if (method === 'GET') return sendJson(res, 200, roomView(room));
       if (method === 'DELETE') {
-        this.deps.rooms.endRoom(room, 'ended');
+        await this.deps.rooms.endRoom(room, 'ended', 'platform');
         res.writeHead(204).end();
         return;
       }
@@ -123,7 +143,7 @@ export class RestApi {
     if (parts.length === 5 && parts[3] === 'participants' && method === 'DELETE') {
       const participant = room.participants.get(parts[4] ?? '');
       if (!participant) throw new SfuError('NOT_FOUND');
-      this.deps.rooms.leave(room, participant, 'removed');
+      await this.deps.rooms.removeByPlatform(room, participant);
       res.writeHead(204).end();
       return;
     }
@@ -152,13 +172,40 @@ export class RestApi {
       ...(body.displayName !== undefined ? { displayName: body.displayName } : {}),
       ...(body.rpps !== undefined ? { rpps: body.rpps } : {}),
     });
+    const { accessCode } = this.deps.invitations.create({
+      roomId: room.id,
+      participantId,
+      role: body.role,
+      displayName: body.displayName,
+      rpps: body.rpps,
+      tokenId: decodeJwt(token).jti ?? '',
+      ttlS,
+    });
+    await this.deps.rooms.record.record(room.id, 'participant.invited', {
+      participantId,
+      role: body.role,
+      channel: 'link',
+      expiresAt: new Date(Date.now() + ttlS * 1000).toISOString(),
+    });
     sendJson(res, 201, {
       participantId,
       role: body.role,
       token,
+      accessCode,
       joinUrl: `${this.deps.publicUrl()}/?token=${encodeURIComponent(token)}`,
       expiresAt: new Date(Date.now() + ttlS * 1000).toISOString(),
     });
+  }
+
+  private async exportJournal(res: ServerResponse, roomId: string): Promise<void> {
+    try {
+      sendJson(res, 200, await this.deps.journal.export(roomId));
+    } catch (err) {
+      if (isJournalError(err) && (err.code === 'JOURNAL_NOT_FOUND' || err.code === 'JOURNAL_INVALID_ID')) {
+        throw new SfuError('NOT_FOUND');
+      }
+      throw err;
+    }
   }
 }
 

@@ -36,6 +36,8 @@ export const InvitationView = Type.Object({
   participantId: Id,
   role: Role,
   token: Type.String(),
+  /** Short numeric code, an alternative to the link for people who type it (single use). */
+  accessCode: Type.String(),
   joinUrl: Type.String(),
   expiresAt: Type.String(),
 });

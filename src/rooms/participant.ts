@@ -1,5 +1,14 @@
 import type { types } from 'mediasoup';
-import type { AdmissionState, MediaSource, ParticipantInfo, Role } from '../protocol/messages.js';
+import type {
+  AdmissionState,
+  MediaSource,
+  ParticipantInfo,
+  PrecheckResult,
+  Role,
+} from '../protocol/messages.js';
+import { SfuError } from '../errors/catalogue.js';
+import { exchangesMedia, isActive, nextState, type AdmissionEvent } from './admission.js';
+import type { ConsentPurpose } from '../consent/consentRegistry.js';
 
 /** How the room reaches a participant's live connection; absent while disconnected. */
 export interface ParticipantLink {
@@ -14,6 +23,13 @@ export interface ParticipantIdentity {
   displayName: string;
   /** Professional identifier for the journal; never logged, never sent to other participants. */
   rpps: string | undefined;
+  /** Patient identity status carried by the token (R.6316-3), for the journal. */
+  identityStatus: 'verified' | 'declared' | 'unverified' | undefined;
+}
+
+/** A third party: joins only with the patient's consent and the practitioner's approval. */
+export function isThirdParty(role: Role): boolean {
+  return role === 'assistant' || role === 'observer';
 }
 
 /**
@@ -33,11 +49,19 @@ export class Participant {
   graceTimer: NodeJS.Timeout | undefined;
   readonly transports = new Map<string, types.WebRtcTransport>();
   readonly transportDirections = new Map<string, 'send' | 'recv'>();
+  /** Transports of the pre-call check: their media loops back to this participant only. */
+  readonly precheckTransportIds = new Set<string>();
   readonly producers = new Map<string, types.Producer>();
   readonly consumers = new Map<string, types.Consumer>();
   readonly dataProducers = new Map<string, types.DataProducer>();
   readonly dataConsumers = new Map<string, types.DataConsumer>();
   readonly joinedAt = new Date();
+  /** Consents this participant gave (patients), by purpose. */
+  readonly consents = new Set<ConsentPurpose>();
+  /** For a third party: the patient's consent covers its presence. */
+  coveredByPatientConsent = false;
+  precheck: PrecheckResult | null = null;
+  heldMessage: string | null = null;
 
   constructor(
     readonly identity: ParticipantIdentity,
@@ -58,16 +82,19 @@ export class Participant {
 
   /** Only admitted participants send or receive media with others. */
   get mayExchangeMedia(): boolean {
-    return this.state === 'admitted' || this.state === 'in-call';
+    return exchangesMedia(this.state);
   }
 
   get active(): boolean {
-    return (
-      this.state !== 'left' &&
-      this.state !== 'declined' &&
-      this.state !== 'expired' &&
-      this.state !== 'removed'
-    );
+    return isActive(this.state);
+  }
+
+  /** Applies an admission event through the state table; a forbidden one is INVALID_STATE. */
+  transition(event: AdmissionEvent): AdmissionState {
+    const next = nextState(this.state, event);
+    if (!next) throw new SfuError('INVALID_STATE', `${event} not allowed while ${this.state}`);
+    this.state = next;
+    return next;
   }
 
   recvTransport(): types.WebRtcTransport | undefined {
@@ -95,6 +122,7 @@ export class Participant {
     for (const transport of this.transports.values()) transport.close();
     this.transports.clear();
     this.transportDirections.clear();
+    this.precheckTransportIds.clear();
     this.producers.clear();
     this.consumers.clear();
     this.dataProducers.clear();

@@ -15,6 +15,8 @@ export interface RoomDeps {
   /** Finds a router for the room on a live worker (used again after a worker death). */
   placeRouter(): Promise<{ router: types.Router; webRtcServer: types.WebRtcServer | undefined }>;
   onClosed(room: Room): void;
+  /** The room's worker died; its media is being moved. */
+  onMediaLost(room: Room): void;
   /** Layer selection hook (bandwidth adaptation). */
   onRenderSize?(participant: Participant, consumer: types.Consumer, width: number, height: number): void;
 }
@@ -73,8 +75,23 @@ export class Room {
     }
   }
 
-  async createTransport(participant: Participant, direction: 'send' | 'recv', sctp: boolean) {
-    this.requireMedia(participant);
+  /**
+   * A transport for media with the room, or, for a participant still waiting, a pre-call check
+   * transport whose media only loops back to itself.
+   */
+  async createTransport(
+    participant: Participant,
+    direction: 'send' | 'recv',
+    sctp: boolean,
+    precheck = false,
+  ) {
+    if (precheck) {
+      if (this.closed) throw new SfuError('ROOM_CLOSED');
+      if (!participant.active || participant.mayExchangeMedia)
+        throw new SfuError('INVALID_STATE', 'pre-call check is for waiting participants');
+    } else {
+      this.requireMedia(participant);
+    }
     if (participant.transports.size >= this.deps.limits.maxTransportsPerParticipant) {
       throw new SfuError('LIMIT_EXCEEDED', 'transports');
     }
@@ -96,8 +113,9 @@ export class Room {
       enableSctp: sctp,
       numSctpStreams: { OS: 16, MIS: 16 },
       initialAvailableOutgoingBitrate: this.deps.media.initialOutgoingBitrate,
-      appData: { participantId: participant.id, direction },
+      appData: { participantId: participant.id, direction, precheck },
     });
+    if (precheck) participant.precheckTransportIds.add(transport.id);
     if (direction === 'send') {
       await transport.setMaxIncomingBitrate(this.deps.media.maxIncomingBitrate).catch(() => undefined);
     }
@@ -108,8 +126,10 @@ export class Room {
       this.deps.metrics.transports.dec();
       participant.transports.delete(transport.id);
       participant.transportDirections.delete(transport.id);
+      participant.precheckTransportIds.delete(transport.id);
     });
-    if (direction === 'recv') void this.consumeEverything(participant);
+    if (direction === 'recv')
+      void (precheck ? this.consumeLoopback(participant) : this.consumeEverything(participant));
     return {
       id: transport.id,
       iceParameters: transport.iceParameters as unknown as Record<string, unknown>,
@@ -139,8 +159,9 @@ export class Room {
     rtpParameters: types.RtpParameters,
     source: MediaSource,
   ): Promise<string> {
-    this.requireMedia(participant);
     const transport = this.transportOf(participant, transportId);
+    const precheck = participant.precheckTransportIds.has(transportId);
+    if (!precheck) this.requireMedia(participant);
     if (participant.transportDirections.get(transportId) !== 'send')
       throw new SfuError('INVALID_STATE', 'not a send transport');
     if (participant.producers.size >= this.deps.limits.maxProducersPerParticipant) {
@@ -163,7 +184,11 @@ export class Room {
       this.deps.metrics.producers.dec({ kind });
       participant.producers.delete(producer.id);
     });
-    if (participant.state === 'admitted') participant.state = 'in-call';
+    if (precheck) {
+      await this.consumeLoopback(participant);
+      return producer.id;
+    }
+    if (participant.state === 'admitted') participant.transition('startMedia');
     for (const other of this.participants.values()) {
       if (other !== participant) await this.consumeSafely(other, participant, producer);
     }
@@ -229,6 +254,33 @@ export class Room {
       if (other !== participant) await this.consumeDataSafely(other, participant, dataProducer);
     }
     return dataProducer.id;
+  }
+
+  /** Ends a participant's pre-call check (on admission): its loopback transports close. */
+  closePrecheck(participant: Participant): void {
+    for (const id of [...participant.precheckTransportIds]) participant.transports.get(id)?.close();
+    participant.precheckTransportIds.clear();
+  }
+
+  /** Pre-call check: a waiting participant's own producers come back to it, and to no one else. */
+  private async consumeLoopback(participant: Participant): Promise<void> {
+    const transport = [...participant.precheckTransportIds]
+      .filter((id) => participant.transportDirections.get(id) === 'recv')
+      .map((id) => participant.transports.get(id))[0];
+    const caps = participant.rtpCapabilities;
+    if (!transport || !caps || participant.mayExchangeMedia) return;
+    for (const producer of participant.producers.values()) {
+      if (!(producer.appData as { precheck?: boolean }).precheck) continue;
+      if ([...participant.consumers.values()].some((c) => c.producerId === producer.id)) continue;
+      if (!this.router.canConsume({ producerId: producer.id, rtpCapabilities: caps })) continue;
+      const consumer = await transport.consume({
+        producerId: producer.id,
+        rtpCapabilities: caps,
+        paused: true,
+        appData: { participantId: participant.id, source: sourceOf(producer), precheck: true },
+      });
+      this.registerConsumer(participant, participant, producer, consumer);
+    }
   }
 
   /** Passes an opaque end-to-end encryption blob between two admitted participants of this room. */
@@ -306,6 +358,7 @@ export class Room {
   ): Promise<boolean> {
     // Rights first: membership and admission of both sides. canConsume() is only a codec check.
     if (!receiver.mayExchangeMedia || !owner.mayExchangeMedia || producer.closed) return false;
+    if ((producer.appData as { precheck?: boolean }).precheck) return false;
     if (this.participants.get(owner.id) !== owner || this.participants.get(receiver.id) !== receiver)
       return false;
     const transport = receiver.recvTransport();
@@ -322,6 +375,18 @@ export class Room {
       paused: true,
       appData: { participantId: owner.id, source },
     });
+    this.registerConsumer(receiver, owner, producer, consumer);
+    return true;
+  }
+
+  /** Tracks a consumer and relays its events to the receiver, then announces it. */
+  private registerConsumer(
+    receiver: Participant,
+    owner: Participant,
+    producer: types.Producer,
+    consumer: types.Consumer,
+  ): void {
+    const source = sourceOf(producer);
     receiver.consumers.set(consumer.id, consumer);
     this.deps.metrics.consumers.inc({ kind: consumer.kind });
     consumer.observer.once('close', () => {
@@ -349,7 +414,6 @@ export class Room {
       rtpParameters: consumer.rtpParameters as unknown as Record<string, unknown>,
       producerPaused: consumer.producerPaused,
     });
-    return true;
   }
 
   /** Device readings go to practitioners only. */
@@ -389,6 +453,7 @@ export class Room {
     router.on('workerclose', () => {
       if (this.closed || router !== this.router) return;
       this.log.warn({ workerPid: this.workerPid }, 'room lost its media worker; moving to another');
+      this.deps.onMediaLost(this);
       for (const participant of this.participants.values()) participant.closeMedia();
       void this.relocate();
     });

@@ -8,15 +8,11 @@ import { MEDIA_CODECS } from '../media/codecs.js';
 import { SfuError } from '../errors/catalogue.js';
 import type { AdmissionState, RoomOptions } from '../protocol/messages.js';
 import type { JoinClaims } from '../auth/joinTokens.js';
+import type { ConsentRegistry } from '../consent/consentRegistry.js';
 import { Room } from './room.js';
 import { Participant, type ParticipantLink } from './participant.js';
-
-export interface RoomSummary {
-  id: string;
-  options: RoomOptions;
-  createdAt: string;
-  participants: ReturnType<Participant['info']>[];
-}
+import type { ConsultationRecord } from './consultationRecord.js';
+import { WaitingRoom } from './waitingRoom.js';
 
 export const DEFAULT_ROOM_OPTIONS: RoomOptions = {
   waitingRoom: true,
@@ -25,30 +21,43 @@ export const DEFAULT_ROOM_OPTIONS: RoomOptions = {
   maxParticipants: 4,
 };
 
-/**
- * All rooms of this process, and the lifecycle of participants within them: join, disconnect,
- * resume within the grace period, leave. Places each new room on the least-loaded worker.
- */
 export interface RoomRegistryEvents {
-  /** A room was created: attach per-room services (quality control, phone bridge, journal). */
+  /** A room was created: attach per-room services (quality control, phone bridge). */
   roomCreated: [Room];
   roomClosed: [Room];
 }
 
+export interface RoomRegistryDeps {
+  pool: WorkerPool;
+  config: Config;
+  metrics: Metrics;
+  log: Logger;
+  record: ConsultationRecord;
+  consentTexts: ConsentRegistry;
+}
+
+/**
+ * All rooms of this process, and the lifecycle of participants within them: join, disconnect,
+ * resume within the grace period, leave, removal. Places each new room on the least-loaded
+ * worker. Admission itself is the waiting room's (waitingRoom.ts).
+ */
 export class RoomRegistry extends EventEmitter<RoomRegistryEvents> {
   private readonly rooms = new Map<string, Room>();
   private readonly byResumeToken = new Map<string, { room: Room; participant: Participant }>();
   private readonly log: Logger;
+  readonly waitingRoom: WaitingRoom;
   draining = false;
 
-  constructor(
-    private readonly pool: WorkerPool,
-    private readonly config: Config,
-    private readonly metrics: Metrics,
-    log: Logger,
-  ) {
+  constructor(private readonly deps: RoomRegistryDeps) {
     super();
-    this.log = log.child({ module: 'rooms' });
+    this.log = deps.log.child({ module: 'rooms' });
+    this.waitingRoom = new WaitingRoom(deps.consentTexts, deps.record, (room, participant, reason) =>
+      this.leave(room, participant, reason),
+    );
+  }
+
+  get record(): ConsultationRecord {
+    return this.deps.record;
   }
 
   get size(): number {
@@ -65,8 +74,9 @@ export class RoomRegistry extends EventEmitter<RoomRegistryEvents> {
   }
 
   async createRoom(options: Partial<RoomOptions>, roomId?: string): Promise<Room> {
+    const { config, metrics } = this.deps;
     if (this.draining) throw new SfuError('SERVER_DRAINING');
-    if (this.rooms.size >= this.config.limits.maxRooms) throw new SfuError('ROOM_LIMIT_REACHED');
+    if (this.rooms.size >= config.limits.maxRooms) throw new SfuError('ROOM_LIMIT_REACHED');
     const id = roomId ?? `room_${randomUUID()}`;
     if (this.rooms.has(id)) throw new SfuError('INVALID_STATE', 'room exists');
     const merged: RoomOptions = {
@@ -74,58 +84,82 @@ export class RoomRegistry extends EventEmitter<RoomRegistryEvents> {
       ...options,
       maxParticipants: Math.min(
         options.maxParticipants ?? DEFAULT_ROOM_OPTIONS.maxParticipants,
-        this.config.limits.maxParticipantsPerRoom,
+        config.limits.maxParticipantsPerRoom,
       ),
     };
+    await this.deps.record.record(id, 'consultation.created', {
+      consultationId: id,
+      createdAt: new Date().toISOString(),
+      e2ee: merged.e2eeRequired,
+      maxParticipants: merged.maxParticipants,
+    });
     const room = new Room(id, merged, await this.placeRouter(), {
       log: this.log,
-      metrics: this.metrics,
-      limits: this.config.limits,
-      media: this.config.media,
+      metrics,
+      limits: config.limits,
+      media: config.media,
       placeRouter: () => this.placeRouter(),
       onClosed: (closed) => this.forget(closed),
+      onMediaLost: (lost) => this.deps.record.incident(lost.id, 'worker-died'),
     });
     this.rooms.set(id, room);
-    this.metrics.rooms.set(this.rooms.size);
+    metrics.rooms.set(this.rooms.size);
     this.log.info({ room: id }, 'room created');
     this.emit('roomCreated', room);
     return room;
   }
 
   /**
-   * Admits a verified token holder into its room. A second join by the same participant replaces
-   * the first connection, so a participant is never present twice.
+   * Brings a verified token holder into its room, through the waiting room. A second join by
+   * the same participant replaces the first connection, so a participant is never present twice.
    */
   async join(
     claims: JoinClaims,
     link: ParticipantLink,
     keys: { e2ee: boolean; e2eeKey?: string | undefined },
   ): Promise<{ room: Room; participant: Participant }> {
-    const e2ee = keys.e2ee;
     if (this.draining) throw new SfuError('SERVER_DRAINING');
     const room = this.get(claims.room);
     // Same answer as a bad token: callers cannot probe which rooms exist.
     if (!room) throw new SfuError('ACCESS_DENIED');
-    if (room.options.e2eeRequired && !e2ee && claims.role !== 'observer') throw new SfuError('E2EE_REQUIRED');
+    if (room.options.e2eeRequired && !keys.e2ee && claims.role !== 'observer')
+      throw new SfuError('E2EE_REQUIRED');
     const existing = room.participants.get(claims.sub);
     if (existing) {
+      await this.deps.record.record(room.id, 'participant.left', {
+        participantId: existing.id,
+        reason: 'replaced',
+      });
       this.detach(existing);
       room.removeParticipant(existing, 'left');
+      existing.link?.close('replaced by a new connection');
     }
     if (room.activeParticipants().length >= room.options.maxParticipants) throw new SfuError('ROOM_FULL');
     const participant = new Participant(
-      { id: claims.sub, role: claims.role, displayName: claims.name ?? '', rpps: claims.rpps },
-      this.initialState(room, claims),
+      {
+        id: claims.sub,
+        role: claims.role,
+        displayName: claims.name ?? '',
+        rpps: claims.rpps,
+        identityStatus: claims.idStatus,
+      },
+      'invited',
       this.newResumeToken(),
     );
-    participant.e2ee = e2ee;
+    participant.e2ee = keys.e2ee;
     participant.e2eeKey = keys.e2eeKey;
     participant.link = link;
+    await this.waitingRoom.arrive(room, participant);
     room.participants.set(participant.id, participant);
     this.byResumeToken.set(participant.resumeToken, { room, participant });
     room.broadcast('participantJoined', { participant: participant.info() }, participant);
     if (participant.mayExchangeMedia) await room.onAdmitted(participant);
     return { room, participant };
+  }
+
+  /** After the join answer is sent: auto-admission and the practitioners' waiting list. */
+  async afterJoin(room: Room, participant: Participant): Promise<void> {
+    await this.waitingRoom.settle(room, participant);
   }
 
   /** Re-attaches a connection to a participant kept during the grace period. */
@@ -141,6 +175,7 @@ export class RoomRegistry extends EventEmitter<RoomRegistryEvents> {
     this.byResumeToken.delete(resumeToken);
     participant.resumeToken = this.newResumeToken();
     this.byResumeToken.set(participant.resumeToken, entry);
+    if (!previous) this.deps.record.incident(room.id, 'reconnected', participant.id);
     room.broadcast('participantUpdated', { participant: participant.info() }, participant);
     return entry;
   }
@@ -149,46 +184,71 @@ export class RoomRegistry extends EventEmitter<RoomRegistryEvents> {
   disconnected(room: Room, participant: Participant, link: ParticipantLink): void {
     if (participant.link !== link || !room.participants.has(participant.id)) return;
     participant.link = undefined;
+    this.deps.record.incident(room.id, 'connection-lost', participant.id);
     room.broadcast('participantUpdated', { participant: participant.info() }, participant);
     participant.graceTimer = setTimeout(() => {
+      void this.deps.record
+        .record(room.id, 'participant.left', { participantId: participant.id, reason: 'timeout' })
+        .catch(() => undefined);
+      participant.transition('leave');
       this.detach(participant);
       room.removeParticipant(participant, 'timeout');
-    }, this.config.auth.resumeGraceS * 1000);
+      this.waitingRoom.publishWaitingList(room);
+    }, this.deps.config.auth.resumeGraceS * 1000);
     participant.graceTimer.unref();
   }
 
+  /** The participant leaves by itself. */
+  async leaveVoluntarily(room: Room, participant: Participant): Promise<void> {
+    await this.deps.record.record(room.id, 'participant.left', {
+      participantId: participant.id,
+      reason: 'left',
+    });
+    this.leave(room, participant, 'left');
+  }
+
+  /** Removal by the platform (REST). */
+  async removeByPlatform(room: Room, participant: Participant): Promise<void> {
+    await this.deps.record.record(room.id, 'participant.removed', {
+      participantId: participant.id,
+      by: 'platform',
+      reason: 'platform-request',
+    });
+    this.leave(room, participant, 'removed');
+  }
+
+  /** Takes a participant out (records are the caller's). */
   leave(room: Room, participant: Participant, reason: 'left' | 'removed' | 'declined'): void {
-    participant.state = reason === 'left' ? 'left' : reason;
+    if (participant.active) {
+      participant.transition(reason === 'left' ? 'leave' : reason === 'removed' ? 'remove' : 'decline');
+    }
     this.detach(participant);
     const link = participant.link;
     participant.link = undefined;
     room.removeParticipant(participant, reason);
     if (reason !== 'left') link?.close(reason);
+    this.waitingRoom.publishWaitingList(room);
   }
 
-  /** A practitioner lets a waiting participant in; both then exchange media with the room. */
-  async admit(room: Room, by: Participant, participantId: string): Promise<void> {
-    if (by.role !== 'practitioner') throw new SfuError('FORBIDDEN_FOR_ROLE');
-    const target = room.participants.get(participantId);
-    if (!target || !target.active) throw new SfuError('NOT_FOUND');
-    if (target.mayExchangeMedia) return;
-    if (target.state !== 'waiting' && target.state !== 'consented') throw new SfuError('INVALID_STATE');
-    target.state = 'admitted';
-    room.broadcast('participantUpdated', { participant: target.info() });
-    await room.onAdmitted(target);
-  }
-
-  decline(room: Room, by: Participant, participantId: string): void {
-    if (by.role !== 'practitioner') throw new SfuError('FORBIDDEN_FOR_ROLE');
-    const target = room.participants.get(participantId);
-    if (!target || !target.active) throw new SfuError('NOT_FOUND');
-    if (target.mayExchangeMedia) throw new SfuError('INVALID_STATE');
-    this.leave(room, target, 'declined');
-  }
-
-  endRoom(room: Room, reason: 'ended' | 'server-shutdown'): void {
+  /** Ends the consultation: last records, the ended webhook, then the room closes. */
+  async endRoom(room: Room, reason: 'ended' | 'server-shutdown', endedBy?: string): Promise<void> {
+    if (room.closed) return;
+    const present = room.activeParticipants().map((p) => p.id);
     for (const participant of room.participants.values()) this.detach(participant);
     room.close(reason);
+    try {
+      await this.deps.record.ended(
+        room.id,
+        present,
+        reason === 'ended' ? 'ended' : 'server-shutdown',
+        endedBy,
+      );
+    } catch (err) {
+      this.log.error(
+        { room: room.id, err: (err as Error).message },
+        'could not record the end of a consultation',
+      );
+    }
   }
 
   /** Counts participants by admission state, for the metrics scrape. */
@@ -202,23 +262,18 @@ export class RoomRegistry extends EventEmitter<RoomRegistryEvents> {
     return counts;
   }
 
-  closeAll(reason: 'ended' | 'server-shutdown'): void {
-    for (const room of [...this.rooms.values()]) this.endRoom(room, reason);
+  async closeAll(reason: 'ended' | 'server-shutdown'): Promise<void> {
+    await Promise.all([...this.rooms.values()].map((room) => this.endRoom(room, reason)));
   }
 
   async placeRouter() {
-    const slot = this.pool.leastLoaded();
+    const slot = this.deps.pool.leastLoaded();
     if (!slot) throw new SfuError('MEDIA_UNAVAILABLE');
     const router = await slot.worker.createRouter({
       mediaCodecs: MEDIA_CODECS,
       appData: { workerPid: slot.worker.pid, workerIndex: slot.index },
     });
     return { router, webRtcServer: slot.webRtcServer };
-  }
-
-  private initialState(room: Room, claims: JoinClaims): AdmissionState {
-    if (!room.options.waitingRoom || claims.role === 'practitioner') return 'admitted';
-    return 'waiting';
   }
 
   private newResumeToken(): string {
@@ -232,7 +287,7 @@ export class RoomRegistry extends EventEmitter<RoomRegistryEvents> {
 
   private forget(room: Room): void {
     this.rooms.delete(room.id);
-    this.metrics.rooms.set(this.rooms.size);
+    this.deps.metrics.rooms.set(this.rooms.size);
     this.log.info({ room: room.id }, 'room closed');
     this.emit('roomClosed', room);
   }

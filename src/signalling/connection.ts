@@ -30,6 +30,7 @@ export class SignallingConnection {
   constructor(
     private readonly ws: WebSocket,
     private readonly ctx: SignallingContext,
+    private readonly address: string,
   ) {
     this.bucket = new TokenBucket(ctx.config.limits.messagesPerSecond);
     this.link = {
@@ -85,7 +86,7 @@ export class SignallingConnection {
     const scope: HandlerScope = {
       ctx: this.ctx,
       member: this.member,
-      connection: { link: this.link, setMember: (member) => this.setMember(member) },
+      connection: { link: this.link, address: this.address, setMember: (member) => this.setMember(member) },
     };
     try {
       const handler = HANDLERS[method] as (scope: HandlerScope, params: unknown) => Promise<unknown>;

@@ -3,6 +3,8 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { JoinTokenVerifier } from '../auth/joinTokens.js';
 import type { RoomRegistry } from '../rooms/roomRegistry.js';
+import type { InvitationStore } from '../auth/invitations.js';
+import type { ConsentRegistry } from '../consent/consentRegistry.js';
 
 /** The services signalling handlers use. */
 export interface SignallingContext {
@@ -11,4 +13,6 @@ export interface SignallingContext {
   metrics: Metrics;
   tokens: JoinTokenVerifier;
   rooms: RoomRegistry;
+  invitations: InvitationStore;
+  consentTexts: ConsentRegistry;
 }

@@ -16,6 +16,8 @@ export interface HandlerScope {
   member: { room: Room; participant: Participant } | undefined;
   connection: {
     link: ParticipantLink;
+    /** Remote address, for access-code lockouts. */
+    address: string;
     setMember(member: { room: Room; participant: Participant }): void;
   };
 }
@@ -47,12 +49,24 @@ const ok = {};
 export const HANDLERS: { [M in Method]: Handler<M> } = {
   async join(scope, params) {
     if (scope.member) throw new SfuError('ALREADY_JOINED');
-    const claims = await scope.ctx.tokens.verify(params.token);
+    let claims;
+    if (params.token !== undefined && params.accessCode === undefined) {
+      claims = await scope.ctx.tokens.verify(params.token);
+      scope.ctx.invitations.useByTokenId(claims.jti);
+    } else if (params.accessCode !== undefined && params.token === undefined) {
+      claims = scope.ctx.invitations.redeem(params.accessCode, scope.connection.address);
+    } else {
+      throw new SfuError('MESSAGE_INVALID', 'give either token or accessCode');
+    }
     const member = await scope.ctx.rooms.join(claims, scope.connection.link, {
       e2ee: params.capabilities?.e2ee ?? false,
       e2eeKey: params.capabilities?.e2eeKey,
     });
     scope.connection.setMember(member);
+    // Auto-admission and the waiting list go out after the join answer.
+    setImmediate(
+      () => void scope.ctx.rooms.afterJoin(member.room, member.participant).catch(() => undefined),
+    );
     return joinResult(member.room, member.participant);
   },
 
@@ -74,7 +88,12 @@ export const HANDLERS: { [M in Method]: Handler<M> } = {
 
   async createTransport(scope, params) {
     const { room, participant } = joined(scope);
-    return room.createTransport(participant, params.direction, params.sctp ?? false);
+    return room.createTransport(
+      participant,
+      params.direction,
+      params.sctp ?? false,
+      params.precheck ?? false,
+    );
   },
 
   async connectTransport(scope, params) {
@@ -189,21 +208,55 @@ export const HANDLERS: { [M in Method]: Handler<M> } = {
     return Promise.resolve(ok);
   },
 
+  async getConsentTexts(scope) {
+    joined(scope);
+    return Promise.resolve({ texts: scope.ctx.consentTexts.currentAll().map((t) => ({ ...t })) });
+  },
+
+  async giveConsent(scope, params) {
+    const { room, participant } = joined(scope);
+    await scope.ctx.rooms.waitingRoom.giveConsent(room, participant, params);
+    return ok;
+  },
+
+  async withdrawConsent(scope, params) {
+    const { room, participant } = joined(scope);
+    await scope.ctx.rooms.waitingRoom.withdrawConsent(room, participant, params);
+    return ok;
+  },
+
+  async getWaitingList(scope) {
+    const { room, participant } = joined(scope);
+    return Promise.resolve({ entries: scope.ctx.rooms.waitingRoom.waitingList(room, participant) });
+  },
+
+  async hold(scope, params) {
+    const { room, participant } = joined(scope);
+    await scope.ctx.rooms.waitingRoom.hold(room, participant, params.participantId, params.message);
+    return ok;
+  },
+
+  async reportPrecheck(scope, params) {
+    const { room, participant } = joined(scope);
+    scope.ctx.rooms.waitingRoom.reportPrecheck(room, participant, params);
+    return Promise.resolve(ok);
+  },
+
   async admit(scope, params) {
     const { room, participant } = joined(scope);
-    await scope.ctx.rooms.admit(room, participant, params.participantId);
+    await scope.ctx.rooms.waitingRoom.admit(room, participant, params.participantId);
     return ok;
   },
 
   async decline(scope, params) {
     const { room, participant } = joined(scope);
-    scope.ctx.rooms.decline(room, participant, params.participantId);
-    return Promise.resolve(ok);
+    await scope.ctx.rooms.waitingRoom.decline(room, participant, params.participantId);
+    return ok;
   },
 
   async leave(scope) {
     const { room, participant } = joined(scope);
-    scope.ctx.rooms.leave(room, participant, 'left');
-    return Promise.resolve(ok);
+    await scope.ctx.rooms.leaveVoluntarily(room, participant);
+    return ok;
   },
 };

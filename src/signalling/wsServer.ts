@@ -54,7 +54,7 @@ export class SignallingServer {
         this.perAddress.close(address);
         this.ctx.metrics.wsConnections.dec();
       });
-      new SignallingConnection(ws, this.ctx);
+      new SignallingConnection(ws, this.ctx, address);
     });
   }
 

@@ -132,6 +132,8 @@ t.test('a reconnecting participant resumes with its identity and is never duplic
   const joined = await first.request('join', {
     token: await srv.token({ room: roomId, participantId: 'pat', role: 'patient' }),
   });
+  await first.consent();
+  await first.waitFor('admissionChanged', (d) => d.state === 'admitted');
   await first.request('createTransport', { direction: 'recv' });
   first.ws.terminate();
   await doctor.waitFor(
@@ -199,11 +201,14 @@ t.test('a waiting patient cannot create media until a practitioner admits it', a
   await doctor.request('join', {
     token: await srv.token({ room: roomId, participantId: 'doc', role: 'practitioner' }),
   });
-  await doctor.request('admit', { participantId: 'pat' });
-  await patient.waitFor(
-    'participantUpdated',
-    (d) => (d.participant as { state: string }).state === 'admitted',
+  t.equal(
+    await codeOf(doctor.request('admit', { participantId: 'pat' })),
+    'CONSENT_REQUIRED',
+    'no admission without consent',
   );
+  await patient.consent();
+  await doctor.request('admit', { participantId: 'pat' });
+  await patient.waitFor('admissionChanged', (d) => d.state === 'admitted');
   const transport = await patient.request('createTransport', { direction: 'send' });
   t.ok(transport.id, 'media allowed once admitted');
 });

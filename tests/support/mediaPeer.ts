@@ -25,10 +25,17 @@ export class MediaPeer {
     readonly id: string,
   ) {}
 
+  /** Joins; a patient also gives its teleconsultation consent (rooms without a waiting room then admit it). */
   static async join(wsUrl: string, token: string, id: string): Promise<MediaPeer> {
     const client = await SignallingClient.open(wsUrl);
     const peer = new MediaPeer(client, id);
-    await client.request('join', { token });
+    const joined = await client.request('join', { token });
+    if (joined.self.role === 'patient') {
+      await client.consent();
+      if (joined.self.state === 'waiting') {
+        await client.waitFor('admissionChanged', (d) => d.state === 'admitted').catch(() => undefined);
+      }
+    }
     return peer;
   }
 

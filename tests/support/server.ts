@@ -1,3 +1,6 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { resolveConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { createLogger } from '../../src/observability/logger.js';
@@ -22,6 +25,7 @@ export function testConfig(overrides: DeepPartial<Config> = {}): Config {
       ...overrides.auth,
     },
     log: { level: process.env.TEST_LOG_LEVEL ?? 'silent', ...overrides.log },
+    journal: { dir: fs.mkdtempSync(path.join(os.tmpdir(), 'sfu-journal-')), ...overrides.journal },
   };
   return resolveConfig(JSON.parse(JSON.stringify(raw)) as Parameters<typeof resolveConfig>[0]);
 }

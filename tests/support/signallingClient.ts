@@ -93,6 +93,23 @@ export class SignallingClient {
     );
   }
 
+  /** As a patient: accepts the current teleconsultation consent text. */
+  async consent(
+    purpose: 'teleconsultation' | 'third-party' = 'teleconsultation',
+    coversParticipantId?: string,
+  ): Promise<void> {
+    const { texts } = await this.request('getConsentTexts', {});
+    const text = texts.find((t) => t.purpose === purpose);
+    if (!text) throw new Error(`no ${purpose} consent text`);
+    await this.request('giveConsent', {
+      purpose,
+      textId: text.textId,
+      version: text.version,
+      hash: text.hash,
+      ...(coversParticipantId ? { coversParticipantId } : {}),
+    });
+  }
+
   close(): void {
     this.ws.close();
   }
