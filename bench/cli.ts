@@ -18,7 +18,7 @@ const USAGE = `usage: npm run bench -- [options]
   --target NAME            ${Object.keys(TARGETS).join(' | ')} (default bare)
   --sessions N             sessions to run, or the first ramp level (default 5)
   --duration S             seconds measured per level (default 20)
-  --workers N              mediasoup workers (default: CPUs - 1, at least 1)
+  --workers N              mediasoup workers (default: one per CPU, as the server)
   --ramp                   raise sessions stepwise until loss > --max-loss or delay p99 > --max-p99
   --step N                 sessions added per ramp step (default: --sessions)
   --max-sessions N         ramp ceiling (default 200)

@@ -48,7 +48,8 @@ export class BareTarget implements Target {
         this.pending.delete(id);
       }
     });
-    const workers = options.workers > 0 ? options.workers : Math.max(1, os.availableParallelism() - 1);
+    // Same default as the server's worker pool: one worker per CPU.
+    const workers = options.workers > 0 ? options.workers : os.availableParallelism();
     const { workerPids } = await this.request('start', { workers, listenIp: '127.0.0.1' });
     this.workerPids = workerPids;
   }
