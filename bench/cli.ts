@@ -11,6 +11,7 @@ import { closeAllPeers } from './peer/index.js';
 import { renderBarChart, renderCapacityCurve, renderMarkdown } from './harness/render.js';
 import { DEFAULT_OPTIONS, runBench } from './harness/run.js';
 import type { BenchOptions } from './harness/run.js';
+import { TargetError } from './harness/target.js';
 import { TARGETS } from './targets/index.js';
 
 const USAGE = `usage: npm run bench -- [options]
@@ -165,6 +166,10 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (error: unknown) => {
+    if (error instanceof TargetError) {
+      process.stderr.write(`bench: ${error.message}\n`);
+      process.exit(1);
+    }
     process.stderr.write(
       `bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
     );

@@ -1,7 +1,10 @@
 import type { Target } from '../harness/target.js';
 import { BareTarget } from './bare/target.js';
+import { JanusTarget } from './janus/target.js';
 
 /** Every target the CLI knows, by name. A new target registers its factory here. */
 export const TARGETS: Record<string, () => Target> = {
   bare: () => new BareTarget(),
+  /** Placeholder: refuses to start until implemented. */
+  janus: () => new JanusTarget(),
 };
