@@ -19,6 +19,8 @@ export interface WindowResult {
   generatorCpuS: number;
   /** Share of scheduler ticks that fired late: above a few percent the generator is the bottleneck. */
   generatorLateTickRatio: number;
+  /** Stream ticks that threw (a track closed under its stream): should stay 0. */
+  generatorTickFailures: number;
   /** Host-wide UDP errors during the window (socket buffer overflows explain loopback loss). */
   udpErrors: UdpCounters;
   /**
@@ -108,6 +110,7 @@ export async function measureWindow(
     peakRssMiB: { server: serverMemory.peakRssMiB, workers: workerMemory.peakRssMiB },
     generatorCpuS: (own.user + own.system) / 1e6,
     generatorLateTickRatio: ticks > 0 ? (lateAfter.late - lateBefore.late) / ticks : 0,
+    generatorTickFailures: lateAfter.failures - lateBefore.failures,
     udpErrors: {
       rcvbufErrors: udpEnd.rcvbufErrors - udpStart.rcvbufErrors,
       sndbufErrors: udpEnd.sndbufErrors - udpStart.sndbufErrors,

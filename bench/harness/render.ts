@@ -152,8 +152,8 @@ export function renderCapacityCurve(r: BenchReport, steps: StepReport[]): string
     const fy = bottom - (i / 4) * (bottom - top);
     ticks.push(
       `<line x1="${left}" y1="${fy}" x2="${right}" y2="${fy}" stroke="#eee"/>`,
-      `<text x="${left - 6}" y="${fy + 4}" text-anchor="end" font-size="11" fill="#3b7dd8">${((maxCpu * i) / 4).toFixed(2)}</text>`,
-      `<text x="${right + 6}" y="${fy + 4}" font-size="11" fill="#d83b3b">${((maxLoss * i) / 4).toFixed(2)}</text>`,
+      `<text x="${left - 6}" y="${fy + 4}" text-anchor="end" font-size="11" fill="#3b7dd8">${Number(((maxCpu * i) / 4).toPrecision(3))}</text>`,
+      `<text x="${right + 6}" y="${fy + 4}" font-size="11" fill="#d83b3b">${Number(((maxLoss * i) / 4).toPrecision(3))}</text>`,
     );
   }
   for (const s of steps) {
@@ -170,6 +170,9 @@ export function renderCapacityCurve(r: BenchReport, steps: StepReport[]): string
     `<line x1="${right}" y1="${top}" x2="${right}" y2="${bottom}" stroke="#d83b3b"/>`,
     lastGood > 0
       ? `<line x1="${x(lastGood)}" y1="${top}" x2="${x(lastGood)}" y2="${bottom}" stroke="#2a2" stroke-dasharray="4 3"/>`
+      : '',
+    r.ramp
+      ? `<line x1="${left}" y1="${yLoss(r.ramp.thresholds.maxLossRatio * 100)}" x2="${right}" y2="${yLoss(r.ramp.thresholds.maxLossRatio * 100)}" stroke="#d83b3b" stroke-dasharray="2 4"/>`
       : '',
     line(
       steps.map((s) => [x(s.sessions), yCpu(s.cpuCores.total)]),

@@ -54,7 +54,13 @@ export interface BenchReport {
   forwardedMbps: number;
   rssMiB: { server: number; workers: number };
   peakRssMiB: { server: number; workers: number };
-  loadGenerator: { cpuS: number; lateTickRatio: number; sendFailures: number; pacerDrops: number };
+  loadGenerator: {
+    cpuS: number;
+    lateTickRatio: number;
+    tickFailures: number;
+    sendFailures: number;
+    pacerDrops: number;
+  };
   /** Share of received video streams at the top simulcast layer (by keyframe width). */
   videoTopLayerShare: number;
   /** Host-wide UDP socket errors during the window: where loopback loss usually comes from. */
@@ -166,6 +172,7 @@ export function buildReport(input: {
     loadGenerator: {
       cpuS: window.generatorCpuS,
       lateTickRatio: window.generatorLateTickRatio,
+      tickFailures: window.generatorTickFailures,
       sendFailures: window.traffic.sendFailures,
       pacerDrops: window.traffic.pacerDrops,
     },

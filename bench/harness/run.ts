@@ -54,7 +54,12 @@ export async function runBench(target: Target, options: BenchOptions): Promise<B
   const started = performance.now();
   const scheduler = new MediaScheduler();
   const maxSessions = options.ramp ? options.maxSessions : options.sessions;
-  await target.start({ workers: options.workers, maxSessions, log: options.log });
+  try {
+    await target.start({ workers: options.workers, maxSessions, log: options.log });
+  } catch (error) {
+    await target.stop().catch(() => undefined);
+    throw error;
+  }
   const workers = target.serverPids().workers.length;
   const load = new ConsultLoad({
     target,
