@@ -55,6 +55,11 @@ export class FrameCryptor {
   private readonly receiveKeys = new Map<string, Map<number, SFrameKey>>();
   /** Senders whose media is not end-to-end encrypted (phone): frames pass unchanged. */
   private readonly clearSenders = new Set<string>();
+  /**
+   * Phone downgrade, accepted by this participant: audio that is not SFrame is played as it is
+   * (the others send their audio in clear so the phone leg can hear it).
+   */
+  acceptClearAudio = false;
   readonly stats: CryptorStats = { encrypted: 0, decrypted: 0, failures: {}, passedClear: 0 };
 
   constructor(private readonly subtle: SubtleCrypto = globalThis.crypto.subtle) {}
@@ -130,6 +135,10 @@ export class FrameCryptor {
       return concatBytes(prefix, plaintext);
     } catch (err) {
       if (!(err instanceof SFrameError)) throw err;
+      if (this.acceptClearAudio && codec === 'opus') {
+        this.stats.passedClear++;
+        return new Uint8Array(frame);
+      }
       const reason: DecryptFailure = err.reason === 'counter-exhausted' ? 'malformed-header' : err.reason;
       const counts = (this.stats.failures[senderId] ??= {
         'malformed-header': 0,
