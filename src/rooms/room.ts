@@ -172,7 +172,7 @@ export class Room {
       producer = await transport.produce({
         kind,
         rtpParameters,
-        appData: { participantId: participant.id, source },
+        appData: { participantId: participant.id, source, precheck },
       });
     } catch (err) {
       if (err instanceof TypeError) throw new SfuError('RTP_PARAMETERS_INVALID', err.message.slice(0, 120));

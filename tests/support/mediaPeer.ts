@@ -19,22 +19,30 @@ export class MediaPeer {
   publisher: Publisher | undefined;
   subscriber: Subscriber | undefined;
   readonly producerIds: string[] = [];
+  private readonly usedConsumerIds = new Set<string>();
 
   private constructor(
     readonly client: SignallingClient,
     readonly id: string,
   ) {}
 
-  /** Joins; a patient also gives its teleconsultation consent (rooms without a waiting room then admit it). */
-  static async join(wsUrl: string, token: string, id: string): Promise<MediaPeer> {
+  /**
+   * Joins; a patient also gives its teleconsultation consent unless `consent` is false. In a room
+   * without a waiting room it then waits for its automatic admission.
+   */
+  static async join(
+    wsUrl: string,
+    token: string,
+    id: string,
+    options: { consent?: boolean } = {},
+  ): Promise<MediaPeer> {
     const client = await SignallingClient.open(wsUrl);
     const peer = new MediaPeer(client, id);
     const joined = await client.request('join', { token });
-    if (joined.self.role === 'patient') {
+    if (joined.self.role === 'patient' && options.consent !== false) {
       await client.consent();
-      if (joined.self.state === 'waiting') {
-        await client.waitFor('admissionChanged', (d) => d.state === 'admitted').catch(() => undefined);
-      }
+      if (!joined.room.options.waitingRoom)
+        await client.waitFor('admissionChanged', (d) => d.state === 'admitted');
     }
     return peer;
   }
@@ -44,16 +52,21 @@ export class MediaPeer {
     room: string,
     participantId: string,
     role: Role,
+    options: { consent?: boolean } = {},
   ): Promise<MediaPeer> {
-    return MediaPeer.join(srv.wsUrl, await srv.token({ room, participantId, role }), participantId);
+    return MediaPeer.join(srv.wsUrl, await srv.token({ room, participantId, role }), participantId, options);
   }
 
   /** Publishes audio and three-layer VP8 simulcast; resolves once DTLS is up and both producers exist. */
-  async publish(options: { audio?: boolean; video?: boolean } = {}): Promise<void> {
+  async publish(options: { audio?: boolean; video?: boolean; precheck?: boolean } = {}): Promise<void> {
     await this.client.request('setRtpCapabilities', {
       rtpCapabilities: subscriberRtpCapabilities(),
     });
-    const transport = await this.client.request('createTransport', { direction: 'send' });
+    const transport = await this.client.request('createTransport', {
+      direction: 'send',
+      ...(options.precheck ? { precheck: true } : {}),
+    });
+    this.publisher?.close();
     const publisher = new Publisher({
       name: `${this.id}-pub`,
       bindAddress: '127.0.0.1',
@@ -88,11 +101,18 @@ export class MediaPeer {
    * Creates the receive transport, waits until the server has announced `expectedConsumers`
    * consumers, then connects and resumes them.
    */
-  async subscribe(expectedConsumers: number, timeoutMs = 10_000): Promise<ConsumerDescription[]> {
+  async subscribe(
+    expectedConsumers: number,
+    timeoutMs = 10_000,
+    options: { precheck?: boolean } = {},
+  ): Promise<ConsumerDescription[]> {
     await this.client.request('setRtpCapabilities', {
       rtpCapabilities: subscriberRtpCapabilities(),
     });
-    const transport = await this.client.request('createTransport', { direction: 'recv' });
+    const transport = await this.client.request('createTransport', {
+      direction: 'recv',
+      ...(options.precheck ? { precheck: true } : {}),
+    });
     const deadline = Date.now() + timeoutMs;
     while (this.consumerAnnouncements().length < expectedConsumers) {
       if (Date.now() > deadline)
@@ -104,6 +124,8 @@ export class MediaPeer {
       kind: d.kind,
       rtpParameters: d.rtpParameters,
     }));
+    for (const consumer of consumers) this.usedConsumerIds.add(consumer.id!);
+    this.subscriber?.close();
     const subscriber = new Subscriber({ name: `${this.id}-sub`, bindAddress: '127.0.0.1', consumers });
     this.subscriber = subscriber;
     await this.client.request('connectTransport', {
@@ -117,12 +139,21 @@ export class MediaPeer {
     return consumers;
   }
 
+  /** Consumers announced and not yet given to a subscriber. */
   consumerAnnouncements(): {
     consumerId: string;
     kind: types.MediaKind;
     rtpParameters: types.RtpParameters;
     producerId: string;
   }[] {
+    return this.client.notifications
+      .filter((n) => n.notification === 'consumerAdded')
+      .filter((n) => !this.usedConsumerIds.has(n.data.consumerId as string))
+      .map((n) => n.data as never);
+  }
+
+  /** Every consumer announced so far, with the participant whose producer it carries. */
+  allAnnouncements(): { consumerId: string; participantId: string; kind: string }[] {
     return this.client.notifications
       .filter((n) => n.notification === 'consumerAdded')
       .map((n) => n.data as never);
