@@ -1,4 +1,5 @@
-// Bundles the browser SDK (src/sdk) into one ESM file with esbuild: dist/sdk/teleconsult-sdk.js.
+// Bundles the browser SDK (src/sdk) into one ESM file with esbuild: dist/sdk/teleconsult-sdk.js,
+// and its end-to-end encryption worker (src/sdk/e2ee/transformWorker.ts): dist/sdk/teleconsult-e2ee-worker.js.
 import { build } from 'esbuild';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -18,3 +19,17 @@ await build({
   outfile: path.join(root, 'dist', 'sdk', 'teleconsult-sdk.js'),
   logLevel: 'warning',
 });
+const workerEntry = path.join(root, 'src', 'sdk', 'e2ee', 'transformWorker.ts');
+if (fs.existsSync(workerEntry)) {
+  await build({
+    entryPoints: [workerEntry],
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: ['chrome110', 'firefox115', 'safari16'],
+    sourcemap: true,
+    minify: process.env.SDK_MINIFY === '1',
+    outfile: path.join(root, 'dist', 'sdk', 'teleconsult-e2ee-worker.js'),
+    logLevel: 'warning',
+  });
+}

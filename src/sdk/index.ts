@@ -12,9 +12,12 @@ import { TeleconsultError, fromMediaError } from './errors.js';
 import { resolveReconnectPolicy } from './reconnectPolicy.js';
 import { Room } from './room.js';
 import { Session } from './session.js';
-import type { ConnectOptions, HandlerName, Locale } from './types.js';
+import { EndToEndEncryption, isE2eeSupported } from './e2ee/endToEndEncryption.js';
+import type { ConnectOptions, E2eeOptions, HandlerName, Locale } from './types.js';
 
 export { Room } from './room.js';
+export { EndToEndEncryption, isE2eeSupported } from './e2ee/endToEndEncryption.js';
+export type { ExportedKeys, E2eeEvents } from './e2ee/endToEndEncryption.js';
 export { TeleconsultError, isTeleconsultError, CLIENT_ERROR_CODES } from './errors.js';
 export type { TeleconsultErrorCode, ClientErrorCode } from './errors.js';
 export { messageFor } from './messages.js';
@@ -43,13 +46,19 @@ export async function connect(url: string, token: string, options: ConnectOption
     throw new TeleconsultError('DEVICE_NOT_SUPPORTED', locale, 'no WebSocket implementation');
   // Before joining: a browser that cannot do WebRTC must not use up the single-use join token.
   const device = await createDevice(options.handlerName, locale);
-  const { session, result } = await Session.join(signallingUrl(url), token, {
+  const e2ee = options.e2ee ? await createE2ee(options.e2ee, locale) : undefined;
+  const joined = Session.join(signallingUrl(url), token, {
     WebSocket: WebSocketImpl,
     locale,
     requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS,
     connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_TIMEOUT_MS,
     reconnect: resolveReconnectPolicy(options.reconnect),
-    e2ee: options.e2ee ?? false,
+    e2ee: e2ee !== undefined,
+    e2eeKey: e2ee?.publicKey,
+  });
+  const { session, result } = await joined.catch((err: unknown) => {
+    e2ee?.close();
+    throw err;
   });
   try {
     await device.load({ routerRtpCapabilities: result.routerRtpCapabilities });
@@ -58,16 +67,29 @@ export async function connect(url: string, token: string, options: ConnectOption
     });
   } catch (err) {
     await session.leave();
+    e2ee?.close();
     throw fromMediaError(err, locale);
   }
   const room = new Room(session, device, result, {
     locale,
     iceServers: options.iceServers,
     iceTransportPolicy: options.iceTransportPolicy,
+    e2ee,
   });
   // Media (and so `trackAdded` events) starts on the next task, after the caller's listeners exist.
   setTimeout(() => room.start(), 0);
   return room;
+}
+
+/** Identity and worker for end-to-end encryption, before the join that announces the public key. */
+async function createE2ee(options: true | E2eeOptions, locale: Locale): Promise<EndToEndEncryption> {
+  if (!isE2eeSupported())
+    throw new TeleconsultError('E2EE_REQUIRED', locale, 'this browser has no encoded transform for E2EE');
+  try {
+    return await EndToEndEncryption.create(options === true ? {} : options);
+  } catch (err) {
+    throw new TeleconsultError('E2EE_REQUIRED', locale, err instanceof Error ? err.message : undefined);
+  }
 }
 
 async function createDevice(handlerName: HandlerName | undefined, locale: Locale): Promise<Device> {

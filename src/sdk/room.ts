@@ -6,6 +6,7 @@ import type {
   NotificationName,
   ParticipantInfo,
 } from '../protocol/messages.js';
+import type { EndToEndEncryption } from './e2ee/endToEndEncryption.js';
 import { TypedEmitter } from './emitter.js';
 import { TeleconsultError, fromMediaError, isTeleconsultError } from './errors.js';
 import type { Locale } from './messages.js';
@@ -41,6 +42,8 @@ export interface RoomSettings {
   locale: Locale;
   iceServers: RTCIceServer[] | undefined;
   iceTransportPolicy: RTCIceTransportPolicy | undefined;
+  /** End-to-end encryption, when the participant joined with it (see src/sdk/e2ee). */
+  e2ee?: EndToEndEncryption | undefined;
 }
 
 /** A local track and the state of its publication (seen by the application as `LocalTrack`). */
@@ -122,6 +125,12 @@ export class Room extends TypedEmitter<RoomEvents> {
   private roomClosedEmitted = false;
   private finished = false;
 
+  /**
+   * End-to-end encryption of this participant's media, when connected with `e2ee`: the state per
+   * participant, safety numbers, the phone downgrade. Undefined otherwise.
+   */
+  readonly e2ee: EndToEndEncryption | undefined;
+
   /** @internal Use `connect()`. */
   constructor(
     private readonly session: Session,
@@ -138,6 +147,10 @@ export class Room extends TypedEmitter<RoomEvents> {
     session.on('resumed', (result) => void this.onResumed(result));
     session.on('ended', (reason) => this.onEnded(reason));
     session.on('error', (error) => this.emit('error', error));
+    this.e2ee = settings.e2ee;
+    this.e2ee?.bind(this, (to, payload) =>
+      session.request('e2eeRelay', { to, payload }).then(() => undefined),
+    );
   }
 
   /** @internal Starts media once the application had a chance to add its listeners. */
@@ -404,6 +417,10 @@ export class Room extends TypedEmitter<RoomEvents> {
         publication.kind === 'audio' ? { opusFec: true, opusDtx: true } : { videoGoogleStartBitrate: 1000 },
       stopTracks: false, // the SDK decides: the same track is republished after a media reset
       appData: { source: publication.source },
+      // Before any frame leaves: with E2EE every frame goes through the encryption worker.
+      ...(this.e2ee
+        ? { onRtpSender: this.e2ee.senderHook(publication.kind, publication.codec?.mimeType) }
+        : {}),
     });
     if (this.local.get(publication.source) !== publication || publication.state !== 'publishing') {
       producer.close();
@@ -520,6 +537,9 @@ export class Room extends TypedEmitter<RoomEvents> {
     const common = {
       ...(this.settings.iceServers ? { iceServers: this.settings.iceServers } : {}),
       ...(this.settings.iceTransportPolicy ? { iceTransportPolicy: this.settings.iceTransportPolicy } : {}),
+      ...(this.e2ee?.peerConnectionSettings()
+        ? { additionalSettings: this.e2ee.peerConnectionSettings() }
+        : {}),
     };
     // Receive first: the server starts sending what others publish as soon as it exists.
     const recvParams = await this.session.request('createTransport', { direction: 'recv', sctp: true });
@@ -637,6 +657,7 @@ export class Room extends TypedEmitter<RoomEvents> {
       this.dataConsumers.get(dataConsumerId)?.close();
       this.dataConsumers.delete(dataConsumerId);
     });
+    handle('e2eeMessage', ({ from, payload }) => this.e2ee?.onMessage(from, payload));
     handle('mediaReset', async () => {
       this.emit('mediaReset');
       await this.resetMedia();
@@ -693,6 +714,9 @@ export class Room extends TypedEmitter<RoomEvents> {
       kind: data.kind,
       rtpParameters: data.rtpParameters as unknown as ms.RtpParameters,
       appData: { participantId: data.participantId, source: data.source },
+      ...(this.e2ee
+        ? { onRtpReceiver: this.e2ee.receiverHook(data.kind, data.rtpParameters, data.participantId) }
+        : {}),
     });
     if (generation !== this.mediaGeneration || this.finished) {
       consumer.close();
@@ -779,6 +803,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     if (this.finished) return;
     this.finished = true;
     this.closeMedia();
+    this.e2ee?.close();
     for (const publication of this.local.values()) {
       if (publication.ownsTrack) publication.track.stop();
       publication.producer = undefined;

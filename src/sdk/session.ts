@@ -25,6 +25,8 @@ export interface SessionOptions {
   connectTimeoutMs: number;
   reconnect: ReconnectPolicy;
   e2ee: boolean;
+  /** The end-to-end encryption public key announced to the others (with `e2ee`). */
+  e2eeKey?: string | undefined;
 }
 
 export type SessionEvents = {
@@ -106,7 +108,10 @@ export class Session extends TypedEmitter<SessionEvents> {
     try {
       result = await socket.request(
         'join',
-        { token, capabilities: { e2ee: options.e2ee } },
+        {
+          token,
+          capabilities: { e2ee: options.e2ee, ...(options.e2eeKey ? { e2eeKey: options.e2eeKey } : {}) },
+        },
         options.requestTimeoutMs,
       );
     } catch (err) {

@@ -1,5 +1,6 @@
 import type { types as mediasoupTypes } from 'mediasoup-client';
 import type { AdmissionState, MediaSource, ParticipantInfo, RequestResult } from '../protocol/messages.js';
+import type { E2eeOptions, EncryptionState } from './e2ee/endToEndEncryption.js';
 import type { TeleconsultError } from './errors.js';
 import type { Locale } from './messages.js';
 import type { ReconnectPolicy } from './reconnectPolicy.js';
@@ -7,6 +8,7 @@ import type { ConnectionState } from './session.js';
 import type { WebSocketConstructor } from './signallingSocket.js';
 
 export type { AdmissionState, MediaSource, ParticipantInfo, ConnectionState, Locale, ReconnectPolicy };
+export type { E2eeOptions, EncryptionState };
 export type MediaKind = 'audio' | 'video';
 export type RoomInfo = RequestResult<'join'>['room'];
 /** mediasoup-client's built-in browser handlers ('Chrome111' for headless Chromium). */
@@ -28,8 +30,12 @@ export interface ConnectOptions {
   requestTimeoutMs?: number;
   /** Time opening the WebSocket may take (default 10 000 ms). */
   connectTimeoutMs?: number;
-  /** Whether this client supports end-to-end encryption (announced at join; default false). */
-  e2ee?: boolean;
+  /**
+   * End-to-end encryption of media (SFrame, keys held only by participants; docs/encryption.md).
+   * `true` or options; fails with E2EE_REQUIRED when the browser cannot do it (check
+   * `isE2eeSupported()` first). Rooms created with `e2eeRequired` refuse clients without it.
+   */
+  e2ee?: boolean | E2eeOptions;
   /** STUN/TURN servers for the media transports (hospital networks often need TURN over TLS). */
   iceServers?: RTCIceServer[];
   /** 'relay' forces TURN. */

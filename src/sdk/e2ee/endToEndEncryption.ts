@@ -250,25 +250,24 @@ export class EndToEndEncryption extends TypedEmitter<E2eeEvents> {
   }
 
   /**
-   * @internal Called with the RTCRtpSender before any media flows (mediasoup-client's
-   * `onRtpSender`): every frame it sends goes through the worker.
+   * @internal mediasoup-client's `onRtpSender`: called with the RTCRtpSender right after it is
+   * created, before negotiation, so every frame it ever sends goes through the worker.
    */
-  protectSender(sender: RTCRtpSender, kind: 'audio' | 'video', mimeType: string | undefined): void {
-    this.attach(sender, {
-      role: 'send',
-      kind,
-      codec: codecOf(mimeType ?? (kind === 'audio' ? 'audio/opus' : 'video/VP8')),
-    });
+  senderHook(kind: 'audio' | 'video', mimeType: string | undefined): (sender: RTCRtpSender) => void {
+    const codec = codecOf(mimeType ?? (kind === 'audio' ? 'audio/opus' : 'video/VP8'));
+    return (sender) => this.attach(sender, { role: 'send', kind, codec });
   }
 
-  /** @internal Same for a receiver of `participantId`'s track. */
-  protectReceiver(
-    receiver: RTCRtpReceiver,
+  /** @internal mediasoup-client's `onRtpReceiver` for a consumer of `participantId`'s track. */
+  receiverHook(
     kind: 'audio' | 'video',
-    mimeType: string | undefined,
+    rtpParameters: Record<string, unknown>,
     participantId: string,
-  ): void {
-    this.attach(receiver, { role: 'recv', kind, codec: codecOf(mimeType), senderId: participantId });
+  ): (receiver: RTCRtpReceiver) => void {
+    const codecs = rtpParameters.codecs as { mimeType?: unknown }[] | undefined;
+    const mimeType = codecs?.[0]?.mimeType;
+    const codec = codecOf(typeof mimeType === 'string' ? mimeType : undefined);
+    return (receiver) => this.attach(receiver, { role: 'recv', kind, codec, senderId: participantId });
   }
 
   /** @internal An `e2eeMessage` notification: a sender key wrapped for us. */
