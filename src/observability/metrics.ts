@@ -218,4 +218,59 @@ export class Metrics {
     help: '1 while the gateway holds a registration with the configured registrar.',
     registers: [this.registry],
   });
+
+  // Bandwidth adaptation and network quality (src/quality).
+  readonly qualityModeChanges = new Counter({
+    name: 'sfu_quality_mode_changes_total',
+    help: "Receivers' media mode changes (full, reduced, audio-only), by new mode and reason.",
+    labelNames: ['mode', 'reason'],
+    registers: [this.registry],
+  });
+  readonly qualityAudioOnlyReceivers = new Gauge({
+    name: 'sfu_quality_audio_only_receivers',
+    help: 'Receivers whose video is paused because their bandwidth carries only audio.',
+    registers: [this.registry],
+  });
+  readonly qualityScores = new Histogram({
+    name: 'sfu_quality_score',
+    help: 'Network quality scores pushed to participants (0 unusable to 5 excellent).',
+    buckets: [0, 1, 2, 3, 4, 5],
+    registers: [this.registry],
+  });
+  readonly qualityIncidents = new Counter({
+    name: 'sfu_quality_incidents_total',
+    help: 'Sustained poor network quality periods recorded as incidents, by kind.',
+    labelNames: ['kind'],
+    registers: [this.registry],
+  });
+  readonly qualityPublishAdvice = new Counter({
+    name: 'sfu_quality_publish_advice_total',
+    help: 'Advice sent to senders to send fewer (down) or more (up) simulcast layers.',
+    labelNames: ['direction'],
+    registers: [this.registry],
+  });
+  readonly qualitySampleSeconds = new Histogram({
+    name: 'sfu_quality_sample_seconds',
+    help: "Duration of one room's sampling round (stats requests and decisions).",
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [this.registry],
+  });
+  readonly layerChanges = new Counter({
+    name: 'sfu_layer_changes_total',
+    help: 'Preferred simulcast layers set by the quality policy, by direction and cause.',
+    labelNames: ['direction', 'cause'],
+    registers: [this.registry],
+  });
+  readonly layerForwardedChanges = new Counter({
+    name: 'sfu_layer_forwarded_changes_total',
+    help: 'Changes of the spatial layer a video consumer actually forwards, by new layer (none when paused or starved).',
+    labelNames: ['spatial'],
+    registers: [this.registry],
+  });
+  readonly layerKeyframeRequests = new Counter({
+    name: 'sfu_layer_keyframe_requests_total',
+    help: 'Keyframe requests by the quality policy, sent or suppressed by the rate limit.',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
 }

@@ -1,0 +1,516 @@
+import { EventEmitter } from 'node:events';
+import type { types } from 'mediasoup';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { MediaSource } from '../protocol/messages.js';
+import type { Room } from '../rooms/room.js';
+import type { Participant } from '../rooms/participant.js';
+import {
+  KeyframeLimiter,
+  QualityTracker,
+  ReceiverPolicy,
+  UplinkPolicy,
+  buildLadder,
+  networkScore,
+  renderCapLayer,
+  type LayerRung,
+  type MeasuredStream,
+  type MediaMode,
+  type NetworkMeasures,
+  type ReceiverDecision,
+  type VideoConsumerView,
+} from './policy.js';
+
+export type QualityIncident = 'network-poor';
+
+export interface QualityControlDeps {
+  log: Logger;
+  metrics: Metrics;
+  /** A participant's network stayed poor: the consultation journal records a technical incident. */
+  onIncident?: (roomId: string, participantId: string, kind: QualityIncident) => void;
+}
+
+export interface RoomQualityEvents {
+  incident: [roomId: string, participantId: string, kind: QualityIncident];
+  /** A receiver's media mode changed (also notified to it as `mediaModeChanged`). */
+  modeChanged: [participantId: string, mode: MediaMode];
+}
+
+/** mediasoup priorities (1..255): the practitioner's and the patient's videos get bitrate first. */
+const MAIN_PRIORITY = 200;
+const OTHER_PRIORITY = 1;
+/** A bandwidth estimate older than this many sampling intervals is ignored. */
+const STALE_ESTIMATE_INTERVALS = 10;
+
+interface ParticipantState {
+  receiver: ReceiverPolicy;
+  uplink: UplinkPolicy;
+  tracker: QualityTracker;
+  /** Video consumers this controller paused (the client's own pauses are left alone). */
+  pausedByQuality: Set<string>;
+  measures: NetworkMeasures;
+  /** Loss on what the participant sends, for the publish advice. */
+  uplinkLoss: number | null;
+  lastAdvice: number | undefined;
+  lastReportAt: number;
+  lastReported: { score: number; suggest: boolean } | undefined;
+  advisedProducer: string | undefined;
+}
+
+/**
+ * Samples one room's participants every `sampleIntervalMs` (one stats request per transport: a
+ * representative consumer on the receiving side, the camera producer on the sending side; the
+ * bandwidth estimate comes from the worker's 'bwe' trace events at no request cost), applies the
+ * policy and acts on mediasoup: preferred layers, priorities, pause/resume, keyframe requests,
+ * and notifications (`qualityUpdate`, `mediaModeChanged`, `publishLayersAdvice`).
+ */
+export class RoomQuality extends EventEmitter<RoomQualityEvents> {
+  private readonly states = new Map<string, ParticipantState>();
+  private readonly estimates = new Map<string, { kbps: number; at: number }>();
+  private readonly traced = new WeakSet<types.Transport>();
+  private readonly hooked = new WeakSet<types.Consumer>();
+  /** Measured ladders of simulcast producers, refreshed when their owner is sampled. */
+  private readonly ladders = new Map<string, LayerRung[]>();
+  private readonly keyframes: KeyframeLimiter;
+  private readonly log: Logger;
+  private timer: NodeJS.Timeout | undefined;
+  private busy = false;
+  private closed = false;
+
+  constructor(
+    readonly room: Room,
+    private readonly config: Config['quality'],
+    private readonly deps: QualityControlDeps,
+  ) {
+    super();
+    this.keyframes = new KeyframeLimiter(config.keyframeMinIntervalMs);
+    this.log = deps.log.child({ module: 'quality', room: room.id });
+  }
+
+  start(): void {
+    if (this.timer || this.closed) return;
+    this.timer = setInterval(() => void this.tick(), this.config.sampleIntervalMs);
+    this.timer.unref();
+  }
+
+  /** Stops sampling; idempotent. Also happens by itself once the room is closed. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.timer);
+    for (const state of this.states.values()) this.forgetState(state);
+    this.states.clear();
+  }
+
+  /** The media mode the policy holds for a participant (for tests and diagnostics). */
+  modeOf(participantId: string): MediaMode | undefined {
+    return this.states.get(participantId)?.receiver.mode;
+  }
+
+  /** One sampling round; rounds never overlap. */
+  async tick(): Promise<void> {
+    if (this.closed || this.busy) return;
+    if (this.room.closed) return this.close();
+    this.busy = true;
+    const started = performance.now();
+    try {
+      const participants = this.room.activeParticipants().filter((p) => p.mayExchangeMedia);
+      this.prune(participants);
+      await Promise.all(participants.map((p) => this.measure(p)));
+      if (this.closed || this.room.closed) return;
+      const now = Date.now();
+      for (const participant of participants) this.decide(participant, now);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'quality sampling failed');
+    } finally {
+      this.busy = false;
+      this.deps.metrics.qualitySampleSeconds.observe((performance.now() - started) / 1000);
+    }
+  }
+
+  // -----------------------------------------------------------------------------------------------
+  // Measuring
+
+  private stateOf(participant: Participant): ParticipantState {
+    let state = this.states.get(participant.id);
+    if (!state) {
+      state = {
+        receiver: new ReceiverPolicy(this.config),
+        uplink: new UplinkPolicy(this.config),
+        tracker: new QualityTracker(this.config),
+        pausedByQuality: new Set(),
+        measures: { rttMs: null, lossRatio: null, jitterMs: null, availableKbps: null },
+        uplinkLoss: null,
+        lastAdvice: undefined,
+        lastReportAt: 0,
+        lastReported: undefined,
+        advisedProducer: undefined,
+      };
+      this.states.set(participant.id, state);
+    }
+    return state;
+  }
+
+  private prune(participants: Participant[]): void {
+    const present = new Set(participants.map((p) => p.id));
+    for (const [id, state] of this.states) {
+      if (!present.has(id)) {
+        this.forgetState(state);
+        this.states.delete(id);
+      }
+    }
+    const producers = new Set(participants.flatMap((p) => [...p.producers.keys()]));
+    for (const id of this.ladders.keys()) {
+      if (!producers.has(id)) {
+        this.ladders.delete(id);
+        this.keyframes.forget(id);
+      }
+    }
+    const transports = new Set(participants.flatMap((p) => [...p.transports.keys()]));
+    for (const id of this.estimates.keys()) if (!transports.has(id)) this.estimates.delete(id);
+  }
+
+  private forgetState(state: ParticipantState): void {
+    if (state.receiver.mode === 'audio-only') this.deps.metrics.qualityAudioOnlyReceivers.dec();
+  }
+
+  private async measure(participant: Participant): Promise<void> {
+    const state = this.stateOf(participant);
+    const recv = participant.recvTransport();
+    if (recv) this.traceBandwidth(recv);
+    const estimate = recv ? this.estimates.get(recv.id) : undefined;
+    const fresh =
+      estimate && Date.now() - estimate.at <= this.config.sampleIntervalMs * STALE_ESTIMATE_INTERVALS;
+    const [down, up] = await Promise.all([
+      this.measureDownlink(participant),
+      this.measureUplink(participant),
+    ]);
+    state.measures = {
+      rttMs: down.rttMs ?? up.rttMs,
+      lossRatio: maxOrNull(down.lossRatio, up.lossRatio),
+      jitterMs: up.jitterMs,
+      availableKbps: fresh && estimate ? estimate.kbps : null,
+    };
+    state.uplinkLoss = up.lossRatio;
+  }
+
+  /** The worker reports its send-side bandwidth estimate about once a second: no request needed. */
+  private traceBandwidth(transport: types.WebRtcTransport): void {
+    if (this.traced.has(transport)) return;
+    this.traced.add(transport);
+    transport.on('trace', (trace) => {
+      if (trace.type !== 'bwe' || trace.direction !== 'out') return;
+      const bps = (trace.info as { availableBitrate?: unknown }).availableBitrate;
+      if (typeof bps === 'number' && Number.isFinite(bps) && bps >= 0)
+        this.estimates.set(transport.id, { kbps: bps / 1000, at: Date.now() });
+    });
+    transport.enableTraceEvent(['bwe']).catch(() => undefined);
+  }
+
+  /** Round-trip time and loss from the receiver's reports on one of its streams (audio first). */
+  private async measureDownlink(
+    participant: Participant,
+  ): Promise<{ rttMs: number | null; lossRatio: number | null }> {
+    const consumers = [...participant.consumers.values()].filter((c) => !c.closed && !c.paused);
+    const probe = consumers.find((c) => c.kind === 'audio') ?? consumers[0];
+    if (!probe) return { rttMs: null, lossRatio: null };
+    const stats = await probe.getStats().catch(() => []);
+    const outbound = stats.find((s) => s.type === 'outbound-rtp');
+    if (!outbound) return { rttMs: null, lossRatio: null };
+    return {
+      rttMs:
+        typeof outbound.roundTripTime === 'number' && outbound.roundTripTime > 0
+          ? outbound.roundTripTime
+          : null,
+      lossRatio: typeof outbound.fractionLost === 'number' ? outbound.fractionLost / 256 : null,
+    };
+  }
+
+  /** Jitter and loss of what the participant sends (camera first), and its measured layer bitrates. */
+  private async measureUplink(
+    participant: Participant,
+  ): Promise<{ rttMs: number | null; lossRatio: number | null; jitterMs: number | null }> {
+    const producers = [...participant.producers.values()].filter((p) => !p.closed && !p.paused);
+    const probe =
+      producers.find((p) => p.kind === 'video' && sourceOf(p) === 'camera') ??
+      producers.find((p) => p.kind === 'video') ??
+      producers[0];
+    if (!probe) return { rttMs: null, lossRatio: null, jitterMs: null };
+    const stats = await probe.getStats().catch(() => []);
+    const clockRate = probe.rtpParameters.codecs[0]?.clockRate ?? 90000;
+    const encodings = probe.rtpParameters.encodings ?? [];
+    let jitter: number | null = null;
+    let loss: number | null = null;
+    let rtt: number | null = null;
+    const measured: MeasuredStream[] = [];
+    for (const stat of stats) {
+      if (stat.type !== 'inbound-rtp') continue;
+      if (stat.bitrate > 0) {
+        jitter = Math.max(jitter ?? 0, (stat.jitter / clockRate) * 1000);
+        loss = Math.max(loss ?? 0, stat.fractionLost / 256);
+      }
+      if (typeof stat.roundTripTime === 'number' && stat.roundTripTime > 0) rtt = stat.roundTripTime;
+      const spatial = encodings.findIndex(
+        (e) => (e.rid !== undefined && e.rid === stat.rid) || (e.ssrc !== undefined && e.ssrc === stat.ssrc),
+      );
+      if (spatial >= 0)
+        measured.push({
+          spatial,
+          bitrate: stat.bitrate,
+          bitrateByLayer: readBitrateByLayer(stat.bitrateByLayer),
+        });
+    }
+    if (probe.kind === 'video' && encodings.length > 1)
+      this.ladders.set(probe.id, buildLadder(encodings.length, measured, this.config.layerKbps));
+    return { rttMs: rtt, lossRatio: loss, jitterMs: jitter };
+  }
+
+  // -----------------------------------------------------------------------------------------------
+  // Deciding and acting
+
+  private decide(participant: Participant, now: number): void {
+    const state = this.stateOf(participant);
+    const videos = [...participant.consumers.values()].filter((c) => c.kind === 'video' && !c.closed);
+    for (const consumer of videos) this.hook(participant, consumer);
+    const views = videos.map((c) => this.viewOf(participant, c));
+    const audioStreams = [...participant.consumers.values()].filter(
+      (c) => c.kind === 'audio' && !c.closed,
+    ).length;
+    const decision = state.receiver.update({
+      at: now,
+      availableKbps: state.measures.availableKbps,
+      audioStreams,
+      video: views,
+    });
+    this.apply(participant, state, videos, decision, now);
+    if (state.receiver.mode === 'audio-only') {
+      // New consumers, or ones the client resumed, stay paused while only audio fits.
+      for (const consumer of videos) this.pauseForQuality(state, consumer);
+    }
+    this.adviseSender(participant, state, now);
+    this.report(participant, state, views, audioStreams, now);
+  }
+
+  private viewOf(receiver: Participant, consumer: types.Consumer): VideoConsumerView {
+    const owner = this.room.participants.get(ownerOf(consumer));
+    const main =
+      owner !== undefined &&
+      (owner.role === 'practitioner' || owner.role === 'patient') &&
+      (sourceOf(consumer) === 'camera' || sourceOf(consumer) === 'screen');
+    const render = receiver.renderSizes.get(consumer.id);
+    const ladder =
+      this.ladders.get(consumer.producerId) ??
+      buildLadder(consumer.type === 'simple' ? 1 : spatialLayersOf(consumer), [], this.config.layerKbps);
+    return { id: consumer.id, producerId: consumer.producerId, main, render, ladder };
+  }
+
+  /** First sight of a video consumer: its priority, and watchers for client resumes and layer changes. */
+  private hook(receiver: Participant, consumer: types.Consumer): void {
+    if (this.hooked.has(consumer)) return;
+    this.hooked.add(consumer);
+    const owner = this.room.participants.get(ownerOf(consumer));
+    const main = owner?.role === 'practitioner' || owner?.role === 'patient';
+    consumer.setPriority(main ? MAIN_PRIORITY : OTHER_PRIORITY).catch(() => undefined);
+    consumer.observer.on('resume', () => {
+      const state = this.states.get(receiver.id);
+      if (!this.closed && state?.receiver.mode === 'audio-only') this.pauseForQuality(state, consumer);
+    });
+    consumer.observer.on('layerschange', (layers) => {
+      this.deps.metrics.layerForwardedChanges.inc({ spatial: layers ? String(layers.spatialLayer) : 'none' });
+    });
+  }
+
+  private pauseForQuality(state: ParticipantState, consumer: types.Consumer): void {
+    if (consumer.closed || consumer.paused) return;
+    state.pausedByQuality.add(consumer.id);
+    consumer.pause().catch(() => undefined);
+  }
+
+  private apply(
+    participant: Participant,
+    state: ParticipantState,
+    videos: types.Consumer[],
+    decision: ReceiverDecision,
+    now: number,
+  ): void {
+    const byId = new Map(videos.map((c) => [c.id, c]));
+    for (const id of decision.pause) {
+      const consumer = byId.get(id);
+      if (consumer) this.pauseForQuality(state, consumer);
+    }
+    for (const id of decision.resume) {
+      const consumer = byId.get(id);
+      if (!consumer || !state.pausedByQuality.delete(id)) continue;
+      consumer.resume().catch(() => undefined);
+      this.requestKeyFrame(consumer, now);
+    }
+    for (const id of state.pausedByQuality) if (!byId.has(id)) state.pausedByQuality.delete(id);
+    for (const change of decision.layers) {
+      const consumer = byId.get(change.consumerId);
+      if (!consumer || consumer.type === 'simple') continue;
+      consumer
+        .setPreferredLayers({
+          spatialLayer: change.rung.spatial,
+          ...(change.rung.temporal !== undefined ? { temporalLayer: change.rung.temporal } : {}),
+        })
+        .catch(() => undefined);
+      if (change.cause !== 'initial')
+        this.deps.metrics.layerChanges.inc({ direction: change.direction, cause: change.cause });
+      if (change.direction === 'up' && change.cause !== 'initial') this.requestKeyFrame(consumer, now);
+    }
+    if (decision.mode) {
+      const { mode, reason } = decision.mode;
+      if (mode === 'audio-only') this.deps.metrics.qualityAudioOnlyReceivers.inc();
+      else if (reason === 'recovered' && decision.resume.length > 0)
+        this.deps.metrics.qualityAudioOnlyReceivers.dec();
+      this.deps.metrics.qualityModeChanges.inc({ mode, reason });
+      this.log.info(
+        {
+          participant: participant.id,
+          mode,
+          reason,
+          availableKbps: roundOrNull(state.measures.availableKbps),
+        },
+        'media mode changed',
+      );
+      participant.link?.notify('mediaModeChanged', { mode, reason });
+      this.emit('modeChanged', participant.id, mode);
+    }
+  }
+
+  private requestKeyFrame(consumer: types.Consumer, now: number): void {
+    if (!this.keyframes.allow(consumer.producerId, now)) {
+      this.deps.metrics.layerKeyframeRequests.inc({ outcome: 'suppressed' });
+      return;
+    }
+    this.deps.metrics.layerKeyframeRequests.inc({ outcome: 'sent' });
+    consumer.requestKeyFrame().catch(() => undefined);
+  }
+
+  /** A weak uplink: ask the sender to send fewer simulcast layers (and more once it recovers). */
+  private adviseSender(participant: Participant, state: ParticipantState, now: number): void {
+    const camera = [...participant.producers.values()].find(
+      (p) => !p.closed && p.kind === 'video' && (p.rtpParameters.encodings?.length ?? 0) > 1,
+    );
+    if (!camera) return;
+    if (state.advisedProducer !== camera.id) {
+      state.advisedProducer = camera.id;
+      state.uplink = new UplinkPolicy(this.config);
+    }
+    const advice = state.uplink.update({
+      at: now,
+      lossRatio: state.uplinkLoss,
+      jitterMs: state.measures.jitterMs,
+      spatialLayers: camera.rtpParameters.encodings?.length ?? 1,
+    });
+    if (advice === undefined) return;
+    const direction = advice < (state.lastAdvice ?? Number.POSITIVE_INFINITY) ? 'down' : 'up';
+    state.lastAdvice = advice;
+    this.deps.metrics.qualityPublishAdvice.inc({ direction });
+    this.log.info({ participant: participant.id, maxSpatialLayer: advice }, 'publish layers advice');
+    participant.link?.notify('publishLayersAdvice', { producerId: camera.id, maxSpatialLayer: advice });
+  }
+
+  /** Scores the participant's network; pushes it to itself and to the practitioners. */
+  private report(
+    participant: Participant,
+    state: ParticipantState,
+    views: VideoConsumerView[],
+    audioStreams: number,
+    now: number,
+  ): void {
+    const m = state.measures;
+    if (m.availableKbps === null && m.rttMs === null && m.lossRatio === null && m.jitterMs === null) return;
+    let lowest = 0;
+    let wanted = 0;
+    for (const view of views) {
+      const spatialLayers = 1 + Math.max(0, ...view.ladder.map((r) => r.spatial));
+      const cap = renderCapLayer(view.render, this.config.layerHeights, spatialLayers);
+      lowest += view.ladder[0]?.kbps ?? 0;
+      wanted += Math.max(0, ...view.ladder.filter((r) => r.spatial <= cap).map((r) => r.kbps));
+    }
+    const score = networkScore(
+      m,
+      { audioKbps: audioStreams * this.config.audioKbps, lowestVideoKbps: lowest, wantedKbps: wanted },
+      this.config,
+    );
+    const verdict = state.tracker.update(now, score);
+    if (verdict.incident) {
+      this.deps.metrics.qualityIncidents.inc({ kind: 'network-poor' });
+      this.log.warn({ participant: participant.id, score }, 'network quality poor: incident');
+      this.deps.onIncident?.(this.room.id, participant.id, 'network-poor');
+      this.emit('incident', this.room.id, participant.id, 'network-poor');
+    }
+    const last = state.lastReported;
+    const due = now - state.lastReportAt >= this.config.reportIntervalMs;
+    const urgent = last !== undefined && last.suggest !== verdict.suggestPhoneFallback;
+    if (!due && !urgent) return;
+    state.lastReportAt = now;
+    state.lastReported = { score, suggest: verdict.suggestPhoneFallback };
+    this.deps.metrics.qualityScores.observe(score);
+    const update = {
+      participantId: participant.id,
+      score,
+      rttMs: roundOrNull(m.rttMs),
+      lossRatio: m.lossRatio === null ? null : Math.round(m.lossRatio * 1000) / 1000,
+      jitterMs: roundOrNull(m.jitterMs),
+      availableKbps: roundOrNull(m.availableKbps),
+      suggestPhoneFallback: verdict.suggestPhoneFallback,
+    };
+    participant.link?.notify('qualityUpdate', update);
+    for (const other of this.room.participants.values()) {
+      if (other !== participant && other.role === 'practitioner' && other.active)
+        other.link?.notify('qualityUpdate', update);
+    }
+  }
+}
+
+/**
+ * Attaches bandwidth adaptation and network quality reporting to a new room (wired to the
+ * registry's `roomCreated`). Returns undefined when `quality.enabled` is false.
+ */
+export function attachQualityControl(
+  room: Room,
+  config: Config['quality'],
+  deps: QualityControlDeps,
+): RoomQuality | undefined {
+  if (!config.enabled) return undefined;
+  const control = new RoomQuality(room, config, deps);
+  control.start();
+  return control;
+}
+
+function ownerOf(consumer: types.Consumer): string {
+  return (consumer.appData as { participantId?: string }).participantId ?? '';
+}
+
+function sourceOf(entity: types.Consumer | types.Producer): MediaSource | undefined {
+  return (entity.appData as { source?: MediaSource }).source;
+}
+
+/** Spatial layers a simulcast consumer offers, from its scalability mode (e.g. 'S3T3'). */
+function spatialLayersOf(consumer: types.Consumer): number {
+  const mode = consumer.rtpParameters.encodings?.[0]?.scalabilityMode ?? '';
+  const match = /^[LS](\d+)T\d+/.exec(mode);
+  return match ? Math.min(4, Math.max(1, Number(match[1]))) : 1;
+}
+
+function readBitrateByLayer(value: unknown): Record<string, number> | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const out: Record<string, number> = {};
+  for (const [key, bps] of Object.entries(value as Record<string, unknown>)) {
+    if (typeof bps === 'number' && Number.isFinite(bps) && /^\d\.\d$/.test(key)) out[key] = bps;
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+function maxOrNull(a: number | null, b: number | null): number | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return Math.max(a, b);
+}
+
+function roundOrNull(value: number | null): number | null {
+  return value === null ? null : Math.round(value);
+}
