@@ -11,6 +11,7 @@ import { SignallingServer } from './signalling/wsServer.js';
 import { RestApi } from './rest/restApi.js';
 import { HttpServer } from './http/httpServer.js';
 import { DemoEndpoint } from './http/demo.js';
+import { attachQualityControl } from './quality/roomQuality.js';
 import { JournalStore } from './journal/index.js';
 import { WebhookOutbox, reconcileEndedWebhooks } from './webhooks/index.js';
 import { ConsentRegistry } from './consent/consentRegistry.js';
@@ -88,6 +89,7 @@ export class SfuServer {
     this.pool = await WorkerPool.start(config.media, log, metrics);
     this.rooms = new RoomRegistry({ pool: this.pool, config, metrics, log, record, consentTexts });
     this.rooms.on('roomClosed', (room) => this.invitations.dropRoom(room.id));
+    this.rooms.on('roomCreated', (room) => attachQualityControl(room, config.quality, { log, metrics }));
     const tokens = new JoinTokenVerifier(config.auth, this.tokenSecret);
     this.signalling = new SignallingServer({
       config,
