@@ -114,6 +114,17 @@ export const WaitingEntry = Type.Object({
 });
 export type WaitingEntry = Static<typeof WaitingEntry>;
 
+/** A consumer the server created for this participant (paused until the client resumes it). */
+export const ConsumerAnnouncement = Type.Object({
+  consumerId: Id,
+  producerId: Id,
+  participantId: Id,
+  kind: MediaKind,
+  source: MediaSource,
+  rtpParameters: Opaque,
+  producerPaused: Type.Boolean(),
+});
+
 /** Requests: method name -> params and result schemas. */
 export const Requests = {
   join: {
@@ -151,6 +162,8 @@ export const Requests = {
       resumeToken: Type.String(),
       /** Transports kept during the grace period; the client restarts ICE on each. */
       transportIds: Type.Array(Id),
+      /** Every consumer this participant has now, including any created while it was disconnected. */
+      consumers: Type.Array(ConsumerAnnouncement),
     }),
   },
   setRtpCapabilities: {
@@ -291,15 +304,7 @@ export const Notifications = {
     participantId: Id,
     reason: Type.Union(['left', 'timeout', 'removed', 'declined', 'room-closed'].map((r) => Type.Literal(r))),
   }),
-  consumerAdded: Type.Object({
-    consumerId: Id,
-    producerId: Id,
-    participantId: Id,
-    kind: MediaKind,
-    source: MediaSource,
-    rtpParameters: Opaque,
-    producerPaused: Type.Boolean(),
-  }),
+  consumerAdded: ConsumerAnnouncement,
   consumerClosed: Type.Object({ consumerId: Id }),
   consumerPaused: Type.Object({ consumerId: Id }),
   consumerResumed: Type.Object({ consumerId: Id }),

@@ -242,7 +242,7 @@ export class Room {
         sctpStreamParameters,
         label,
         protocol,
-        appData: { participantId: participant.id, source: 'camera' },
+        appData: { participantId: participant.id },
       });
     } catch (err) {
       if (err instanceof TypeError) throw new SfuError('MESSAGE_INVALID', err.message.slice(0, 120));
@@ -379,6 +379,20 @@ export class Room {
     return true;
   }
 
+  /** What `consumerAdded` says of a consumer (also listed again on resume). */
+  announcement(consumer: types.Consumer): NotificationData<'consumerAdded'> {
+    const appData = consumer.appData as { participantId: string; source: MediaSource };
+    return {
+      consumerId: consumer.id,
+      producerId: consumer.producerId,
+      participantId: appData.participantId,
+      kind: consumer.kind,
+      source: appData.source,
+      rtpParameters: consumer.rtpParameters,
+      producerPaused: consumer.producerPaused,
+    };
+  }
+
   /** Tracks a consumer and relays its events to the receiver, then announces it. */
   private registerConsumer(
     receiver: Participant,
@@ -386,7 +400,6 @@ export class Room {
     producer: types.Producer,
     consumer: types.Consumer,
   ): void {
-    const source = sourceOf(producer);
     receiver.consumers.set(consumer.id, consumer);
     this.deps.metrics.consumers.inc({ kind: consumer.kind });
     consumer.observer.once('close', () => {
@@ -405,15 +418,7 @@ export class Room {
         temporalLayer: layers?.temporalLayer ?? null,
       }),
     );
-    receiver.link?.notify('consumerAdded', {
-      consumerId: consumer.id,
-      producerId: producer.id,
-      participantId: owner.id,
-      kind: consumer.kind,
-      source,
-      rtpParameters: consumer.rtpParameters as unknown as Record<string, unknown>,
-      producerPaused: consumer.producerPaused,
-    });
+    receiver.link?.notify('consumerAdded', this.announcement(consumer));
   }
 
   /** Device readings go to practitioners only. */

@@ -77,6 +77,7 @@ export const HANDLERS: { [M in Method]: Handler<M> } = {
     return Promise.resolve({
       ...joinResult(member.room, member.participant),
       transportIds: [...member.participant.transports.keys()],
+      consumers: [...member.participant.consumers.values()].map((c) => member.room.announcement(c)),
     });
   },
 

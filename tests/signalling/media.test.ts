@@ -124,3 +124,31 @@ t.test('a reconnecting media peer keeps its identity and its media keeps flowing
     participantsBefore.map((p) => p.id).sort(),
   );
 });
+
+t.test(
+  'a resumed participant gets every consumer it has, including ones created while it was away',
+  async (t) => {
+    const roomId = await newRoom();
+    const doctor = await MediaPeer.joinAs(srv, roomId, 'doc', 'practitioner');
+    const patient = await MediaPeer.joinAs(srv, roomId, 'pat', 'patient');
+    t.teardown(() => {
+      doctor.close();
+      patient.close();
+    });
+    await doctor.client.request('setRtpCapabilities', {
+      rtpCapabilities: (await import('../../bench/peer/index.js')).subscriberRtpCapabilities() as never,
+    });
+    await doctor.client.request('createTransport', { direction: 'recv' });
+    // The doctor's signalling drops; meanwhile the patient starts publishing.
+    const token = srv.server.rooms.get(roomId)!.participants.get('doc')!.resumeToken;
+    doctor.client.ws.terminate();
+    await patient.publish({ video: false });
+    const { SignallingClient } = await import('../support/signallingClient.js');
+    const again = await SignallingClient.open(srv.wsUrl);
+    t.teardown(() => again.close());
+    const resumed = await again.request('resume', { resumeToken: token });
+    t.equal(resumed.consumers.length, 1, 'the consumer created during the outage is listed');
+    t.equal(resumed.consumers[0]!.participantId, 'pat');
+    t.equal(resumed.consumers[0]!.kind, 'audio');
+  },
+);
