@@ -26,6 +26,7 @@ import type {
   MicrophoneOptions,
   PublishOptions,
   RemoteTrack,
+  MediaMode,
   RoomEvents,
   RoomInfo,
   RoomStats,
@@ -124,6 +125,7 @@ export class Room extends TypedEmitter<RoomEvents> {
   private mediaGeneration = 0;
   private roomClosedEmitted = false;
   private finished = false;
+  private mediaModeNow: MediaMode = 'full';
 
   /**
    * End-to-end encryption of this participant's media, when connected with `e2ee`: the state per
@@ -186,6 +188,11 @@ export class Room extends TypedEmitter<RoomEvents> {
 
   get localTracks(): LocalTrack[] {
     return [...this.local.values()];
+  }
+
+  /** What the server currently forwards to this participant ('audio-only' on a weak link). */
+  get mediaMode(): MediaMode {
+    return this.mediaModeNow;
   }
 
   /** Why the session ended, once `connectionState` is 'disconnected' (undefined after `leave()`). */
@@ -338,6 +345,40 @@ export class Room extends TypedEmitter<RoomEvents> {
       .catch((err: unknown) => {
         throw this.wrap(err);
       });
+  }
+
+  /**
+   * Tells the server the size (CSS pixels) at which a remote video is shown, so it does not send
+   * 720p to a 160 px thumbnail; 0x0 for a hidden tile. See also `observeRenderSize`.
+   */
+  async setRenderSize(track: RemoteTrack | string, width: number, height: number): Promise<void> {
+    const consumerId = typeof track === 'string' ? track : track.id;
+    const scale = globalThis.devicePixelRatio || 1;
+    const clamp = (v: number) => Math.min(8192, Math.max(0, Math.round(Number.isFinite(v) ? v * scale : 0)));
+    await this.session
+      .request('reportRenderSize', { consumerId, width: clamp(width), height: clamp(height) })
+      .catch((err: unknown) => {
+        throw this.wrap(err);
+      });
+  }
+
+  /**
+   * Reports the size of the element showing a remote video whenever it changes (ResizeObserver);
+   * returns a function that stops observing.
+   */
+  observeRenderSize(track: RemoteTrack, element: Element): () => void {
+    if (typeof ResizeObserver === 'undefined') return () => undefined;
+    let last = '';
+    const observer = new ResizeObserver((entries) => {
+      const box = entries[entries.length - 1]?.contentRect;
+      if (!box || this.finished || !this.remote.has(track.id)) return;
+      const key = `${Math.round(box.width)}x${Math.round(box.height)}`;
+      if (key === last) return;
+      last = key;
+      this.setRenderSize(track, box.width, box.height).catch(() => undefined);
+    });
+    observer.observe(element);
+    return () => observer.disconnect();
   }
 
   /** WebRTC statistics of the sending and receiving connections (e.g. framesDecoded). */
@@ -670,9 +711,31 @@ export class Room extends TypedEmitter<RoomEvents> {
         this.updateSelf({ ...this.selfInfo, state: data.state as AdmissionState }, note);
       }
     }
+    handle('mediaModeChanged', ({ mode, reason }) => {
+      this.mediaModeNow = mode;
+      this.emit('mediaModeChanged', mode, reason);
+    });
+    handle('qualityUpdate', (report) => this.emit('qualityUpdate', report));
+    handle('publishLayersAdvice', (advice) => this.onPublishLayersAdvice(advice));
     handle('roomClosed', ({ reason }) => {
       this.roomClosedEmitted = true;
       this.emit('roomClosed', reason);
+    });
+  }
+
+  /** Sends fewer simulcast layers while the server sees a weak uplink (and all of them again after). */
+  private async onPublishLayersAdvice(advice: NotificationData<'publishLayersAdvice'>): Promise<void> {
+    const publication = [...this.local.values()].find((p) => p.producer?.id === advice.producerId);
+    const producer = publication?.producer;
+    if (!publication || !producer || producer.closed || publication.kind !== 'video') return;
+    const layers = publication.encodings?.length ?? 1;
+    if (layers < 2) return;
+    const maxSpatialLayer = Math.min(layers - 1, Math.max(0, advice.maxSpatialLayer));
+    await producer.setMaxSpatialLayer(maxSpatialLayer);
+    this.emit('publishLayersAdvice', {
+      producerId: producer.id,
+      source: publication.source,
+      maxSpatialLayer,
     });
   }
 

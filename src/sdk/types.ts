@@ -1,5 +1,11 @@
 import type { types as mediasoupTypes } from 'mediasoup-client';
-import type { AdmissionState, MediaSource, ParticipantInfo, RequestResult } from '../protocol/messages.js';
+import type {
+  AdmissionState,
+  MediaSource,
+  NotificationData,
+  ParticipantInfo,
+  RequestResult,
+} from '../protocol/messages.js';
 import type { E2eeOptions, EncryptionState } from './e2ee/endToEndEncryption.js';
 import type { TeleconsultError } from './errors.js';
 import type { Locale } from './messages.js';
@@ -123,6 +129,19 @@ export interface RoomStats {
   recv: RTCStatsReport | undefined;
 }
 
+/** What the server forwards to this participant: every video, reduced layers, or audio only. */
+export type MediaMode = NotificationData<'mediaModeChanged'>['mode'];
+export type MediaModeReason = NotificationData<'mediaModeChanged'>['reason'];
+/** Network quality of a participant (score 0 unusable .. 5 excellent), pushed every few seconds. */
+export type QualityReport = NotificationData<'qualityUpdate'>;
+
+export interface PublishLayersAdvice {
+  producerId: string;
+  source: MediaSource | undefined;
+  /** Highest simulcast layer still sent (0 = lowest); the SDK already applied it. */
+  maxSpatialLayer: number;
+}
+
 /** Room events and their listener arguments. */
 export type RoomEvents = {
   participantJoined: [participant: ParticipantInfo];
@@ -144,6 +163,12 @@ export type RoomEvents = {
   dataMessage: [message: DataMessage];
   /** The server lost this room's media (worker died); the SDK republished local tracks. */
   mediaReset: [];
+  /** Video is reduced or paused ('audio-only') for this participant's bandwidth, or back ('full'). */
+  mediaModeChanged: [mode: MediaMode, reason: MediaModeReason];
+  /** Network quality of this participant, and (for practitioners) of the others. */
+  qualityUpdate: [report: QualityReport];
+  /** This participant's uplink is weak: the SDK lowered (or restored) the camera's simulcast layers. */
+  publishLayersAdvice: [advice: PublishLayersAdvice];
   /** The consultation ended (by the platform or a server shutdown). */
   roomClosed: [reason: 'ended' | 'server-shutdown'];
   /** Failures outside any call the application made (a queued publication, a subscription...). */
