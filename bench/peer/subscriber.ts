@@ -98,6 +98,8 @@ interface StreamState {
   ssrc: number;
   kind: types.MediaKind;
   consumerId: string | undefined;
+  /** Index of the m-section (track) the stream arrived on. */
+  section: number;
   packets: number;
   bytes: number;
   keyframes: number;
@@ -161,7 +163,8 @@ export class Subscriber implements Ticking {
       const track = this.link.addTrack(media);
       const kind = consumer.kind;
       const consumerId = consumer.id;
-      track.onMessage((message) => this.onPacket(message, kind, consumerId));
+      const sectionIndex = index;
+      track.onMessage((message) => this.onPacket(message, kind, consumerId, sectionIndex));
       this.sections.push({ mid, consumer, track });
     }
     this.dtlsParameters = this.link.offer();
@@ -273,10 +276,10 @@ export class Subscriber implements Ticking {
   tick(now: number): void {
     if (now < this.nextReportAt || this.closed) return;
     this.nextReportAt = now + RR_INTERVAL_MS;
-    for (const section of this.sections) {
+    for (const [index, section] of this.sections.entries()) {
       const blocks: ReportBlock[] = [];
       for (const s of this.streams.values()) {
-        if (s.consumerId !== section.consumer.id || s.kind !== section.consumer.kind) continue;
+        if (s.section !== index) continue;
         const expected = s.maxSeq - s.baseSeq + 1;
         const expectedInterval = expected - s.priorExpected;
         const lostInterval = expectedInterval - (s.packets - s.priorPackets);
@@ -304,7 +307,12 @@ export class Subscriber implements Ticking {
     }
   }
 
-  private onPacket(message: Buffer, kind: types.MediaKind, consumerId: string | undefined): void {
+  private onPacket(
+    message: Buffer,
+    kind: types.MediaKind,
+    consumerId: string | undefined,
+    section: number,
+  ): void {
     const now = performance.now();
     if (isRtcp(message)) {
       for (const sr of parseRtcp(message).senderReports) {
@@ -327,6 +335,7 @@ export class Subscriber implements Ticking {
         ssrc: rtp.ssrc,
         kind,
         consumerId,
+        section,
         packets: 0,
         bytes: 0,
         keyframes: 0,

@@ -139,6 +139,11 @@ void t.test('a publisher reaches a subscriber through a real mediasoup router', 
   const consumerStats = await videoConsumer.getStats();
   const outbound = consumerStats.find((s) => s.type === 'outbound-rtp');
   t.ok(outbound && outbound.packetCount > 0, 'the worker counts forwarded video packets');
+  const rttMeasured = await until(async () => {
+    const stats = await videoConsumer.getStats();
+    return (stats.find((s) => s.type === 'outbound-rtp')?.roundTripTime ?? 0) > 0;
+  }, 5000);
+  t.ok(rttMeasured, 'the worker computes a round-trip time from our receiver reports');
   const producerStats = await videoProducer.getStats();
   t.equal(producerStats.length, 3, 'the worker sees three simulcast streams');
   t.ok(
