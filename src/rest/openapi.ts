@@ -1,4 +1,5 @@
 import { CreateInvitationBody, CreateRoomBody, ErrorView, InvitationView, RoomView } from './schemas.js';
+import { ConsentTextInput } from '../consent/consentRegistry.js';
 
 const json = (schema: unknown) => ({ content: { 'application/json': { schema } } });
 const errors = {
@@ -68,6 +69,26 @@ export function openApiDocument(version: string) {
         delete: {
           summary: 'Remove a participant',
           responses: { '204': { description: 'Removed' }, ...errors },
+        },
+      },
+      '/v1/rooms/{roomId}/journal': {
+        parameters: [roomIdParam],
+        get: {
+          summary:
+            'Export the consultation journal (hash-chained records and their verification); available after the room ended',
+          responses: { '200': { description: 'Journal export' }, ...errors },
+        },
+      },
+      '/v1/consent-texts': {
+        get: {
+          summary: 'List registered consent texts',
+          responses: { '200': { description: 'Consent texts' }, ...errors },
+        },
+        post: {
+          summary:
+            'Register a versioned consent text for a purpose (teleconsultation, third-party, secondary-use)',
+          requestBody: { required: true, ...json(ConsentTextInput) },
+          responses: { '201': { description: 'Registered, with its SHA-256 hash' }, ...errors },
         },
       },
       '/admin/drain': {
