@@ -175,6 +175,10 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
   private mediaWatch: NodeJS.Timeout | undefined;
   private registrationTimer: NodeJS.Timeout | undefined;
   private registered = false;
+  /** One Call-ID and a growing CSeq for every REGISTER of this run (RFC 3261 10.2.4). */
+  private readonly registrationCallId: string;
+  private readonly registrationTag = newTag();
+  private registrationSeq = 0;
   private closed = false;
 
   private constructor(
@@ -209,6 +213,7 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
       this.log.debug({ transport: peer.transport, reason, answered }, 'malformed SIP message');
     });
     transport.on('error', (error) => this.log.warn({ err: error.message }, 'SIP transport error'));
+    this.registrationCallId = newSipCallId(this.local.host);
     this.mediaWatch = setInterval(() => this.checkMediaTimeouts(), 5000);
   }
 
@@ -633,7 +638,10 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
     );
     let seq = 1;
     let authorization: SipHeader | undefined;
-    const ringTimer = setTimeout(() => this.cancelOutgoing(record, peer), config.ringTimeoutS * 1000);
+    let ringTimer: NodeJS.Timeout | undefined;
+    const ringOut = new Promise<'ring-timeout'>((resolve) => {
+      ringTimer = setTimeout(() => resolve('ring-timeout'), config.ringTimeoutS * 1000);
+    });
     try {
       for (let round = 0; ; round++) {
         const invite: SipRequest = {
@@ -656,12 +664,18 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
         };
         record.outgoingInvite = invite;
         record.outgoingPeer = peer;
-        const response = await this.clientTransactions.request(
-          invite,
-          peer,
-          {},
-          (config.ringTimeoutS + 32) * 1000,
-        );
+        const pending = this.clientTransactions.request(invite, peer, {}, (config.ringTimeoutS + 32) * 1000);
+        const outcome = await Promise.race([pending.then((response) => ({ response })), ringOut]);
+        if (outcome === 'ring-timeout') {
+          // Nobody answered in time: CANCEL, and settle whatever final response still comes.
+          this.cancelOutgoing(record, peer);
+          void pending.then((late) => {
+            if (late && late.status >= 300) this.ackNonSuccess(invite, late, peer);
+            else if (late) this.byeAfterLateAnswer(late, peer, sipCallId, localHeader, seq);
+          });
+          throw new DialOutError('no-answer');
+        }
+        const { response } = outcome;
         record.outgoingInvite = undefined;
         if (response && response.status >= 300) this.ackNonSuccess(invite, response, peer);
         if (record.ending) {
@@ -800,9 +814,9 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
     const { trunk } = this.options.config;
     if (!trunk.authUsername || trunk.authPassword === null) return undefined;
     const proxy = response.status === 407;
-    const challenge = chooseChallenge(
-      headerValues(response.headers, proxy ? 'Proxy-Authenticate' : 'WWW-Authenticate'),
-    );
+    // Not headerValues: a challenge's parameters are comma-separated inside one header value.
+    const name = proxy ? 'Proxy-Authenticate' : 'WWW-Authenticate';
+    const challenge = chooseChallenge(response.headers.filter((h) => h.name === name).map((h) => h.value));
     if (!challenge || (round > 0 && !challenge.stale)) return undefined;
     return {
       name: proxy ? 'Proxy-Authorization' : 'Authorization',
@@ -860,11 +874,10 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
       this.scheduleRegistration(REGISTRATION_RETRY_MS);
       return false;
     }
-    const sipCallId = newSipCallId(this.local.host);
-    const tag = newTag();
     const expires = active ? registration.expiresS : 0;
     let authorization: SipHeader | undefined;
-    for (let round = 0, seq = 1; round < 3; round++, seq++) {
+    for (let round = 0; round < 3; round++) {
+      const seq = ++this.registrationSeq;
       const register: SipRequest = {
         kind: 'request',
         method: 'REGISTER',
@@ -872,9 +885,9 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
         headers: [
           viaHeader(this.local, peer.transport),
           { name: 'Max-Forwards', value: '70' },
-          { name: 'From', value: `<${registration.aor}>;tag=${tag}` },
+          { name: 'From', value: `<${registration.aor}>;tag=${this.registrationTag}` },
           { name: 'To', value: `<${registration.aor}>` },
-          { name: 'Call-ID', value: sipCallId },
+          { name: 'Call-ID', value: this.registrationCallId },
           { name: 'CSeq', value: `${seq} REGISTER` },
           contactHeader(this.local, peer.transport, uriUser(registration.aor) ?? trunk.fromUser),
           { name: 'Expires', value: String(expires) },

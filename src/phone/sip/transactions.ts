@@ -105,6 +105,8 @@ export class ClientTransactions {
   ): Promise<SipResponse | undefined> {
     const branch = topViaBranch(request);
     if (!branch) throw new Error('request without branch');
+    // A CANCEL shares its INVITE's branch (RFC 3261 9.1): the method is part of the key.
+    const key = `${branch}|${request.method}`;
     return new Promise((resolve) => {
       const entry: PendingClientTransaction = {
         method: request.method,
@@ -112,16 +114,17 @@ export class ClientTransactions {
         handlers,
         timer: undefined,
         interval: T1_MS,
-        deadline: setTimeout(() => this.finish(branch, undefined), timeoutMs),
+        deadline: setTimeout(() => this.finish(key, undefined), timeoutMs),
       };
-      this.pending.set(branch, entry);
+      this.finish(key, undefined); // A request reusing a pending key supersedes it.
+      this.pending.set(key, entry);
       if (!this.send(request, peer)) {
-        this.finish(branch, undefined);
+        this.finish(key, undefined);
         return;
       }
       if (peer.transport === 'udp') {
         const retransmit = () => {
-          if (!this.pending.has(branch)) return;
+          if (this.pending.get(key) !== entry) return;
           this.send(request, peer);
           entry.interval =
             request.method === 'INVITE' ? entry.interval * 2 : Math.min(entry.interval * 2, T2_MS);
@@ -135,8 +138,9 @@ export class ClientTransactions {
   /** Routes a response to its transaction; false when none matches (a stray or late response). */
   receive(response: SipResponse): boolean {
     const branch = topViaBranch(response);
-    const entry = branch ? this.pending.get(branch) : undefined;
-    if (!branch || !entry || cseqOf(response).method !== entry.method) return false;
+    const key = `${branch}|${cseqOf(response).method}`;
+    const entry = branch ? this.pending.get(key) : undefined;
+    if (!branch || !entry) return false;
     if (response.status < 200) {
       if (entry.method === 'INVITE') {
         clearTimeout(entry.timer);
@@ -145,14 +149,14 @@ export class ClientTransactions {
       entry.handlers.onProvisional?.(response);
       return true;
     }
-    this.finish(branch, response);
+    this.finish(key, response);
     return true;
   }
 
-  private finish(branch: string, response: SipResponse | undefined): void {
-    const entry = this.pending.get(branch);
+  private finish(key: string, response: SipResponse | undefined): void {
+    const entry = this.pending.get(key);
     if (!entry) return;
-    this.pending.delete(branch);
+    this.pending.delete(key);
     clearTimeout(entry.timer);
     clearTimeout(entry.deadline);
     entry.resolve(response);
@@ -160,6 +164,6 @@ export class ClientTransactions {
 
   /** Ends every pending transaction (shutdown); their promises resolve with undefined. */
   clear(): void {
-    for (const branch of [...this.pending.keys()]) this.finish(branch, undefined);
+    for (const key of [...this.pending.keys()]) this.finish(key, undefined);
   }
 }
