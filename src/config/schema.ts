@@ -314,6 +314,65 @@ export const ConfigSchema = Type.Object(
         description: 'Better than poor this long: suggestPhoneFallback clears, a new incident may follow.',
       }),
     }),
+    cluster: Section({
+      enabled: Type.Boolean({
+        default: false,
+        description:
+          'Cluster mode: rooms spread over several nodes sharing a Redis; off, one node with no Redis (docs/cluster.md).',
+      }),
+      redisUrl: NullableString(
+        'Redis URL (redis://[:password@]host:port/db) shared by the nodes of a cluster.',
+      ),
+      nodeId: NullableString(
+        "This node's id in the cluster (the pod name under Helm); the host name when null.",
+      ),
+      nodeUrl: Type.Union([Type.String({ format: 'uri' }), Type.Null()], {
+        default: null,
+        description:
+          'URL at which clients reach this very node (redirect target); server.publicUrl when null.',
+      }),
+      keyPrefix: Type.String({
+        minLength: 1,
+        maxLength: 64,
+        default: 'tcsfu:',
+        description: 'Prefix of every Redis key, so several clusters may share one Redis.',
+      }),
+      heartbeatMs: Type.Integer({
+        minimum: 100,
+        maximum: 60000,
+        default: 2000,
+        description: 'How often a node renews its registration and load in Redis.',
+      }),
+      nodeTtlMs: Type.Integer({
+        minimum: 300,
+        maximum: 600000,
+        default: 10000,
+        description: 'A node silent this long is dead: its rooms move to live nodes.',
+      }),
+      spanConsumersPerRouter: Type.Integer({
+        minimum: 0,
+        maximum: 100000,
+        default: 0,
+        description:
+          "Within a node: once a room's router carries this many consumers, new receivers get theirs from a piped router on another worker; 0 never spans.",
+      }),
+    }),
+    turn: Section({
+      urls: Type.Array(Type.String({ minLength: 5, maxLength: 256, pattern: '^turns?:' }), {
+        maxItems: 8,
+        default: [],
+        description: 'TURN server URLs handed to clients with each join; none when empty.',
+      }),
+      sharedSecret: NullableString(
+        "coturn's static-auth-secret: credentials are derived from it (REST API scheme); no TURN when null.",
+      ),
+      credentialTtlS: Type.Integer({
+        minimum: 60,
+        maximum: 172800,
+        default: 3600,
+        description: 'Lifetime of the TURN credentials; must outlive the longest consultation.',
+      }),
+    }),
   },
   { additionalProperties: false },
 );
