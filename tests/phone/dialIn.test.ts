@@ -5,7 +5,7 @@ import path from 'node:path';
 import t from 'tap';
 import { decodeG711 } from '../../src/phone/media/g711.js';
 import { parseRtp } from '../../src/phone/media/rtp.js';
-import { startGateway } from './fixtures/gatewayFixture.js';
+import { beepPrompts, startGateway } from './fixtures/gatewayFixture.js';
 import { phoneStream, writeRtpPcap } from './fixtures/pcap.js';
 import { FixtureRoomPort, OpusToneSource, toneLevel, until } from './fixtures/roomFixture.js';
 import { freeUdpPort, runSipp } from './fixtures/sipp.js';
@@ -99,3 +99,44 @@ void t.test(
     t.ok(phoneProducer?.closed, 'the phone producer is closed when the call ends');
   },
 );
+
+void t.test('keys sent as SIP INFO (application/dtmf-relay) work as the DTMF fallback', async (t) => {
+  const room = await FixtureRoomPort.create();
+  t.teardown(() => room.close());
+  room.pins.set('2468', { roomId: 'room-2', participantId: 'phone-2', role: 'patient' });
+  const { gateway } = await startGateway(room, { pin: { length: 6 } }, beepPrompts());
+  t.teardown(() => gateway.close());
+  const states: string[] = [];
+  gateway.on('callState', ({ state }) => states.push(state));
+  const sipp = runSipp({
+    scenario: 'dial-in-info.xml',
+    remote: `127.0.0.1:${gateway.sipPorts.udp}`,
+    localPort: await freeUdpPort(),
+    mediaPort: await freeUdpPort(),
+    values: {
+      K1: 2,
+      K2: 4,
+      K3: 6,
+      K4: 8,
+      CONSENT_PAUSE_MS: 1500,
+      CALL_MS: 2500,
+      RTP_PORT: await freeUdpPort(),
+      CALLER: '0600000042',
+    },
+    timeoutS: 30,
+  });
+  t.teardown(() => sipp.kill());
+  const run = await sipp.done;
+  t.equal(
+    run.exitCode,
+    0,
+    run.exitCode === 0 ? 'every INFO was answered 200 and the call completed' : run.output,
+  );
+  t.same(
+    room.pinLookups.map((l) => l.pin),
+    ['2468'],
+    "the short PIN ended by '#' reached the port",
+  );
+  t.match(room.consents, [{ participantId: 'phone-2', accepted: true }]);
+  t.ok(states.includes('in-call'), 'the caller was admitted to the room');
+});
