@@ -1,9 +1,10 @@
 /**
  * The teleconsultation client SDK (browser). One call joins a consultation:
  *
- *   const room = await connect('wss://video.example.fr/ws', joinToken);
+ *   const room = await connect('wss://video.example.fr/ws', joinToken); // or { accessCode: '12345678' }
  *   room.on('trackAdded', ({ track }) => attach(track));
  *   await room.publishCamera();
+ *   // A patient waits: it accepts the consent text, may run the pre-call check, then is admitted.
  *
  * See docs/sdk.md for the whole API, events, error codes and reconnection behaviour.
  */
@@ -11,7 +12,7 @@ import { Device } from 'mediasoup-client';
 import { TeleconsultError, fromMediaError } from './errors.js';
 import { resolveReconnectPolicy } from './reconnectPolicy.js';
 import { Room } from './room.js';
-import { Session } from './session.js';
+import { Session, joinCredentials, type JoinCredentials } from './session.js';
 import { EndToEndEncryption, isE2eeSupported } from './e2ee/endToEndEncryption.js';
 import type { ConnectOptions, E2eeOptions, HandlerName, Locale } from './types.js';
 
@@ -33,21 +34,30 @@ export const PROTOCOL_VERSION = 1;
 const DEFAULT_TIMEOUT_MS = 10_000;
 
 /**
- * Joins a consultation with a join token and resolves with the `Room`. `url` is the server's
- * signalling URL (`wss://host/ws`) or its base URL (`https://host`). Rejects with a
- * `TeleconsultError` (e.g. ACCESS_DENIED for a used or expired link, DEVICE_NOT_SUPPORTED).
+ * Joins a consultation and resolves with the `Room`. `credentials` is the join token (a string, or
+ * `{ token }`) or an invitation's access code (`{ accessCode: '12345678' }`). `url` is the
+ * server's signalling URL (`wss://host/ws`) or its base URL (`https://host`). Rejects with a
+ * `TeleconsultError` (e.g. ACCESS_DENIED for a used or expired link or code, DEVICE_NOT_SUPPORTED).
  *
  * Media starts right after this resolves: add your event listeners straight away.
  */
-export async function connect(url: string, token: string, options: ConnectOptions = {}): Promise<Room> {
+export async function connect(
+  url: string,
+  credentials: string | JoinCredentials,
+  options: ConnectOptions = {},
+): Promise<Room> {
   const locale: Locale = options.locale ?? 'fr';
+  const proof = joinCredentials(credentials);
+  // Checked here so that a typo costs no attempt against the server's lockout.
+  if ('accessCode' in proof && !/^[0-9]{4,12}$/.test(proof.accessCode))
+    throw new TeleconsultError('ACCESS_CODE_INVALID', locale);
   const WebSocketImpl = options.WebSocket ?? globalThis.WebSocket;
   if (!WebSocketImpl)
     throw new TeleconsultError('DEVICE_NOT_SUPPORTED', locale, 'no WebSocket implementation');
   // Before joining: a browser that cannot do WebRTC must not use up the single-use join token.
   const device = await createDevice(options.handlerName, locale);
   const e2ee = options.e2ee ? await createE2ee(options.e2ee, locale) : undefined;
-  const joined = Session.join(signallingUrl(url), token, {
+  const joined = Session.join(signallingUrl(url), proof, {
     WebSocket: WebSocketImpl,
     locale,
     requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS,
@@ -79,6 +89,15 @@ export async function connect(url: string, token: string, options: ConnectOption
   // Media (and so `trackAdded` events) starts on the next task, after the caller's listeners exist.
   setTimeout(() => room.start(), 0);
   return room;
+}
+
+/** Joins with the access code of an invitation (spaces and dashes are ignored): `connect(url, { accessCode })`. */
+export function connectWithCode(
+  url: string,
+  accessCode: string,
+  options: ConnectOptions = {},
+): Promise<Room> {
+  return connect(url, { accessCode }, options);
 }
 
 /** Identity and worker for end-to-end encryption, before the join that announces the public key. */

@@ -117,6 +117,10 @@ const MESSAGES: Record<TeleconsultErrorCode, { fr: string; en: string }> = {
     fr: "Vous n'êtes plus connecté à la consultation.",
     en: 'You are no longer connected to the consultation.',
   },
+  ACCESS_CODE_INVALID: {
+    fr: "Le code d'accès se compose de 8 chiffres ; vérifiez-le.",
+    en: 'An access code has 8 digits; please check it.',
+  },
   DECLINED: {
     fr: "Le praticien n'a pas admis votre participation.",
     en: 'The practitioner declined your admission.',

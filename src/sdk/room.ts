@@ -5,6 +5,7 @@ import type {
   NotificationData,
   NotificationName,
   ParticipantInfo,
+  WaitingEntry,
 } from '../protocol/messages.js';
 import type { EndToEndEncryption } from './e2ee/endToEndEncryption.js';
 import { TypedEmitter } from './emitter.js';
@@ -16,14 +17,20 @@ import {
   preferredVideoCodec,
   simulcastEncodings,
 } from './publishing.js';
+import { PrecheckLoop } from './precheck.js';
 import type { ConnectionState, JoinResult, ResumeResult, Session } from './session.js';
 import type { AnyNotification } from './signallingSocket.js';
 import type {
   CameraOptions,
+  ConsentPurpose,
+  ConsentText,
   DataSender,
+  GiveConsentOptions,
   LocalTrack,
   MediaKind,
   MicrophoneOptions,
+  PrecheckOptions,
+  PrecheckReport,
   PublishOptions,
   RemoteTrack,
   MediaMode,
@@ -34,6 +41,10 @@ import type {
 
 /** Admission states in which the server lets a participant send and receive media. */
 const MEDIA_STATES: ReadonlySet<AdmissionState> = new Set(['admitted', 'in-call']);
+/** Admission states of a participant in the waiting room. */
+const WAITING_STATES: ReadonlySet<AdmissionState> = new Set(['invited', 'waiting', 'consented']);
+/** Longest practitioner note kept from a notification (the protocol caps it at 280). */
+const MAX_NOTE_LENGTH = 280;
 /** Data messages above this size are dropped rather than handed to the application. */
 const MAX_DATA_MESSAGE_BYTES = 64 * 1024;
 /** At most one ICE restart per transport in this window, so a dead network does not cause a storm. */
@@ -80,6 +91,8 @@ interface DataChannelEntry {
 class RemoteSubscription implements RemoteTrack {
   muted: boolean;
   layers: RemoteTrack['layers'];
+  /** The server acknowledged `resumeConsumer`: RTP flows (a resume re-sends it otherwise). */
+  resumed = false;
 
   constructor(
     readonly consumer: ms.Consumer,
@@ -126,6 +139,14 @@ export class Room extends TypedEmitter<RoomEvents> {
   private roomClosedEmitted = false;
   private finished = false;
   private mediaModeNow: MediaMode = 'full';
+  private waitingEntries: WaitingEntry[] = [];
+  private heldNote: string | undefined;
+  private readonly consentsGiven = new Set<ConsentPurpose>();
+  /** Consumer announcements being set up, so that one listed again on resume is not consumed twice. */
+  private readonly arriving = new Set<string>();
+  /** Consumers being set up that a resume showed the server no longer has. */
+  private readonly vanished = new Set<string>();
+  private readonly precheck: PrecheckLoop;
 
   /**
    * End-to-end encryption of this participant's media, when connected with `e2ee`: the state per
@@ -153,6 +174,21 @@ export class Room extends TypedEmitter<RoomEvents> {
     this.e2ee?.bind(this, (to, payload) =>
       session.request('e2eeRelay', { to, payload }).then(() => undefined),
     );
+    this.precheck = new PrecheckLoop({
+      session,
+      device,
+      locale: settings.locale,
+      e2ee: settings.e2ee,
+      selfId: () => this.selfInfo.id,
+      isWaiting: () => !this.finished && WAITING_STATES.has(this.selfInfo.state),
+      transportSettings: () => this.transportSettings(),
+      wireTransport: (transport) => this.wireTransport(transport),
+      publishedTrack: (source) => this.local.get(source)?.track,
+      capture: (kind, options) =>
+        kind === 'video'
+          ? this.capture({ video: cameraConstraints(options) }, 'video')
+          : this.capture({ audio: microphoneConstraints(options) }, 'audio'),
+    });
   }
 
   /** @internal Starts media once the application had a chance to add its listeners. */
@@ -188,6 +224,29 @@ export class Room extends TypedEmitter<RoomEvents> {
 
   get localTracks(): LocalTrack[] {
     return [...this.local.values()];
+  }
+
+  /**
+   * Practitioners: the waiting list as last received (`waitingListChanged` keeps it current; call
+   * `getWaitingList()` to fetch it explicitly).
+   */
+  get waitingList(): readonly WaitingEntry[] {
+    return this.waitingEntries;
+  }
+
+  /** The practitioner's last message to this waiting participant (`hold`), until admission. */
+  get heldMessage(): string | undefined {
+    return this.heldNote;
+  }
+
+  /** Consents this participant gave during this session (and has not withdrawn). */
+  get consents(): ReadonlySet<ConsentPurpose> {
+    return this.consentsGiven;
+  }
+
+  /** Whether a pre-call check is running. */
+  get precheckRunning(): boolean {
+    return this.precheck.running;
   }
 
   /** What the server currently forwards to this participant ('audio-only' on a weak link). */
@@ -391,9 +450,105 @@ export class Room extends TypedEmitter<RoomEvents> {
   }
 
   // ---------------------------------------------------------------------------------------------
+  // Waiting room: consent and pre-call check (patients and third parties)
+
+  /**
+   * The consent texts this participant may be asked to accept, current version per purpose.
+   * Show `text` exactly as given (its hash is what the consent refers to).
+   */
+  async getConsentTexts(): Promise<ConsentText[]> {
+    const { texts } = await this.session.request('getConsentTexts', {}).catch((err: unknown) => {
+      throw this.wrap(err);
+    });
+    return texts;
+  }
+
+  /**
+   * Patients: accepts a consent text (pass the object from `getConsentTexts()` or from a
+   * `consentRequested` event, unchanged). The 'teleconsultation' consent is needed before the
+   * practitioner can admit the patient; in a room without waiting room it admits at once. A
+   * 'third-party' consent names the waiting third party it covers: `{ coversParticipantId }`.
+   */
+  async giveConsent(text: ConsentText, options: GiveConsentOptions = {}): Promise<void> {
+    this.assertActive();
+    if (text.purpose === 'third-party' && !options.coversParticipantId)
+      throw this.error('INVALID_STATE', 'a third-party consent names the participant it covers');
+    await this.session
+      .request('giveConsent', {
+        purpose: text.purpose,
+        textId: text.textId,
+        version: text.version,
+        hash: text.hash,
+        ...(options.coversParticipantId ? { coversParticipantId: options.coversParticipantId } : {}),
+      })
+      .catch((err: unknown) => {
+        throw this.wrap(err);
+      });
+    if (text.purpose !== 'third-party') this.consentsGiven.add(text.purpose);
+  }
+
+  /**
+   * Patients: withdraws a consent. Withdrawing the 'teleconsultation' consent while waiting returns
+   * to 'waiting'; once admitted it ends this participant's consultation (the session ends as after
+   * `leave()`). A 'third-party' withdrawal removes the third party it covered.
+   */
+  async withdrawConsent(purpose: ConsentPurpose, options: GiveConsentOptions = {}): Promise<void> {
+    this.assertActive();
+    const endsParticipation = purpose === 'teleconsultation' && this.mayExchangeMedia;
+    await this.session
+      .request('withdrawConsent', {
+        purpose,
+        ...(options.coversParticipantId ? { coversParticipantId: options.coversParticipantId } : {}),
+      })
+      .catch((err: unknown) => {
+        throw this.wrap(err);
+      });
+    if (purpose !== 'third-party') this.consentsGiven.delete(purpose);
+    // The server has taken this participant out; the connection has nothing left to do.
+    if (endsParticipation) this.session.end(undefined);
+  }
+
+  /**
+   * Waiting participants: the pre-call check. Publishes the camera and microphone on pre-call
+   * transports whose media the server loops back to this participant only (`onTrack` gets the
+   * returned tracks: the camera as the practitioner will see it), measures round trip, loss and
+   * upload for `durationMs`, sends the result to the practitioner's waiting list, and cleans up.
+   * Publications queued with `publishCamera()` are unaffected and still go out at admission; an
+   * admission during the check ends it early (`completed: false`).
+   */
+  async runPrecheck(options: PrecheckOptions = {}): Promise<PrecheckReport> {
+    this.assertActive();
+    return this.precheck.start(options).catch((err: unknown) => {
+      throw this.wrap(err);
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
   // Admission (practitioners)
 
-  /** Lets a waiting participant into the consultation (practitioners only). */
+  /** Practitioners: who waits, since when, consents, pre-call results (also kept in `waitingList`). */
+  async getWaitingList(): Promise<WaitingEntry[]> {
+    const { entries } = await this.session.request('getWaitingList', {}).catch((err: unknown) => {
+      throw this.wrap(err);
+    });
+    this.waitingEntries = entries;
+    return entries;
+  }
+
+  /** Practitioners: keeps a waiting participant waiting, with a message shown to it (280 characters at most). */
+  async hold(participantId: string, message: string): Promise<void> {
+    await this.session
+      .request('hold', { participantId, message: message.slice(0, MAX_NOTE_LENGTH) })
+      .catch((err: unknown) => {
+        throw this.wrap(err);
+      });
+  }
+
+  /**
+   * Lets a waiting participant into the consultation (practitioners only). A patient must have
+   * given its teleconsultation consent first (CONSENT_REQUIRED otherwise), a third party must be
+   * covered by the patient's third-party consent.
+   */
   async admit(participantId: string): Promise<void> {
     await this.session.request('admit', { participantId }).catch((err: unknown) => {
       throw this.wrap(err);
@@ -574,14 +729,19 @@ export class Room extends TypedEmitter<RoomEvents> {
     return this.mediaReady;
   }
 
-  private async createTransports(generation: number): Promise<void> {
-    const common = {
+  /** ICE servers and peer connection settings of every transport (the pre-call ones too). */
+  private transportSettings(): Partial<ms.TransportOptions> {
+    return {
       ...(this.settings.iceServers ? { iceServers: this.settings.iceServers } : {}),
       ...(this.settings.iceTransportPolicy ? { iceTransportPolicy: this.settings.iceTransportPolicy } : {}),
       ...(this.e2ee?.peerConnectionSettings()
         ? { additionalSettings: this.e2ee.peerConnectionSettings() }
         : {}),
     };
+  }
+
+  private async createTransports(generation: number): Promise<void> {
+    const common = this.transportSettings();
     // Receive first: the server starts sending what others publish as soon as it exists.
     const recvParams = await this.session.request('createTransport', { direction: 'recv', sctp: true });
     if (generation !== this.mediaGeneration || this.finished) return;
@@ -640,6 +800,7 @@ export class Room extends TypedEmitter<RoomEvents> {
   /** Forgets every media object (the server lost them) and, if allowed, builds them again. */
   private async resetMedia(): Promise<void> {
     this.closeMedia();
+    this.precheck.abort(); // the server lost the pre-call transports too
     for (const publication of this.local.values()) {
       publication.producer = undefined;
       publication.state = 'queued';
@@ -684,6 +845,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     handle('consumerClosed', ({ consumerId }) => {
       const subscription = this.remote.get(consumerId);
       if (subscription) this.dropRemote(subscription);
+      this.precheck.onConsumerClosed(consumerId);
     });
     handle('consumerPaused', ({ consumerId }) => this.setRemoteMuted(consumerId, true));
     handle('consumerResumed', ({ consumerId }) => this.setRemoteMuted(consumerId, false));
@@ -703,14 +865,14 @@ export class Room extends TypedEmitter<RoomEvents> {
       this.emit('mediaReset');
       await this.resetMedia();
     });
-    // Servers that tell a participant its own admission state directly (with a message when held).
-    if ((message.notification as string) === 'admissionChanged') {
-      const data = message.data as unknown as { state?: unknown; message?: unknown };
-      if (typeof data.state === 'string' && data.state.length > 0 && data.state.length <= 32) {
-        const note = typeof data.message === 'string' ? data.message.slice(0, 280) : undefined;
-        this.updateSelf({ ...this.selfInfo, state: data.state as AdmissionState }, note);
-      }
-    }
+    handle('admissionChanged', ({ state, message: note }) =>
+      this.updateSelf({ ...this.selfInfo, state }, note?.slice(0, MAX_NOTE_LENGTH)),
+    );
+    handle('waitingListChanged', ({ entries }) => {
+      this.waitingEntries = entries;
+      this.emit('waitingListChanged', entries);
+    });
+    handle('consentRequested', (request) => this.emit('consentRequested', request));
     handle('mediaModeChanged', ({ mode, reason }) => {
       this.mediaModeNow = mode;
       this.emit('mediaModeChanged', mode, reason);
@@ -761,12 +923,33 @@ export class Room extends TypedEmitter<RoomEvents> {
     const before = this.selfInfo.state;
     const couldExchange = this.mayExchangeMedia;
     this.selfInfo = participant;
+    if (note !== undefined) this.heldNote = note;
+    if (!WAITING_STATES.has(participant.state)) this.heldNote = undefined;
+    if (participant.state === 'waiting') this.consentsGiven.delete('teleconsultation');
+    if (participant.state === 'consented') this.consentsGiven.add('teleconsultation');
+    if (!couldExchange && this.mayExchangeMedia) {
+      // Admitted: the server closed the pre-call transports; real ones replace them.
+      this.precheck.abort();
+      void this.startMedia();
+    }
     if (participant.state !== before || note !== undefined)
       this.emit('admissionChanged', participant.state, note);
-    if (!couldExchange && this.mayExchangeMedia) void this.startMedia();
   }
 
   private async onConsumerAdded(data: NotificationData<'consumerAdded'>): Promise<void> {
+    // Own media coming back: only the pre-call check's loopback is announced to its sender.
+    if (data.participantId === this.selfInfo.id) return this.precheck.onConsumerAdded(data);
+    if (this.remote.has(data.consumerId) || this.arriving.has(data.consumerId)) return;
+    this.arriving.add(data.consumerId);
+    try {
+      await this.setUpConsumer(data);
+    } finally {
+      this.arriving.delete(data.consumerId);
+      this.vanished.delete(data.consumerId);
+    }
+  }
+
+  private async setUpConsumer(data: NotificationData<'consumerAdded'>): Promise<void> {
     const generation = this.mediaGeneration;
     await this.ensureMedia();
     const transport = this.recvTransport;
@@ -781,7 +964,7 @@ export class Room extends TypedEmitter<RoomEvents> {
         ? { onRtpReceiver: this.e2ee.receiverHook(data.kind, data.rtpParameters, data.participantId) }
         : {}),
     });
-    if (generation !== this.mediaGeneration || this.finished) {
+    if (generation !== this.mediaGeneration || this.finished || this.vanished.has(consumer.id)) {
       consumer.close();
       return;
     }
@@ -799,6 +982,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     for (const resolve of waiting ?? []) resolve(subscription);
     // The server created the consumer paused; it sends RTP once we are ready to receive.
     await this.session.request('resumeConsumer', { consumerId: consumer.id });
+    subscription.resumed = true;
   }
 
   private setRemoteMuted(consumerId: string, muted: boolean): void {
@@ -844,7 +1028,12 @@ export class Room extends TypedEmitter<RoomEvents> {
     }
     const couldExchange = this.mayExchangeMedia;
     this.updateSelf(result.self);
-    if (!couldExchange) return; // updateSelf started media if we were admitted meanwhile
+    if (!couldExchange) {
+      // Still waiting: a pre-call check carries on (updateSelf started media if admitted meanwhile).
+      if (WAITING_STATES.has(this.selfInfo.state))
+        await this.precheck.reconcile(result.transportIds, result.consumers);
+      return;
+    }
     const alive = new Set(result.transportIds);
     const transports = [this.sendTransport, this.recvTransport].filter(
       (t): t is ms.Transport => t !== undefined,
@@ -853,6 +1042,7 @@ export class Room extends TypedEmitter<RoomEvents> {
       await this.resetMedia();
       return;
     }
+    this.reconcileConsumers(result.consumers);
     // Same transports on the server; the network path may have changed: restart ICE on each.
     for (const transport of transports) {
       this.lastIceRestart.delete(transport.id);
@@ -862,9 +1052,37 @@ export class Room extends TypedEmitter<RoomEvents> {
     await this.publishQueued();
   }
 
+  /**
+   * After a resume, makes the received tracks match the consumers the server lists: those created
+   * while the connection was down are set up, those closed meanwhile are dropped, and those whose
+   * `resumeConsumer` was lost with the connection are resumed.
+   */
+  private reconcileConsumers(listed: NotificationData<'consumerAdded'>[]): void {
+    const ids = new Set(listed.map((c) => c.consumerId));
+    for (const subscription of [...this.remote.values()])
+      if (!ids.has(subscription.id)) this.dropRemote(subscription);
+    for (const id of this.arriving) if (!ids.has(id)) this.vanished.add(id);
+    const fail = (err: unknown) => {
+      if (!this.finished) this.emit('error', this.wrap(err));
+    };
+    for (const data of listed) {
+      if (data.participantId === this.selfInfo.id) continue;
+      const existing = this.remote.get(data.consumerId);
+      if (!existing) {
+        this.onConsumerAdded(data).catch(fail);
+      } else if (!existing.resumed) {
+        this.session
+          .request('resumeConsumer', { consumerId: existing.id })
+          .then(() => (existing.resumed = true))
+          .catch(fail);
+      }
+    }
+  }
+
   private onEnded(reason: TeleconsultError | undefined): void {
     if (this.finished) return;
     this.finished = true;
+    this.precheck.abort();
     this.closeMedia();
     this.e2ee?.close();
     for (const publication of this.local.values()) {

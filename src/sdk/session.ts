@@ -16,6 +16,19 @@ export type ConnectionState = 'connecting' | 'connected' | 'reconnecting' | 'dis
 export type JoinResult = RequestResult<'join'>;
 export type ResumeResult = RequestResult<'resume'>;
 
+/**
+ * What proves the right to join: a join token (JWT from the platform, or from an invitation's link),
+ * or the 8-digit access code of an invitation (for a patient who types it in).
+ */
+export type JoinCredentials = { token: string } | { accessCode: string };
+
+/** Normalises `connect()`'s second argument: a bare string is a token. */
+export function joinCredentials(value: string | JoinCredentials): JoinCredentials {
+  if (typeof value === 'string') return { token: value };
+  if ('accessCode' in value) return { accessCode: value.accessCode.replace(/[\s-]/g, '') };
+  return { token: value.token };
+}
+
 export interface SessionOptions {
   WebSocket: WebSocketConstructor;
   locale: Locale;
@@ -57,6 +70,9 @@ const IDEMPOTENT_METHODS: ReadonlySet<Method> = new Set<Method>([
   'setConsumerPreferredLayers',
   'getStats',
   'admit',
+  'getConsentTexts',
+  'getWaitingList',
+  'reportPrecheck',
 ]);
 
 interface Waiter {
@@ -84,10 +100,10 @@ export class Session extends TypedEmitter<SessionEvents> {
     super();
   }
 
-  /** Opens the connection and joins with `token`. Rejects with a `TeleconsultError`. */
+  /** Opens the connection and joins with a token or an access code. Rejects with a `TeleconsultError`. */
   static async join(
     url: string,
-    token: string,
+    credentials: string | JoinCredentials,
     options: SessionOptions,
   ): Promise<{ session: Session; result: JoinResult }> {
     const session = new Session(url, options, '');
@@ -109,7 +125,7 @@ export class Session extends TypedEmitter<SessionEvents> {
       result = await socket.request(
         'join',
         {
-          token,
+          ...joinCredentials(credentials),
           capabilities: { e2ee: options.e2ee, ...(options.e2eeKey ? { e2eeKey: options.e2eeKey } : {}) },
         },
         options.requestTimeoutMs,

@@ -4,16 +4,19 @@ import type {
   MediaSource,
   NotificationData,
   ParticipantInfo,
+  PrecheckResult,
   RequestResult,
+  WaitingEntry,
 } from '../protocol/messages.js';
 import type { E2eeOptions, EncryptionState } from './e2ee/endToEndEncryption.js';
 import type { TeleconsultError } from './errors.js';
 import type { Locale } from './messages.js';
 import type { ReconnectPolicy } from './reconnectPolicy.js';
-import type { ConnectionState } from './session.js';
+import type { ConnectionState, JoinCredentials } from './session.js';
 import type { WebSocketConstructor } from './signallingSocket.js';
 
 export type { AdmissionState, MediaSource, ParticipantInfo, ConnectionState, Locale, ReconnectPolicy };
+export type { JoinCredentials, PrecheckResult, WaitingEntry };
 export type { E2eeOptions, EncryptionState };
 export type MediaKind = 'audio' | 'video';
 export type RoomInfo = RequestResult<'join'>['room'];
@@ -142,6 +145,53 @@ export interface PublishLayersAdvice {
   maxSpatialLayer: number;
 }
 
+/** What a consent is for: the teleconsultation itself, a third party's presence, a secondary use. */
+export type ConsentPurpose = ConsentText['purpose'];
+
+/**
+ * A consent text as the server serves it: show `text` as is (it is what `hash` covers), then pass
+ * the same object to `giveConsent()`.
+ */
+export type ConsentText = RequestResult<'getConsentTexts'>['texts'][number];
+
+/** The patient is asked to consent to a third party (assistant, observer) who waits to join. */
+export type ConsentRequest = NotificationData<'consentRequested'>;
+
+export interface GiveConsentOptions {
+  /** For a 'third-party' consent: the waiting participant it covers (from `consentRequested`). */
+  coversParticipantId?: string;
+}
+
+export interface PrecheckOptions {
+  /** How long media loops through the server before the measurement (default 5 000 ms, 1 000..30 000). */
+  durationMs?: number;
+  /** Test the camera (default true); options as for `publishCamera`. The published camera's track is reused. */
+  camera?: boolean | CameraOptions;
+  /** Test the microphone (default true); options as for `publishMicrophone`. */
+  microphone?: boolean | MicrophoneOptions;
+  /**
+   * Called with each track as it comes back from the server, e.g. to show the camera "as the
+   * practitioner will see it". The tracks end when the check ends.
+   */
+  onTrack?: (track: RemoteTrack) => void;
+  /** Send the result to the practitioner's waiting list (default true). */
+  report?: boolean;
+}
+
+/** The outcome of `runPrecheck()`: what the practitioner sees, plus details for the patient's screen. */
+export interface PrecheckReport extends PrecheckResult {
+  /** The measurement ran its full duration (false when admission or leaving cut it short). */
+  completed: boolean;
+  /** The result reached the practitioner's waiting list. */
+  reported: boolean;
+  /** Video frames decoded from the camera's looped-back stream. */
+  framesDecoded: number;
+  /** Audio packets received from the microphone's looped-back stream. */
+  audioPacketsReceived: number;
+  /** The looped-back tracks (ended once the check is over). */
+  tracks: RemoteTrack[];
+}
+
 /** Room events and their listener arguments. */
 export type RoomEvents = {
   participantJoined: [participant: ParticipantInfo];
@@ -160,6 +210,10 @@ export type RoomEvents = {
    * is the practitioner's note when the server sends one (e.g. asked to keep waiting).
    */
   admissionChanged: [state: AdmissionState, message?: string];
+  /** Patients: a third party waits to join and needs this patient's consent (`giveConsent(request.text, ...)`). */
+  consentRequested: [request: ConsentRequest];
+  /** Practitioners: who waits, since when, consents given, pre-call check results, held messages. */
+  waitingListChanged: [entries: WaitingEntry[]];
   dataMessage: [message: DataMessage];
   /** The server lost this room's media (worker died); the SDK republished local tracks. */
   mediaReset: [];
