@@ -299,7 +299,13 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
     const toTag = headerParam(headerValue(request.headers, 'To') ?? '', 'tag');
     switch (request.method) {
       case 'INVITE':
-        if (toTag === undefined) void this.onNewInvite(request, peer);
+        if (toTag === undefined)
+          this.onNewInvite(request, peer).catch((error: unknown) => {
+            this.log.error(
+              { err: error instanceof Error ? error.message : 'unknown' },
+              'INVITE handling failed',
+            );
+          });
         else this.onReInvite(request, peer);
         return;
       case 'BYE':

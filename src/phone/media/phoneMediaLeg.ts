@@ -77,6 +77,7 @@ export class PhoneMediaLeg extends EventEmitter<PhoneMediaLegEvents> {
   private readonly dtmf = new DtmfReceiver();
   private readonly mixer = new AudioMixer(FRAME_SAMPLES);
   private readonly frame = new Int16Array(FRAME_SAMPLES);
+  private readonly discard = new Int16Array(FRAME_SAMPLES);
   private prompt:
     | { samples: Int16Array; offset: number; bargeIn: boolean; done: (how: 'done' | 'interrupted') => void }
     | undefined;
@@ -228,7 +229,7 @@ export class PhoneMediaLeg extends EventEmitter<PhoneMediaLegEvents> {
         prompt.done('done');
       }
       // Room audio that arrived meanwhile is dropped, not delayed behind the prompt.
-      if (this.mixer.sourceCount > 0) this.mixer.mix(new Int16Array(FRAME_SAMPLES));
+      if (this.mixer.sourceCount > 0) this.mixer.mix(this.discard);
     } else {
       this.mixer.mix(frame);
     }
