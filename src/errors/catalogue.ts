@@ -44,6 +44,10 @@ export const ERROR_CATALOGUE = {
     message: 'This room requires end-to-end encryption, which the client does not support.',
   },
   SERVER_DRAINING: { status: 503, message: 'The server is draining for maintenance; join another node.' },
+  ROOM_ELSEWHERE: {
+    status: 307,
+    message: 'The room is hosted by another node; repeat the request there (location).',
+  },
   MEDIA_UNAVAILABLE: { status: 503, message: 'No media worker is available.' },
   INTERNAL: { status: 500, message: 'An internal error occurred.' },
 } as const satisfies Record<string, { status: number; message: string }>;

@@ -96,6 +96,10 @@ const MESSAGES: Record<TeleconsultErrorCode, { fr: string; en: string }> = {
     fr: 'Le serveur est en maintenance ; veuillez réessayer.',
     en: 'The server is under maintenance; please try again.',
   },
+  ROOM_ELSEWHERE: {
+    fr: 'La consultation se trouve sur un autre serveur ; connexion en cours.',
+    en: 'The consultation is hosted by another server; connecting there.',
+  },
   MEDIA_UNAVAILABLE: {
     fr: 'Le service vidéo est momentanément indisponible.',
     en: 'The video service is temporarily unavailable.',
