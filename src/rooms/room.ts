@@ -175,8 +175,9 @@ export class Room {
         appData: { participantId: participant.id, source, precheck },
       });
     } catch (err) {
-      if (err instanceof TypeError) throw new SfuError('RTP_PARAMETERS_INVALID', err.message.slice(0, 120));
-      throw err;
+      // Bad parameters are a TypeError, a conflict (an SSRC or MID already in use) an Error.
+      if (transport.closed) throw new SfuError('TRANSPORT_NOT_FOUND');
+      throw new SfuError('RTP_PARAMETERS_INVALID', (err as Error).message.slice(0, 120));
     }
     participant.producers.set(producer.id, producer);
     this.deps.metrics.producers.inc({ kind });
@@ -245,8 +246,9 @@ export class Room {
         appData: { participantId: participant.id },
       });
     } catch (err) {
-      if (err instanceof TypeError) throw new SfuError('MESSAGE_INVALID', err.message.slice(0, 120));
-      throw err;
+      // TypeError for bad parameters, Error for a conflict (a stream id already in use).
+      if (transport.closed) throw new SfuError('TRANSPORT_NOT_FOUND');
+      throw new SfuError('MESSAGE_INVALID', (err as Error).message.slice(0, 120));
     }
     participant.dataProducers.set(dataProducer.id, dataProducer);
     dataProducer.observer.once('close', () => participant.dataProducers.delete(dataProducer.id));
