@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import type { types } from 'mediasoup';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -25,8 +26,15 @@ export interface RoomDeps {
  * A consultation: its participants and its router. Enforces who may exchange media with whom:
  * only admitted participants of this room, whatever `router.canConsume()` would allow.
  */
+export interface RoomEvents {
+  /** A participant's producer is now offered to the room (not pre-call check producers). */
+  producerAdded: [types.Producer, Participant];
+}
+
 export class Room {
   readonly participants = new Map<string, Participant>();
+  /** For in-process members that are not WebRTC clients (the phone gateway). */
+  readonly events = new EventEmitter<RoomEvents>();
   readonly createdAt = new Date();
   closed = false;
   private router: types.Router;
@@ -43,6 +51,11 @@ export class Room {
     this.webRtcServer = placement.webRtcServer;
     this.log = deps.log.child({ module: 'room', room: id });
     this.watchRouter();
+  }
+
+  /** The router media lives on now (it changes if its worker dies). */
+  get currentRouter(): types.Router {
+    return this.router;
   }
 
   get rtpCapabilities(): types.RtpCapabilities {
@@ -189,11 +202,32 @@ export class Room {
       await this.consumeLoopback(participant);
       return producer.id;
     }
+    await this.offer(participant, producer);
+    return producer.id;
+  }
+
+  /**
+   * Takes a producer created outside this room's signalling (the phone gateway's plain transport
+   * on this router) as the participant's own, and offers it to the room.
+   */
+  async adoptProducer(participant: Participant, producer: types.Producer): Promise<void> {
+    this.requireMedia(participant);
+    participant.producers.set(producer.id, producer);
+    this.deps.metrics.producers.inc({ kind: producer.kind });
+    producer.observer.once('close', () => {
+      this.deps.metrics.producers.dec({ kind: producer.kind });
+      participant.producers.delete(producer.id);
+    });
+    await this.offer(participant, producer);
+  }
+
+  /** Every other admitted participant gets a consumer of the producer. */
+  private async offer(participant: Participant, producer: types.Producer): Promise<void> {
     if (participant.state === 'admitted') participant.transition('startMedia');
     for (const other of this.participants.values()) {
       if (other !== participant) await this.consumeSafely(other, participant, producer);
     }
-    return producer.id;
+    this.events.emit('producerAdded', producer, participant);
   }
 
   producerOf(participant: Participant, producerId: string): types.Producer {

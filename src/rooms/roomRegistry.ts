@@ -10,7 +10,7 @@ import type { AdmissionState, RoomOptions } from '../protocol/messages.js';
 import type { JoinClaims } from '../auth/joinTokens.js';
 import type { ConsentRegistry } from '../consent/consentRegistry.js';
 import { Room } from './room.js';
-import { Participant, type ParticipantLink } from './participant.js';
+import { Participant, type ParticipantIdentity, type ParticipantLink } from './participant.js';
 import type { ConsultationRecord } from './consultationRecord.js';
 import { WaitingRoom } from './waitingRoom.js';
 
@@ -117,6 +117,8 @@ export class RoomRegistry extends EventEmitter<RoomRegistryEvents> {
     claims: JoinClaims,
     link: ParticipantLink,
     keys: { e2ee: boolean; e2eeKey?: string | undefined },
+    /** A phone leg: not end-to-end encryptable; its consent was given by keypress before joining. */
+    phone?: { consentGiven: boolean },
   ): Promise<{ room: Room; participant: Participant }> {
     if (this.draining) throw new SfuError('SERVER_DRAINING');
     const room = this.get(claims.room);
@@ -149,9 +151,51 @@ export class RoomRegistry extends EventEmitter<RoomRegistryEvents> {
     participant.e2ee = keys.e2ee;
     participant.e2eeKey = keys.e2eeKey;
     participant.link = link;
+    participant.phone = phone !== undefined;
     await this.waitingRoom.arrive(room, participant);
+    if (phone?.consentGiven && participant.role === 'patient') {
+      participant.consents.add('teleconsultation');
+      participant.transition('consent');
+    }
     room.participants.set(participant.id, participant);
     this.byResumeToken.set(participant.resumeToken, { room, participant });
+    room.broadcast('participantJoined', { participant: participant.info() }, participant);
+    if (participant.mayExchangeMedia) await room.onAdmitted(participant);
+    return { room, participant };
+  }
+
+  /**
+   * Cluster failover: brings back a participant of a room that moved here after its node died. One
+   * that had been admitted is admitted again at once (its consent and admission are in the first
+   * node's journal); any other arrives in the waiting room again.
+   */
+  async restore(
+    room: Room,
+    identity: ParticipantIdentity,
+    wasAdmitted: boolean,
+    link: ParticipantLink,
+    keys: { e2ee: boolean; e2eeKey?: string | undefined },
+    /** A phone leg: not end-to-end encryptable; its consent was given by keypress before joining. */
+    phone?: { consentGiven: boolean },
+  ): Promise<{ room: Room; participant: Participant }> {
+    if (room.participants.has(identity.id)) throw new SfuError('RESUME_REJECTED');
+    if (room.activeParticipants().length >= room.options.maxParticipants) throw new SfuError('ROOM_FULL');
+    const participant = new Participant(identity, 'invited', this.newResumeToken());
+    participant.e2ee = keys.e2ee;
+    participant.e2eeKey = keys.e2eeKey;
+    participant.link = link;
+    if (wasAdmitted && identity.role !== 'practitioner') {
+      participant.transition('arriveAdmitted');
+      await this.deps.record.record(room.id, 'participant.admitted', {
+        participantId: identity.id,
+        role: identity.role,
+      });
+    } else {
+      await this.waitingRoom.arrive(room, participant);
+    }
+    room.participants.set(participant.id, participant);
+    this.byResumeToken.set(participant.resumeToken, { room, participant });
+    this.deps.record.incident(room.id, 'reconnected', participant.id, 'node-failover');
     room.broadcast('participantJoined', { participant: participant.info() }, participant);
     if (participant.mayExchangeMedia) await room.onAdmitted(participant);
     return { room, participant };
@@ -199,10 +243,10 @@ export class RoomRegistry extends EventEmitter<RoomRegistryEvents> {
   }
 
   /** The participant leaves by itself. */
-  async leaveVoluntarily(room: Room, participant: Participant): Promise<void> {
+  async leaveVoluntarily(room: Room, participant: Participant, reason = 'left'): Promise<void> {
     await this.deps.record.record(room.id, 'participant.left', {
       participantId: participant.id,
-      reason: 'left',
+      reason,
     });
     this.leave(room, participant, 'left');
   }

@@ -79,21 +79,14 @@ export class WaitingRoom {
     params: RequestParams<'giveConsent'>,
   ): Promise<Participant[]> {
     if (patient.role !== 'patient') throw new SfuError('FORBIDDEN_FOR_ROLE');
-    const current = this.consentTexts.current(params.purpose);
+    const consent = this.consentReference(params.purpose);
     if (
-      current.textId !== params.textId ||
-      current.version !== params.version ||
-      current.hash !== params.hash
+      consent.textId !== params.textId ||
+      consent.version !== params.version ||
+      consent.hash !== params.hash
     ) {
       throw new SfuError('INVALID_STATE', 'consent text is not the current version');
     }
-    const consent = {
-      textId: current.textId,
-      version: current.version,
-      hash: current.hash,
-      purpose: params.purpose,
-      locale: current.locale,
-    };
     if (params.purpose === 'third-party') {
       const thirdParty = this.thirdPartyFor(room, params.coversParticipantId);
       await this.record.record(room.id, 'consent.given', {
@@ -119,14 +112,7 @@ export class WaitingRoom {
     params: RequestParams<'withdrawConsent'>,
   ): Promise<void> {
     if (patient.role !== 'patient') throw new SfuError('FORBIDDEN_FOR_ROLE');
-    const current = this.consentTexts.current(params.purpose);
-    const consent = {
-      textId: current.textId,
-      version: current.version,
-      hash: current.hash,
-      purpose: params.purpose,
-      locale: current.locale,
-    };
+    const consent = this.consentReference(params.purpose);
     if (params.purpose === 'third-party') {
       const thirdParty = this.thirdPartyFor(room, params.coversParticipantId);
       if (!thirdParty.coveredByPatientConsent) throw new SfuError('INVALID_STATE', 'no such consent');
@@ -223,6 +209,18 @@ export class WaitingRoom {
     if (practitioners.length === 0) return;
     const entries = this.entries(room);
     for (const practitioner of practitioners) practitioner.link?.notify('waitingListChanged', { entries });
+  }
+
+  /** What the journal keeps of a consent: which text, which version, its hash, its purpose. */
+  private consentReference(purpose: ConsentPurpose) {
+    const current = this.consentTexts.current(purpose);
+    return {
+      textId: current.textId,
+      version: current.version,
+      hash: current.hash,
+      purpose,
+      locale: current.locale,
+    };
   }
 
   private consentSatisfied(participant: Participant): boolean {
