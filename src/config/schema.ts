@@ -326,10 +326,10 @@ export const ConfigSchema = Type.Object(
       nodeId: NullableString(
         "This node's id in the cluster (the pod name under Helm); the host name when null.",
       ),
-      nodeUrl: Type.Union([Type.String({ format: 'uri' }), Type.Null()], {
+      nodeUrl: Type.Union([Type.String({ pattern: '^https?://[^/]+$' }), Type.Null()], {
         default: null,
         description:
-          'URL at which clients reach this very node (redirect target); server.publicUrl when null.',
+          'Base URL (scheme://host[:port]) at which clients reach this very node, the redirect target; server.publicUrl when null.',
       }),
       keyPrefix: Type.String({
         minLength: 1,
