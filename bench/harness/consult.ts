@@ -11,6 +11,8 @@ import type { ParticipantSignalling, SessionHandles, Target, TransportInfo } fro
 
 /** Join phases of one participant, in milliseconds from the start of its join. */
 export interface JoinTimes {
+  /** The target let the participant in: join answer (and, for a waiting-room patient, consent and admission). */
+  joinedMs: number;
   /** Every signalling answer needed to send and receive has arrived. */
   signallingMs: number;
   /** Both of its PeerConnections are connected (ICE + DTLS-SRTP). */
@@ -24,6 +26,7 @@ export interface JoinTimes {
 interface Participant {
   signalling: ParticipantSignalling;
   startedAt: number;
+  joinedAt: number;
   publisher: Publisher;
   recvTransport: TransportInfo;
   producers: { kind: types.MediaKind; id: string }[];
@@ -215,6 +218,7 @@ export class ConsultLoad {
   ): Promise<Participant> {
     const startedAt = performance.now();
     const signalling = await handles.join(index);
+    const joinedAt = performance.now();
     const [sendTransport, recvTransport] = await Promise.all([
       signalling.createTransport('send'),
       signalling.createTransport('recv'),
@@ -232,7 +236,7 @@ export class ConsultLoad {
         producers.push({ kind, id: await signalling.produce(sendTransport.id, kind, rtpParameters) });
       }
       publisher.startMedia();
-      return { signalling, startedAt, publisher, recvTransport, producers };
+      return { signalling, startedAt, joinedAt, publisher, recvTransport, producers };
     } catch (error) {
       publisher.close();
       throw error;
@@ -270,6 +274,7 @@ export class ConsultLoad {
     const firstRtpAt = await p.subscriber!.waitForMedia(undefined, timeout);
     const firstVideoAt = await p.subscriber!.waitForMedia('video', timeout);
     return {
+      joinedMs: p.joinedAt - p.startedAt,
       signallingMs: p.signalledAt! - p.startedAt,
       connectedMs: connectedAt - p.startedAt,
       firstRtpMs: firstRtpAt - p.startedAt,

@@ -10,13 +10,15 @@ export function renderMarkdown(r: BenchReport): string {
     `# Benchmark: ${r.scenario} on ${r.target}`,
     '',
     `${r.sessions} sessions (${r.participantsPerSession} participants each) measured for ${f1(r.durationS)} s on ` +
-      `${r.workers} mediasoup worker(s); ${r.host.cpus} CPUs, Node ${r.host.node}; started ${r.startedAt}.`,
+      `${r.workers} mediasoup worker(s); ${r.host.cpus} CPUs, Node ${r.host.node}; load average ` +
+      `${r.host.loadAverage.join(' / ')}; started ${r.startedAt}.`,
     '',
     '| measure | value |',
     '| --- | --- |',
     `| loss ratio | ${pct(r.lossRatio)} (${r.packets.lost} of ${r.packets.expected} expected packets) |`,
     `| delay added p50 / p95 / p99 | ${f2(r.delayMs.p50)} / ${f2(r.delayMs.p95)} / ${f2(r.delayMs.p99)} ms |`,
     `| join to first RTP p50 / p95 / p99 | ${f1(r.joinMs.p50)} / ${f1(r.joinMs.p95)} / ${f1(r.joinMs.p99)} ms |`,
+    `| join: joined (answer; patient: consent + admission) p95 | ${f1(r.joinPhasesMs.joined.p95)} ms |`,
     `| join: signalling done p95 | ${f1(r.joinPhasesMs.signalling.p95)} ms |`,
     `| join: transports connected p95 | ${f1(r.joinPhasesMs.connected.p95)} ms |`,
     `| join: first video p95 | ${f1(r.joinPhasesMs.firstVideo.p95)} ms |`,

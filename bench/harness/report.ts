@@ -7,6 +7,8 @@ import type { WindowResult } from './measure.js';
 export interface JoinSummary {
   /** Join to first RTP received: the figure a user feels. */
   firstRtp: Percentiles;
+  /** Join answer (for a waiting-room patient: consent given and admitted). */
+  joined: Percentiles;
   signalling: Percentiles;
   connected: Percentiles;
   firstVideo: Percentiles;
@@ -38,7 +40,7 @@ export interface BenchReport {
   workers: number;
   durationS: number;
   startedAt: string;
-  host: { cpus: number; node: string; platform: string };
+  host: { cpus: number; node: string; platform: string; loadAverage: number[] };
   joined: number;
   joinFailures: number;
   packets: { sent: number; received: number; expected: number; lost: number };
@@ -79,6 +81,7 @@ export interface BenchReport {
 export function summariseJoins(joins: JoinTimes[]): JoinSummary {
   return {
     firstRtp: percentilesOf(joins.map((j) => j.firstRtpMs)),
+    joined: percentilesOf(joins.map((j) => j.joinedMs)),
     signalling: percentilesOf(joins.map((j) => j.signallingMs)),
     connected: percentilesOf(joins.map((j) => j.connectedMs)),
     firstVideo: percentilesOf(joins.map((j) => j.firstVideoMs)),
@@ -151,6 +154,8 @@ export function buildReport(input: {
       cpus: os.availableParallelism(),
       node: process.version,
       platform: `${os.platform()} ${os.release()}`,
+      // Other work on the host skews every figure: 1, 5 and 15 minute load averages at the end.
+      loadAverage: os.loadavg().map((l) => round(l, 2)),
     },
     joined: input.joins.length / input.participantsPerSession,
     joinFailures: input.joinFailures,

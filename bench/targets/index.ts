@@ -1,10 +1,12 @@
 import type { Target } from '../harness/target.js';
 import { BareTarget } from './bare/target.js';
 import { JanusTarget } from './janus/target.js';
+import { SelfTarget } from './self/target.js';
 
 /** Every target the CLI knows, by name. A new target registers its factory here. */
 export const TARGETS: Record<string, () => Target> = {
   bare: () => new BareTarget(),
+  self: () => new SelfTarget(),
   /** Placeholder: refuses to start until implemented. */
   janus: () => new JanusTarget(),
 };
