@@ -124,8 +124,12 @@ export class RoomRegistry extends EventEmitter<RoomRegistryEvents> {
     const room = this.get(claims.room);
     // Same answer as a bad token: callers cannot probe which rooms exist.
     if (!room) throw new SfuError('ACCESS_DENIED');
-    if (room.options.e2eeRequired && !keys.e2ee && claims.role !== 'observer')
+    if (phone) {
+      if (!room.options.phoneAllowed)
+        throw new SfuError('FORBIDDEN_FOR_ROLE', 'phone not allowed in this room');
+    } else if (room.options.e2eeRequired && !keys.e2ee && claims.role !== 'observer') {
       throw new SfuError('E2EE_REQUIRED');
+    }
     const existing = room.participants.get(claims.sub);
     if (existing) {
       await this.deps.record.record(room.id, 'participant.left', {
@@ -175,8 +179,6 @@ export class RoomRegistry extends EventEmitter<RoomRegistryEvents> {
     wasAdmitted: boolean,
     link: ParticipantLink,
     keys: { e2ee: boolean; e2eeKey?: string | undefined },
-    /** A phone leg: not end-to-end encryptable; its consent was given by keypress before joining. */
-    phone?: { consentGiven: boolean },
   ): Promise<{ room: Room; participant: Participant }> {
     if (room.participants.has(identity.id)) throw new SfuError('RESUME_REJECTED');
     if (room.activeParticipants().length >= room.options.maxParticipants) throw new SfuError('ROOM_FULL');
