@@ -1,5 +1,6 @@
 import type { types } from 'mediasoup';
-import { SfuError } from '../errors/catalogue.js';
+import { SfuError, isSfuError } from '../errors/catalogue.js';
+import { turnCredentials } from '../cluster/turnCredentials.js';
 import {
   PROTOCOL_VERSION,
   type Method,
@@ -30,8 +31,10 @@ function joined(scope: HandlerScope): { room: Room; participant: Participant } {
   return scope.member;
 }
 
-function joinResult(room: Room, participant: Participant) {
+function joinResult(scope: HandlerScope, room: Room, participant: Participant) {
+  const iceServers = turnCredentials(scope.ctx.config.turn, participant.id);
   return {
+    ...(iceServers ? { iceServers } : {}),
     protocolVersion: PROTOCOL_VERSION as typeof PROTOCOL_VERSION,
     self: participant.info(),
     room: { id: room.id, options: room.options },
@@ -58,24 +61,38 @@ export const HANDLERS: { [M in Method]: Handler<M> } = {
     } else {
       throw new SfuError('MESSAGE_INVALID', 'give either token or accessCode');
     }
+    if (scope.ctx.cluster) {
+      // Another node hosts the room: ROOM_ELSEWHERE names it. Single use holds across nodes.
+      await scope.ctx.cluster.locate(claims.room);
+      await scope.ctx.cluster.admitJoin(claims);
+    }
     const member = await scope.ctx.rooms.join(claims, scope.connection.link, {
       e2ee: params.capabilities?.e2ee ?? false,
       e2eeKey: params.capabilities?.e2eeKey,
     });
     scope.connection.setMember(member);
+    scope.ctx.cluster?.memberChanged(member.room, member.participant);
     // Auto-admission and the waiting list go out after the join answer.
     setImmediate(
       () => void scope.ctx.rooms.afterJoin(member.room, member.participant).catch(() => undefined),
     );
-    return joinResult(member.room, member.participant);
+    return joinResult(scope, member.room, member.participant);
   },
 
   async resume(scope, params) {
     if (scope.member) throw new SfuError('ALREADY_JOINED');
-    const member = scope.ctx.rooms.resume(params.resumeToken, scope.connection.link);
+    let member;
+    try {
+      member = scope.ctx.rooms.resume(params.resumeToken, scope.connection.link);
+    } catch (err) {
+      // Unknown here: in a cluster, the session may come from a node that died or lives elsewhere.
+      if (!scope.ctx.cluster || !isSfuError(err) || err.code !== 'RESUME_REJECTED') throw err;
+      member = await scope.ctx.cluster.resume(params.resumeToken, scope.connection.link);
+    }
     scope.connection.setMember(member);
+    scope.ctx.cluster?.memberChanged(member.room, member.participant);
     return Promise.resolve({
-      ...joinResult(member.room, member.participant),
+      ...joinResult(scope, member.room, member.participant),
       transportIds: [...member.participant.transports.keys()],
       consumers: [...member.participant.consumers.values()].map((c) => member.room.announcement(c)),
     });
