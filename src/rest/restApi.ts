@@ -12,6 +12,8 @@ import type { InvitationStore } from '../auth/invitations.js';
 import { ConsentTextInput, type ConsentRegistry } from '../consent/consentRegistry.js';
 import { isJournalError, type JournalStore } from '../journal/index.js';
 import { decodeJwt } from 'jose';
+import type { ClusterRouting } from '../cluster/clusterNode.js';
+import { isRoomElsewhere } from '../cluster/roomElsewhere.js';
 
 const createRoomCheck = TypeCompiler.Compile(CreateRoomBody);
 const invitationCheck = TypeCompiler.Compile(CreateInvitationBody);
@@ -31,6 +33,8 @@ export interface RestDeps {
   publicUrl: () => string;
   log: Logger;
   onDrain: () => void;
+  /** Cluster mode: rooms are placed across nodes and may live on another one. */
+  cluster?: ClusterRouting | undefined;
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -78,6 +82,7 @@ export class RestApi {
       this.authenticate(req);
       await this.route(req, res, path);
     } catch (err) {
+      if (isRoomElsewhere(err)) res.setHeader('Location', err.redirectFor(req.url ?? path));
       if (isSfuError(err)) sendError(res, err);
       else {
         this.deps.log.error({ err: (err as Error).message }, 'REST request failed');
@@ -121,7 +126,8 @@ export class RestApi {
       if (method === 'GET') return sendJson(res, 200, this.deps.rooms.list().map(roomView));
       throw new SfuError('NOT_FOUND');
     }
-    const room = this.deps.rooms.get(parts[2] ?? '');
+    const roomId = parts[2] ?? '';
+    const room = this.deps.rooms.get(roomId) ?? (await this.deps.cluster?.locate(roomId));
     if (!room) throw new SfuError('NOT_FOUND');
     if (parts.length === 3) {
       if (method === 'GET') return sendJson(res, 200, roomView(room));
@@ -154,6 +160,10 @@ export class RestApi {
     const body = await readJsonBody(req);
     if (!createRoomCheck.Check(body))
       throw new SfuError('MESSAGE_INVALID', firstViolation(createRoomCheck, body));
+    if (this.deps.cluster) {
+      const placed = await this.deps.cluster.createRoom(body.options ?? {}, body.roomId);
+      return sendJson(res, 201, 'local' in placed ? roomView(placed.local) : placed.remote);
+    }
     const room = await this.deps.rooms.createRoom(body.options ?? {}, body.roomId);
     sendJson(res, 201, roomView(room));
   }
