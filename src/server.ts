@@ -17,6 +17,7 @@ import { WebhookOutbox, reconcileEndedWebhooks } from './webhooks/index.js';
 import { ConsentRegistry } from './consent/consentRegistry.js';
 import { InvitationStore, DEFAULT_ACCESS_CODE_POLICY } from './auth/invitations.js';
 import { ConsultationRecord } from './rooms/consultationRecord.js';
+import { ClusterNode } from './cluster/clusterNode.js';
 
 const VERSION = (
   JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -38,6 +39,8 @@ export class SfuServer {
   journal!: JournalStore;
   outbox!: WebhookOutbox;
   invitations!: InvitationStore;
+  /** Cluster mode only (cluster.enabled): this process as one node of several sharing Redis. */
+  cluster: ClusterNode | undefined;
 
   constructor(
     readonly config: Config,
@@ -90,6 +93,9 @@ export class SfuServer {
     this.rooms = new RoomRegistry({ pool: this.pool, config, metrics, log, record, consentTexts });
     this.rooms.on('roomClosed', (room) => this.invitations.dropRoom(room.id));
     this.rooms.on('roomCreated', (room) => attachQualityControl(room, config.quality, { log, metrics }));
+    this.cluster = config.cluster.enabled
+      ? ClusterNode.create({ config, rooms: this.rooms, pool: this.pool, log, url: () => this.url })
+      : undefined;
     const tokens = new JoinTokenVerifier(config.auth, this.tokenSecret);
     this.signalling = new SignallingServer({
       config,
@@ -99,6 +105,7 @@ export class SfuServer {
       rooms: this.rooms,
       invitations: this.invitations,
       consentTexts,
+      cluster: this.cluster,
     });
     const rest = new RestApi({
       rooms: this.rooms,
@@ -112,6 +119,7 @@ export class SfuServer {
       publicUrl: () => this.url,
       log: log.child({ module: 'rest' }),
       onDrain: () => this.drain(),
+      cluster: this.cluster,
     });
     this.http = new HttpServer({
       config,
@@ -127,6 +135,7 @@ export class SfuServer {
       version: VERSION,
     });
     this.address = await this.http.listen();
+    await this.cluster?.start();
     log.info({ url: this.url, workers: this.pool.size, version: VERSION }, 'server listening');
   }
 
@@ -134,6 +143,7 @@ export class SfuServer {
   drain(): void {
     if (this.rooms.draining) return;
     this.rooms.draining = true;
+    this.cluster?.drainStarted();
     this.log.warn('draining: no new rooms or joins');
   }
 
@@ -145,13 +155,11 @@ export class SfuServer {
 
   private async doStop(deadlineS: number): Promise<void> {
     this.drain();
-    const deadline = Date.now() + deadlineS * 1000;
-    while (this.rooms.size > 0 && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 250));
-    }
+    await this.roomsEnded(deadlineS * 1000);
     if (this.rooms.size > 0)
       this.log.warn({ rooms: this.rooms.size }, 'shutdown deadline reached; ending rooms');
     await this.rooms.closeAll('server-shutdown');
+    await this.cluster?.stop();
     this.signalling.close();
     await this.http.close();
     await this.pool.close();
@@ -159,5 +167,22 @@ export class SfuServer {
     await this.outbox.close();
     await this.journal.close();
     this.log.info('server stopped');
+  }
+
+  /** Resolves as soon as the last room has ended, or when the deadline passes. */
+  private roomsEnded(deadlineMs: number): Promise<void> {
+    if (this.rooms.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.rooms.off('roomClosed', check);
+        resolve();
+      };
+      const check = () => {
+        if (this.rooms.size === 0) done();
+      };
+      const timer = setTimeout(done, deadlineMs);
+      this.rooms.on('roomClosed', check);
+    });
   }
 }
