@@ -1,0 +1,190 @@
+import {
+  Publisher,
+  Subscriber,
+  subscriberRtpCapabilities,
+  type ConsumerDescription,
+  type RemoteTransportParams,
+} from '../../bench/peer/index.js';
+import { RequestError, SignallingClient } from '../support/signallingClient.js';
+import { sleep } from './support.js';
+
+/** http(s)://host:port -> ws(s)://host:port/ws */
+export function signallingUrlOf(base: string): string {
+  const url = new URL(base);
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  url.pathname = '/ws';
+  return url.toString();
+}
+
+/**
+ * A participant of a clustered deployment, with real WebRTC media (node-datachannel): it enters
+ * through any node and follows ROOM_ELSEWHERE, and after its node dies it resumes through the
+ * entry node, as the SDK does. Its signalling connection is replaced on each move.
+ */
+export class ClusterPeer {
+  client!: SignallingClient;
+  publisher: Publisher | undefined;
+  subscriber: Subscriber | undefined;
+  resumeToken = '';
+  /** ws URL of the node currently serving this peer. */
+  hostUrl = '';
+  /** Signalling URLs the peer was redirected to, in order. */
+  readonly redirects: string[] = [];
+  private readonly usedConsumerIds = new Set<string>();
+
+  constructor(readonly id: string) {}
+
+  /** Joins through `entryWsUrl`, following ROOM_ELSEWHERE; a patient gives consent. */
+  async join(entryWsUrl: string, token: string): Promise<void> {
+    let url = entryWsUrl;
+    for (let hop = 0; hop < 3; hop++) {
+      const client = await SignallingClient.open(url);
+      try {
+        const joined = await client.request('join', { token });
+        this.attach(client, url, joined.resumeToken);
+        if (joined.self.role === 'patient') {
+          await client.consent();
+          if (!joined.room.options.waitingRoom)
+            await client.waitFor('admissionChanged', (d) => d.state === 'admitted');
+        }
+        return;
+      } catch (err) {
+        client.close();
+        const location = redirectOf(err);
+        if (!location) throw err;
+        url = signallingUrlOf(location);
+        this.redirects.push(url);
+      }
+    }
+    throw new Error('too many redirects');
+  }
+
+  /**
+   * The connection was lost: resume through `entryWsUrl` (following ROOM_ELSEWHERE) until a node
+   * takes the session back, within `timeoutMs`. Returns the resume result's transport ids.
+   */
+  async resumeVia(entryWsUrl: string, timeoutMs = 30_000): Promise<{ transportIds: string[] }> {
+    const deadline = Date.now() + timeoutMs;
+    let url = entryWsUrl;
+    let lastError: unknown;
+    while (Date.now() < deadline) {
+      let client: SignallingClient;
+      try {
+        client = await SignallingClient.open(url);
+      } catch (err) {
+        // The node we were sent to is gone (yet listed): back to the entry after a pause.
+        lastError = err;
+        url = entryWsUrl;
+        await sleep(200);
+        continue;
+      }
+      try {
+        const resumed = await client.request('resume', { resumeToken: this.resumeToken });
+        this.attach(client, url, resumed.resumeToken);
+        this.usedConsumerIds.clear();
+        return { transportIds: resumed.transportIds };
+      } catch (err) {
+        client.close();
+        lastError = err;
+        const location = redirectOf(err);
+        if (!location) throw err;
+        url = signallingUrlOf(location);
+        this.redirects.push(url);
+      }
+    }
+    throw new Error(`could not resume: ${String(lastError)}`);
+  }
+
+  private attach(client: SignallingClient, url: string, resumeToken: string): void {
+    this.client = client;
+    this.hostUrl = url;
+    this.resumeToken = resumeToken;
+  }
+
+  /** Publishes Opus and VP8 simulcast; resolves once DTLS is up and both producers exist. */
+  async publish(): Promise<void> {
+    await this.client.request('setRtpCapabilities', { rtpCapabilities: subscriberRtpCapabilities() });
+    const transport = await this.client.request('createTransport', { direction: 'send' });
+    this.publisher?.close();
+    const publisher = new Publisher({
+      name: `${this.id}-pub`,
+      bindAddress: '127.0.0.1',
+      audio: true,
+      keyframeIntervalMs: 1000,
+    });
+    this.publisher = publisher;
+    await this.client.request('connectTransport', {
+      transportId: transport.id,
+      dtlsParameters: publisher.dtlsParameters,
+    });
+    publisher.connect(transport as unknown as RemoteTransportParams);
+    await publisher.waitConnected(15_000);
+    for (const [kind, rtpParameters] of [
+      ['audio', publisher.audioRtpParameters],
+      ['video', publisher.videoRtpParameters],
+    ] as const) {
+      if (!rtpParameters) continue;
+      await this.client.request('produce', {
+        transportId: transport.id,
+        kind,
+        rtpParameters,
+        source: kind === 'audio' ? 'microphone' : 'camera',
+      });
+    }
+    publisher.startMedia();
+  }
+
+  /** Creates the receive transport, waits for `expected` consumers, connects and resumes them. */
+  async subscribe(expected: number, timeoutMs = 15_000): Promise<ConsumerDescription[]> {
+    await this.client.request('setRtpCapabilities', { rtpCapabilities: subscriberRtpCapabilities() });
+    const transport = await this.client.request('createTransport', { direction: 'recv' });
+    const deadline = Date.now() + timeoutMs;
+    const fresh = () =>
+      this.client.notifications
+        .filter((n) => n.notification === 'consumerAdded')
+        .map((n) => n.data as { consumerId: string; kind: 'audio' | 'video'; rtpParameters: never })
+        .filter((d) => !this.usedConsumerIds.has(d.consumerId));
+    while (fresh().length < expected) {
+      if (Date.now() > deadline) throw new Error(`only ${fresh().length} consumers announced`);
+      await sleep(20);
+    }
+    const consumers: ConsumerDescription[] = fresh().map((d) => ({
+      id: d.consumerId,
+      kind: d.kind,
+      rtpParameters: d.rtpParameters,
+    }));
+    for (const consumer of consumers) this.usedConsumerIds.add(consumer.id!);
+    this.subscriber?.close();
+    const subscriber = new Subscriber({ name: `${this.id}-sub`, bindAddress: '127.0.0.1', consumers });
+    this.subscriber = subscriber;
+    await this.client.request('connectTransport', {
+      transportId: transport.id,
+      dtlsParameters: subscriber.dtlsParameters,
+    });
+    subscriber.connect(transport as unknown as RemoteTransportParams);
+    await subscriber.waitConnected(15_000);
+    for (const consumer of consumers)
+      await this.client.request('resumeConsumer', { consumerId: consumer.id! });
+    return consumers;
+  }
+
+  /** RTP packets received so far on the current subscriber, by kind. */
+  received(): { audio: number; video: number } {
+    const streams = this.subscriber?.stats().streams ?? [];
+    const sum = (kind: string) => streams.filter((s) => s.kind === kind).reduce((n, s) => n + s.packets, 0);
+    return { audio: sum('audio'), video: sum('video') };
+  }
+
+  close(): void {
+    this.publisher?.close();
+    this.subscriber?.close();
+    this.client?.close();
+  }
+}
+
+/** The node URL of a ROOM_ELSEWHERE answer, if that is what `err` is. */
+export function redirectOf(err: unknown): string | undefined {
+  if (!(err instanceof RequestError) || err.code !== 'ROOM_ELSEWHERE') return undefined;
+  const location = (err.body as { location?: unknown }).location;
+  return typeof location === 'string' ? location : undefined;
+}
