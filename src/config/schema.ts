@@ -373,6 +373,85 @@ export const ConfigSchema = Type.Object(
         description: 'Lifetime of the TURN credentials; must outlive the longest consultation.',
       }),
     }),
+    phone: Section({
+      enabled: Type.Boolean({ default: false, description: 'Run the SIP gateway (phone-audio fallback).' }),
+      sipListenHost: Type.String({ default: '127.0.0.1', description: 'Address the SIP sockets bind.' }),
+      sipUdpPort: Type.Union([Type.Integer({ minimum: 0, maximum: 65535 }), Type.Null()], {
+        default: 5060,
+        description: 'SIP over UDP; null disables it.',
+      }),
+      sipTcpPort: Type.Union([Type.Integer({ minimum: 0, maximum: 65535 }), Type.Null()], {
+        default: 5060,
+        description: 'SIP over TCP; null disables it.',
+      }),
+      sipTlsPort: Type.Union([Type.Integer({ minimum: 0, maximum: 65535 }), Type.Null()], {
+        default: null,
+        description: 'SIP over TLS (needs sipTlsCertFile and sipTlsKeyFile).',
+      }),
+      sipTlsCertFile: NullableString('PEM certificate for SIP over TLS.'),
+      sipTlsKeyFile: NullableString('PEM private key for SIP over TLS.'),
+      sipPublicHost: NullableString(
+        'Host put in Via and Contact (public name or address); sipListenHost when null.',
+      ),
+      rtpListenHost: Type.String({
+        default: '127.0.0.1',
+        description: 'Address the phone-facing RTP sockets bind.',
+      }),
+      rtpAnnouncedAddress: NullableString('Address written in SDP for phone RTP; rtpListenHost when null.'),
+      rtpMinPort: Type.Integer({
+        minimum: 0,
+        maximum: 65535,
+        default: 50000,
+        description: 'First phone-facing RTP port.',
+      }),
+      rtpMaxPort: Type.Integer({
+        minimum: 0,
+        maximum: 65535,
+        default: 50999,
+        description: 'Last phone-facing RTP port.',
+      }),
+      trunkAllowedSources: Type.Array(Type.String({ minLength: 2, maxLength: 64 }), {
+        default: [],
+        description: "Source IPs trusted to send SIP requests (the operator's SBC or trunk).",
+      }),
+      outboundProxy: NullableString('Where dial-out INVITEs go (sip:host:port;transport=udp).'),
+      authUsername: NullableString('Username for digest challenges (dial-out, registration).'),
+      authPassword: NullableString('Password for digest challenges.'),
+      fromUser: Type.String({
+        default: 'teleconsult',
+        maxLength: 64,
+        description: 'Caller ID user part of dial-out calls.',
+      }),
+      registrar: NullableString('Registrar URI; trunk-by-address only when null.'),
+      aor: NullableString('Address of record to register.'),
+      registrationExpiresS: Type.Integer({
+        minimum: 60,
+        maximum: 86400,
+        default: 600,
+        description: 'REGISTER expiry.',
+      }),
+      maxPinAttemptsPerCall: Type.Integer({
+        minimum: 1,
+        maximum: 10,
+        default: 3,
+        description: 'Wrong PINs in one call before hang-up.',
+      }),
+      language: Type.Union([Type.Literal('fr'), Type.Literal('en')], {
+        default: 'fr',
+        description: 'Language of the prompts.',
+      }),
+      noticeVersion: Type.String({
+        default: 'phone-notice-1',
+        maxLength: 32,
+        description: 'Version of the spoken notice a phone consent refers to.',
+      }),
+      maxCalls: Type.Integer({
+        minimum: 1,
+        maximum: 10000,
+        default: 50,
+        description: 'Concurrent phone calls.',
+      }),
+    }),
   },
   { additionalProperties: false },
 );
