@@ -34,7 +34,7 @@ async function joinWithE2ee(
 ): Promise<string> {
   return page.evaluate(
     async ({ url, token, options }) => {
-      const sdk = (await import('/sdk/teleconsult-sdk.js')) as typeof Sdk;
+      const sdk = (await import(['/sdk', 'teleconsult-sdk.js'].join('/'))) as typeof Sdk;
       const room = await sdk.connect(url, token, {
         handlerName: 'Chrome111',
         locale: 'en',
@@ -169,7 +169,7 @@ t.test(
       const page = await browser.openPage(`${origin}/`);
       const code = await page.page.evaluate(
         async ({ url, token }) => {
-          const sdk = (await import('/sdk/teleconsult-sdk.js')) as typeof Sdk;
+          const sdk = (await import(['/sdk', 'teleconsult-sdk.js'].join('/'))) as typeof Sdk;
           return sdk.connect(url, token, { handlerName: 'Chrome111', locale: 'en' }).then(
             () => 'joined',
             (err: Sdk.TeleconsultError) => err.code,
@@ -180,7 +180,7 @@ t.test(
       t.equal(code, 'E2EE_REQUIRED');
       t.equal(
         await page.page.evaluate(async () =>
-          ((await import('/sdk/teleconsult-sdk.js')) as typeof Sdk).isE2eeSupported(),
+          ((await import(['/sdk', 'teleconsult-sdk.js'].join('/'))) as typeof Sdk).isE2eeSupported(),
         ),
         true,
         'this Chromium can do E2EE',
