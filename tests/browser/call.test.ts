@@ -1,4 +1,5 @@
 import t from 'tap';
+import type * as Sdk from '../../src/sdk/index.js';
 import type { DataSender } from '../../src/sdk/index.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 import {
@@ -10,6 +11,7 @@ import {
 } from '../support/browser.js';
 import {
   buildSdkBundle,
+  consentInPage,
   framesDecoded,
   joinInPage,
   pageRecord,
@@ -106,11 +108,137 @@ t.test('a consultation through the SDK in Chromium', { skip }, async (t) => {
     );
   });
 
-  await t.test("once admitted, each side decodes the other side's video", async (t) => {
+  await t.test(
+    "the waiting patient's pre-call check decodes its own video looped through the server, and nothing else",
+    async (t) => {
+      const room = server.server.rooms.get(consultation.roomId);
+      const patientOnServer = room?.participants.get(patientId);
+      const doctorOnServer = room?.participants.get('practitioner-1');
+      if (!patientOnServer || !doctorOnServer) throw new Error('participants not found on the server');
+      await patient.page.evaluate(() => {
+        const tc = window.tc;
+        if (!tc) throw new Error('not joined');
+        tc.precheck = tc.room.runPrecheck({
+          durationMs: 4_000,
+          onTrack: (track) => {
+            tc.record.events.push(`precheckTrack:${track.kind}:${track.participantId}`);
+            if (track.kind !== 'video') return;
+            const video = document.createElement('video');
+            video.id = 'precheck-video';
+            video.muted = true;
+            video.autoplay = true;
+            video.srcObject = new MediaStream([track.track]);
+            document.body.append(video);
+          },
+        });
+      });
+      // While it runs: what the server forwards to the patient is its own media, and only that.
+      await waitFor("the server to loop the patient's audio and video back", () =>
+        Promise.resolve(patientOnServer.consumers.size >= 2 || undefined),
+      );
+      const ownProducers = new Set(patientOnServer.producers.keys());
+      const forwarded = [...patientOnServer.consumers.values()].map((c) => c.producerId);
+      t.ok(
+        forwarded.every((id) => ownProducers.has(id)),
+        'every consumer of the waiting patient is of its own pre-call media',
+      );
+      t.notOk(
+        forwarded.some((id) => doctorOnServer.producers.has(id)),
+        "nothing of the practitioner's media is forwarded to it",
+      );
+      t.notOk(
+        [...doctorOnServer.consumers.values()].some((c) => ownProducers.has(c.producerId)),
+        "the practitioner receives none of the patient's pre-call media",
+      );
+      const report = await patient.page.evaluate(async () => {
+        const result = await window.tc?.precheck;
+        if (!result) throw new Error('no pre-call check');
+        return { ...result, tracks: result.tracks.map((track) => `${track.kind}:${track.participantId}`) };
+      });
+      t.ok(report.framesDecoded > 0, `the looped-back camera was decoded (${report.framesDecoded} frames)`);
+      t.ok(report.audioPacketsReceived > 0, 'the looped-back microphone arrived');
+      t.ok(report.camera && report.microphone, 'camera and microphone pass');
+      t.ok(report.completed && report.reported, 'the check completed and was reported');
+      t.same(
+        report.tracks.sort(),
+        [`audio:${patientId}`, `video:${patientId}`],
+        'the looped-back tracks are its own',
+      );
+      t.ok(report.rttMs >= 0 && report.rttMs < 60_000, `a round trip was measured (${report.rttMs} ms)`);
+      t.ok(report.lossRatio >= 0 && report.lossRatio <= 1, `a loss ratio was measured (${report.lossRatio})`);
+      t.ok(report.uploadKbps > 0, `an upload estimate was measured (${report.uploadKbps} kbit/s)`);
+      const record = await pageRecord(patient.page);
+      t.same(record.tracks, [], 'no trackAdded reached the waiting patient');
+      t.ok(record.events.includes(`precheckTrack:video:${patientId}`), 'onTrack got the looped-back video');
+      t.same(record.errors, [], 'the check raised no SDK error');
+      await waitFor('the practitioner to see the pre-call result in the waiting list', async () =>
+        (await pageRecord(practitioner.page)).waitingList.includes(`${patientId}:none:precheck`),
+      );
+      t.pass("the practitioner's waiting list shows the result");
+      t.equal(
+        await patient.page.evaluate(() => window.tc?.room.localTracks.map((l) => l.state).join(',')),
+        'queued,queued',
+        'the publications queued before the check are still queued',
+      );
+    },
+  );
+
+  await t.test("a practitioner's hold message reaches the waiting patient", async (t) => {
+    const message = 'Je termine une consultation, encore 5 minutes.';
+    await practitioner.page.evaluate(({ id, message }) => window.tc?.room.hold(id, message), {
+      id: patientId,
+      message,
+    });
+    await waitFor('the patient to receive the message', async () =>
+      (await pageRecord(patient.page)).admissionMessages.includes(message),
+    );
+    t.equal(
+      await patient.page.evaluate(() => window.tc?.room.heldMessage),
+      message,
+      'room.heldMessage has it',
+    );
+    t.equal(await patient.page.evaluate(() => window.tc?.room.admissionState), 'waiting', 'still waiting');
+  });
+
+  await t.test("admission needs the patient's consent, given through the SDK", async (t) => {
+    const refused = await practitioner.page.evaluate(
+      (id) =>
+        window.tc?.room.admit(id).then(
+          () => 'admitted',
+          (err: { code?: string }) => err.code ?? 'no code',
+        ),
+      patientId,
+    );
+    t.equal(refused, 'CONSENT_REQUIRED', 'admitting before consent is refused');
+    const version = await consentInPage(patient.page);
+    t.ok(version.length > 0, `the patient accepted consent text version ${version}`);
+    await waitFor('the patient to be told it consented', async () =>
+      (await pageRecord(patient.page)).admission.includes('consented'),
+    );
+    await waitFor('the practitioner to see the consent in the waiting list', async () =>
+      (await pageRecord(practitioner.page)).waitingList.includes(`${patientId}:teleconsultation:precheck`),
+    );
     await practitioner.page.evaluate((id) => window.tc?.room.admit(id), patientId);
     await waitFor('the patient to learn it is admitted', async () =>
       (await pageRecord(patient.page)).admission.includes('admitted'),
     );
+    t.equal(
+      await patient.page.evaluate(() => window.tc?.room.heldMessage ?? 'none'),
+      'none',
+      'the hold message is cleared',
+    );
+    await waitFor(
+      'the queued publications to go out',
+      async () =>
+        (await patient.page.evaluate(() => window.tc?.room.localTracks.map((l) => l.state).join(','))) ===
+        'published,published',
+    );
+    t.pass('the camera and microphone queued before the pre-call check are published');
+    const patientOnServer = server.server.rooms.get(consultation.roomId)?.participants.get(patientId);
+    t.equal(patientOnServer?.precheckTransportIds.size, 0, 'the server closed the pre-call transports');
+  });
+
+  await t.test("once admitted, each side decodes the other side's video", async (t) => {
     for (const [name, side] of sides) {
       const tracks = await waitFor(`${name} to receive audio and video`, async () => {
         const { tracks } = await pageRecord(side.page);
@@ -166,16 +294,24 @@ t.test('a consultation through the SDK in Chromium', { skip }, async (t) => {
         patient,
       );
 
+      // The server's quality controller owns layer selection (it re-applies its own choice over a
+      // bare setPreferredLayers); a thumbnail-sized render size is what brings the lowest layer.
       await practitioner.page.evaluate(async () => {
         const room = window.tc?.room;
         const video = room?.remoteTracks.find((track) => track.kind === 'video');
         if (!room || !video) throw new Error('no remote video');
         await room.setPreferredLayers(video, 0);
+        await room.setRenderSize(video, 160, 90);
       });
       await waitFor('the practitioner to receive the lowest layer', async () =>
         (await pageRecord(practitioner.page)).events.includes('layersChanged:0'),
-      );
-      t.pass('setPreferredLayers(0) switches the received video to the lowest simulcast layer');
+      ).catch(async (err: Error) => {
+        const events = (await pageRecord(practitioner.page)).events.filter((e) =>
+          /^(layers|mediaMode)/.test(e),
+        );
+        throw new Error(`${err.message}; practitioner events: ${events.join(' ')}`);
+      });
+      t.pass('a 160x90 render size switches the received video to the lowest simulcast layer');
     },
   );
 
@@ -246,6 +382,64 @@ t.test('a consultation through the SDK in Chromium', { skip }, async (t) => {
     );
     t.pass('the SDK reopened the data channel on the new transports');
   });
+
+  await t.test(
+    "an assistant joins with an access code and is admitted after the patient's third-party consent",
+    async (t) => {
+      const invalid = await browser.openPage(`${origin}/`);
+      t.teardown(() => invalid.page.close());
+      const badFormat = await invalid.page.evaluate(async (url) => {
+        const bundle = '/sdk/teleconsult-sdk.js';
+        const sdk = (await import(bundle)) as typeof Sdk;
+        return sdk.connect(url, { accessCode: '12ab' }, { handlerName: 'Chrome111' }).then(
+          () => 'joined',
+          (err: { code: string; message: string }) => `${err.code}: ${err.message}`,
+        );
+      }, origin);
+      t.match(
+        badFormat,
+        /^ACCESS_CODE_INVALID: Le code d'accès/,
+        'a malformed code is refused by the SDK, in French',
+      );
+
+      const invitation = await server.rest<{ accessCode: string; participantId: string }>(
+        'POST',
+        `/v1/rooms/${consultation.roomId}/invitations`,
+        { role: 'assistant', displayName: 'Infirmière' },
+      );
+      t.equal(invitation.status, 201, 'the platform creates an invitation');
+      const assistant = await browser.openPage(`${origin}/`);
+      t.teardown(() => assistant.page.close());
+      const spaced = invitation.body.accessCode.replace(/^(\d{4})/, '$1 ');
+      const joined = await joinInPage(assistant.page, origin, { accessCode: spaced });
+      t.equal(joined.selfId, invitation.body.participantId, 'the code (typed with a space) joins');
+      t.equal(joined.state, 'waiting', 'the assistant waits');
+      await waitFor('the patient to be asked for its consent', async () =>
+        (await pageRecord(patient.page)).consentRequests.includes(`third-party:${joined.selfId}`),
+      );
+      const given = await patient.page.evaluate(async (id) => {
+        const room = window.tc?.room;
+        if (!room) throw new Error('not joined');
+        const text = (await room.getConsentTexts()).find((x) => x.purpose === 'third-party');
+        if (!text) throw new Error('no third-party text');
+        await room.giveConsent(text, { coversParticipantId: id });
+        return text.purpose;
+      }, joined.selfId);
+      t.equal(given, 'third-party', "the patient gives its consent to the assistant's presence");
+      await practitioner.page.evaluate((id) => window.tc?.room.admit(id), joined.selfId);
+      await waitFor('the assistant to be admitted', async () =>
+        (await pageRecord(assistant.page)).admission.includes('admitted'),
+      );
+      t.pass('the practitioner admitted the assistant');
+      await assistant.page.evaluate(() => window.tc?.room.leave());
+      await waitFor(
+        'the assistant to be gone',
+        async () =>
+          (await practitioner.page.evaluate((id) => !window.tc?.room.participants.has(id), joined.selfId)) ||
+          undefined,
+      );
+    },
+  );
 
   await t.test('no side saw an unexpected SDK error, and leaving is seen by the other side', async (t) => {
     t.same((await pageRecord(patient.page)).errors, [], 'the patient saw no SDK error');

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { Page } from 'playwright-core';
 import type * as Sdk from '../../src/sdk/index.js';
-import type { Room } from '../../src/sdk/index.js';
+import type { JoinCredentials, PrecheckReport, Room } from '../../src/sdk/index.js';
 
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
@@ -20,38 +20,67 @@ export interface PageRecord {
   events: string[];
   tracks: { participantId: string; kind: string; source: string }[];
   admission: string[];
+  /** Messages that came with `admissionChanged` (a practitioner's hold message). */
+  admissionMessages: string[];
+  /** Practitioners: the latest waiting list, as `participantId:consents:precheck` strings. */
+  waitingList: string[];
+  /** Patients: `consentRequested` events, as `purpose:participantId`. */
+  consentRequests: string[];
   errors: string[];
   connection: string[];
 }
 
 declare global {
   interface Window {
-    tc?: { room: Room; record: PageRecord };
+    tc?: { room: Room; record: PageRecord; precheck?: Promise<PrecheckReport> };
   }
 }
 
-/** Joins from inside the page with the served SDK bundle; the room lands in `window.tc`. */
+/**
+ * Joins from inside the page with the served SDK bundle (a token, or `{ accessCode }`); the room
+ * lands in `window.tc`.
+ */
 export async function joinInPage(
   page: Page,
   url: string,
-  token: string,
+  credentials: string | JoinCredentials,
 ): Promise<{ selfId: string; state: string }> {
   return page.evaluate(
-    async ({ url, token }) => {
+    async ({ url, credentials }) => {
       const bundle = '/sdk/teleconsult-sdk.js';
       const sdk = (await import(bundle)) as typeof Sdk;
-      const room = await sdk.connect(url, token, { handlerName: 'Chrome111', locale: 'en' });
-      const record: PageRecord = { events: [], tracks: [], admission: [], errors: [], connection: [] };
+      const room = await sdk.connect(url, credentials, { handlerName: 'Chrome111', locale: 'en' });
+      const record: PageRecord = {
+        events: [],
+        tracks: [],
+        admission: [],
+        admissionMessages: [],
+        waitingList: [],
+        consentRequests: [],
+        errors: [],
+        connection: [],
+      };
       room.on('trackAdded', (t) => {
         record.tracks.push({ participantId: t.participantId, kind: t.kind, source: t.source });
         record.events.push(`trackAdded:${t.kind}`);
       });
       room.on('trackRemoved', (t) => record.events.push(`trackRemoved:${t.kind}`));
-      room.on('admissionChanged', (state) => record.admission.push(state));
+      room.on('admissionChanged', (state, message) => {
+        record.admission.push(state);
+        if (message !== undefined) record.admissionMessages.push(message);
+      });
+      room.on('waitingListChanged', (entries) => {
+        record.waitingList = entries.map(
+          (e) =>
+            `${e.participant.id}:${e.consents.join('+') || 'none'}:${e.precheck ? 'precheck' : 'no-precheck'}`,
+        );
+      });
+      room.on('consentRequested', (r) => record.consentRequests.push(`${r.purpose}:${r.participantId}`));
       room.on('connectionStateChanged', (state) => record.connection.push(state));
       room.on('participantJoined', (p) => record.events.push(`participantJoined:${p.id}:${p.state}`));
       room.on('participantUpdated', (p) => record.events.push(`participantUpdated:${p.id}:${p.state}`));
       room.on('mediaReset', () => record.events.push('mediaReset'));
+      room.on('mediaModeChanged', (mode, reason) => record.events.push(`mediaMode:${mode}:${reason}`));
       room.on('trackMuted', (t) => record.events.push(`trackMuted:${t.kind}`));
       room.on('trackUnmuted', (t) => record.events.push(`trackUnmuted:${t.kind}`));
       room.on('layersChanged', (t) =>
@@ -66,8 +95,20 @@ export async function joinInPage(
       window.tc = { room, record };
       return { selfId: room.self.id, state: room.self.state };
     },
-    { url, token },
+    { url, credentials },
   );
+}
+
+/** The patient accepts the current teleconsultation consent text through the SDK; resolves with its version. */
+export function consentInPage(page: Page): Promise<string> {
+  return page.evaluate(async () => {
+    if (!window.tc) throw new Error('not joined');
+    const texts = await window.tc.room.getConsentTexts();
+    const text = texts.find((t) => t.purpose === 'teleconsultation');
+    if (!text) throw new Error('no teleconsultation consent text');
+    await window.tc.room.giveConsent(text);
+    return text.version;
+  });
 }
 
 export function pageRecord(page: Page): Promise<PageRecord> {
