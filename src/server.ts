@@ -18,6 +18,9 @@ import { ConsentRegistry } from './consent/consentRegistry.js';
 import { InvitationStore, DEFAULT_ACCESS_CODE_POLICY } from './auth/invitations.js';
 import { ConsultationRecord } from './rooms/consultationRecord.js';
 import { ClusterNode } from './cluster/clusterNode.js';
+import { SipGateway } from './phone/gateway.js';
+import { phoneConfigFrom } from './phone/fromConfig.js';
+import { PhoneRoomPortImpl } from './rooms/phoneRoomPort.js';
 
 const VERSION = (
   JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -41,6 +44,8 @@ export class SfuServer {
   invitations!: InvitationStore;
   /** Cluster mode only (cluster.enabled): this process as one node of several sharing Redis. */
   cluster: ClusterNode | undefined;
+  /** The SIP gateway (phone.enabled): phone-audio fallback into rooms. */
+  phone: SipGateway | undefined;
 
   constructor(
     readonly config: Config,
@@ -96,6 +101,15 @@ export class SfuServer {
     this.cluster = config.cluster.enabled
       ? ClusterNode.create({ config, rooms: this.rooms, pool: this.pool, log, url: () => this.url })
       : undefined;
+    if (config.phone.enabled) {
+      const phoneConfig = phoneConfigFrom(config);
+      this.phone = await SipGateway.start({
+        config: phoneConfig,
+        port: new PhoneRoomPortImpl(this.rooms, this.invitations, phoneConfig.promptsDir),
+        log: log.child({ module: 'phone' }),
+        metrics,
+      });
+    }
     const tokens = new JoinTokenVerifier(config.auth, this.tokenSecret);
     this.signalling = new SignallingServer({
       config,
@@ -120,6 +134,7 @@ export class SfuServer {
       log: log.child({ module: 'rest' }),
       onDrain: () => this.drain(),
       cluster: this.cluster,
+      phone: this.phone,
     });
     this.http = new HttpServer({
       config,
@@ -158,6 +173,7 @@ export class SfuServer {
     await this.roomsEnded(deadlineS * 1000);
     if (this.rooms.size > 0)
       this.log.warn({ rooms: this.rooms.size }, 'shutdown deadline reached; ending rooms');
+    await this.phone?.close();
     await this.rooms.closeAll('server-shutdown');
     await this.cluster?.stop();
     this.signalling.close();

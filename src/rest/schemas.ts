@@ -47,3 +47,12 @@ export const ErrorView = Type.Object({
   message: Type.String(),
   detail: Type.Optional(Type.String()),
 });
+
+export const DialOutBody = Type.Object(
+  {
+    /** SIP URI of the phone to call, e.g. `sip:+33612345678@trunk.example`. Never logged. */
+    to: Type.String({ minLength: 8, maxLength: 256, pattern: '^sips?:' }),
+    participantId: Type.Optional(Id),
+  },
+  { additionalProperties: false },
+);
