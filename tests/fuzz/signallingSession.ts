@@ -55,11 +55,14 @@ export const FINGERPRINT = Array.from({ length: 32 }, (_, i) => (i * 7 + 16).toS
 export class FuzzSocket {
   private waiter: ((answer: unknown) => void) | undefined;
   private readonly onMessage = (data: RawData) => {
+    const text = Buffer.isBuffer(data)
+      ? data.toString('utf8')
+      : Buffer.from(data as ArrayBuffer).toString('utf8');
     let parsed: unknown;
     try {
-      parsed = JSON.parse(String(data));
+      parsed = JSON.parse(text);
     } catch {
-      parsed = { unparseable: String(data).slice(0, 200) };
+      parsed = { unparseable: text.slice(0, 200) };
     }
     if (typeof (parsed as { notification?: unknown }).notification === 'string') return;
     const waiter = this.waiter;
@@ -134,7 +137,7 @@ export class FuzzSession {
     await patient.client.waitFor('admissionChanged', (d) => d.state === 'admitted');
     for (const c of [doctor.client, patient.client]) {
       await c.request('setRtpCapabilities', {
-        rtpCapabilities: subscriberRtpCapabilities() as unknown as Record<string, unknown>,
+        rtpCapabilities: subscriberRtpCapabilities(),
       });
     }
     const send = await patient.client.request('createTransport', { direction: 'send', sctp: true });
