@@ -103,7 +103,7 @@ export class HttpServer {
         return 'readyz';
       }
       case '/metrics': {
-        await pool.sampleResourceUsage();
+        await Promise.all([pool.sampleResourceUsage(), rooms.sampleBitrates()]);
         metrics.participants.reset();
         for (const [state, count] of rooms.participantCounts()) metrics.participants.set({ state }, count);
         const body = await metrics.registry.metrics();

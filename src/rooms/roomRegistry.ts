@@ -297,6 +297,29 @@ export class RoomRegistry extends EventEmitter<RoomRegistryEvents> {
     }
   }
 
+  /** Sums the transports' current bitrates (worker-computed) into the metrics, for the scrape. */
+  async sampleBitrates(): Promise<void> {
+    let inbound = 0;
+    let outbound = 0;
+    const transports = [...this.rooms.values()].flatMap((room) =>
+      [...room.participants.values()].flatMap((p) => [...p.transports.values()]),
+    );
+    await Promise.all(
+      transports.map(async (transport) => {
+        try {
+          for (const stat of await transport.getStats()) {
+            inbound += stat.recvBitrate;
+            outbound += stat.sendBitrate;
+          }
+        } catch {
+          // Closed while sampling.
+        }
+      }),
+    );
+    this.deps.metrics.transportBitrate.set({ direction: 'in' }, inbound);
+    this.deps.metrics.transportBitrate.set({ direction: 'out' }, outbound);
+  }
+
   /** Counts participants by admission state, for the metrics scrape. */
   participantCounts(): Map<AdmissionState, number> {
     const counts = new Map<AdmissionState, number>();

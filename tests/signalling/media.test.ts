@@ -50,6 +50,16 @@ t.test('two participants exchange audio and video RTP through the real worker', 
     );
     t.ok(received.lost / Math.max(1, received.expected) < 0.05, `${peer.id} lost under 5% on loopback`);
   }
+  // The metrics see the forwarded bitrate, both ways.
+  const metrics = await (await fetch(`${srv.url}/metrics`)).text();
+  const bitrate = (direction: string) =>
+    Number(
+      new RegExp(`^sfu_transport_bitrate_bps\\{direction="${direction}"\\} (\\d+)`, 'm').exec(metrics)?.[1] ??
+        0,
+    );
+  t.ok(bitrate('in') > 100_000, 'inbound bitrate is counted');
+  t.ok(bitrate('out') > 100_000, 'outbound bitrate is counted');
+  t.match(metrics, /^sfu_consumers\{kind="video"\} [1-9]/m, 'consumers are counted');
   // The server's counters agree that what was sent was forwarded.
   const stats = await doctor.client.request('getStats', {
     transportId: (await doctor.client.request('createTransport', { direction: 'recv' })).id,
