@@ -10,11 +10,12 @@ export class RoomElsewhereError extends SfuError {
     /** Base URL of the node hosting the room, e.g. https://sfu-2.example.fr */
     readonly location: string,
   ) {
-    super('ROOM_ELSEWHERE');
+    // Also the detail: clients that only read code/message/detail (the SDK) find the URL there.
+    super('ROOM_ELSEWHERE', location);
   }
 
-  override toJSON(): { code: 'ROOM_ELSEWHERE'; message: string; location: string } {
-    return { code: 'ROOM_ELSEWHERE', message: super.toJSON().message, location: this.location };
+  override toJSON(): ReturnType<SfuError['toJSON']> & { location: string } {
+    return { ...super.toJSON(), location: this.location };
   }
 
   /** The same request's URL on the hosting node (REST Location header). */
