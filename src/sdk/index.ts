@@ -12,7 +12,7 @@ import { Device } from 'mediasoup-client';
 import { TeleconsultError, fromMediaError } from './errors.js';
 import { resolveReconnectPolicy } from './reconnectPolicy.js';
 import { Room } from './room.js';
-import { Session, joinCredentials, type JoinCredentials } from './session.js';
+import { Session, joinCredentials, type JoinCredentials, type JoinResult } from './session.js';
 import { EndToEndEncryption, isE2eeSupported } from './e2ee/endToEndEncryption.js';
 import type { ConnectOptions, E2eeOptions, HandlerName, Locale } from './types.js';
 
@@ -82,7 +82,8 @@ export async function connect(
   }
   const room = new Room(session, device, result, {
     locale,
-    iceServers: options.iceServers,
+    // The application's own servers win; otherwise the TURN credentials the server issued.
+    iceServers: options.iceServers ?? (result as JoinResult & { iceServers?: RTCIceServer[] }).iceServers,
     iceTransportPolicy: options.iceTransportPolicy,
     e2ee,
   });

@@ -93,20 +93,44 @@ export class Session extends TypedEmitter<SessionEvents> {
   private endReason: TeleconsultError | undefined;
 
   private constructor(
-    private readonly url: string,
+    /** The node serving this session (after any ROOM_ELSEWHERE redirect). */
+    private url: string,
+    /** The URL the application gave: in a cluster, it finds the room's new node after a failure. */
+    private readonly entryUrl: string,
     private readonly options: SessionOptions,
     private resumeTokenValue: string,
   ) {
     super();
   }
 
-  /** Opens the connection and joins with a token or an access code. Rejects with a `TeleconsultError`. */
+  /**
+   * Opens the connection and joins with a token or an access code, following ROOM_ELSEWHERE to the
+   * node hosting the room (cluster mode). Rejects with a `TeleconsultError`.
+   */
   static async join(
     url: string,
     credentials: string | JoinCredentials,
     options: SessionOptions,
   ): Promise<{ session: Session; result: JoinResult }> {
-    const session = new Session(url, options, '');
+    let target = url;
+    for (let hop = 0; ; hop++) {
+      try {
+        return await Session.joinAt(target, url, credentials, options);
+      } catch (err) {
+        const next = hop < MAX_REDIRECTS ? redirectTarget(err) : undefined;
+        if (!next) throw err;
+        target = next;
+      }
+    }
+  }
+
+  private static async joinAt(
+    url: string,
+    entryUrl: string,
+    credentials: string | JoinCredentials,
+    options: SessionOptions,
+  ): Promise<{ session: Session; result: JoinResult }> {
+    const session = new Session(url, entryUrl, options, '');
     const ref: { socket?: SignallingSocket } = {};
     const socket = await SignallingSocket.open(
       options.WebSocket,
@@ -296,6 +320,8 @@ export class Session extends TypedEmitter<SessionEvents> {
         );
       } catch (err) {
         lastError = err as TeleconsultError;
+        // In a cluster the node serving us may be gone for good: the entry URL finds the new one.
+        this.url = this.entryUrl;
         continue;
       }
       if (this.currentState !== 'reconnecting') {
@@ -312,6 +338,11 @@ export class Session extends TypedEmitter<SessionEvents> {
       } catch (err) {
         socket.close(1000, 'resume failed');
         lastError = err as TeleconsultError;
+        const next = redirectTarget(err);
+        if (next) {
+          this.url = next;
+          continue;
+        }
         // The server answered: the session is gone (RESUME_REJECTED, ROOM_CLOSED...). Do not insist.
         if (hasServerCode(lastError)) return this.end(lastError);
         continue;
@@ -358,6 +389,25 @@ export class Session extends TypedEmitter<SessionEvents> {
     if (state === this.currentState) return;
     this.currentState = state;
     this.emit('connectionStateChanged', state);
+  }
+}
+
+/** ROOM_ELSEWHERE hops followed for one join (the room's node is known after one). */
+const MAX_REDIRECTS = 2;
+
+/** The signalling URL of the node a ROOM_ELSEWHERE error names (its detail is the node's base URL). */
+function redirectTarget(error: unknown): string | undefined {
+  if (!isTeleconsultError(error) || error.code !== 'ROOM_ELSEWHERE' || !error.detail) return undefined;
+  try {
+    const url = new URL(error.detail);
+    if (url.protocol === 'http:' || url.protocol === 'ws:') url.protocol = 'ws:';
+    else if (url.protocol === 'https:' || url.protocol === 'wss:') url.protocol = 'wss:';
+    else return undefined;
+    url.pathname = '/ws';
+    url.search = '';
+    return url.toString();
+  } catch {
+    return undefined;
   }
 }
 
