@@ -12,11 +12,44 @@ const TEXT = {
     practitionerView: 'Vue praticien',
     patientView: 'Vue patient',
     singleUse: "Chaque lien ne sert qu'une fois et expire après 10 minutes.",
+    codeLabel: "Vous avez un code d'accès ? Saisissez-le :",
+    joinWithCode: 'Rejoindre',
     you: 'Vous',
     waitingRoom: "Salle d'attente",
     nobodyWaiting: "Personne n'attend.",
     admit: 'Admettre',
+    hold: 'Faire patienter',
+    holdPlaceholder: 'Message pour le patient',
+    defaultHoldMessage: 'Le praticien vous reçoit dans quelques minutes.',
     decline: 'Refuser',
+    since: 'en attente depuis',
+    consentYes: 'consentement donné',
+    consentNo: 'consentement pas encore donné',
+    thirdPartyYes: 'présence acceptée par le patient',
+    thirdPartyNo: 'présence pas encore acceptée par le patient',
+    precheckNone: 'pas de test technique',
+    precheckSummary:
+      'test : caméra {camera}, micro {microphone}, {rtt} ms, {loss} % de pertes, {upload} kbit/s',
+    held: 'message envoyé : « {message} »',
+    yes: 'OK',
+    no: 'échec',
+    consentTitle: 'Votre consentement',
+    accept: "J'accepte",
+    consentGiven: 'Consentement donné.',
+    consentVersion: 'Texte {textId}, version {version}',
+    thirdPartyRequest: 'Une personne ({role}) demande à assister à la consultation.',
+    precheckTitle: 'Avant la consultation',
+    precheckRun: 'Tester ma caméra et mon réseau',
+    precheckRunning: 'Test en cours…',
+    precheckSeen: 'Votre image, telle que le praticien la verra',
+    camera: 'Caméra',
+    microphone: 'Micro',
+    rtt: 'Aller-retour',
+    loss: 'Pertes',
+    upload: 'Débit montant',
+    works: 'fonctionne',
+    fails: 'ne fonctionne pas',
+    precheckInterrupted: 'Test interrompu : vous avez été admis.',
     muteMicrophone: 'Couper le micro',
     unmuteMicrophone: 'Activer le micro',
     muteCamera: 'Couper la caméra',
@@ -27,7 +60,11 @@ const TEXT = {
     language: 'English',
     joining: 'Connexion à la consultation…',
     waiting:
-      "Vous êtes en salle d'attente. Le praticien va vous admettre ; vérifiez votre caméra et votre micro.",
+      "Vous êtes en salle d'attente. Lisez le texte ci-dessous et donnez votre consentement ; le praticien vous admettra ensuite.",
+    waitingThirdParty:
+      "Vous êtes en salle d'attente. Le patient doit accepter votre présence, puis le praticien vous admettra.",
+    consented:
+      'Merci, votre consentement est enregistré. Le praticien va vous admettre ; vous pouvez tester votre caméra et votre réseau.',
     inCall: 'Consultation en cours.',
     declined: "Le praticien n'a pas admis votre participation.",
     left: 'Vous avez quitté la consultation.',
@@ -51,11 +88,44 @@ const TEXT = {
     practitionerView: 'Practitioner view',
     patientView: 'Patient view',
     singleUse: 'Each link works once and expires after 10 minutes.',
+    codeLabel: 'Have an access code? Type it:',
+    joinWithCode: 'Join',
     you: 'You',
     waitingRoom: 'Waiting room',
     nobodyWaiting: 'Nobody is waiting.',
     admit: 'Admit',
+    hold: 'Ask to wait',
+    holdPlaceholder: 'Message for the patient',
+    defaultHoldMessage: 'The practitioner will see you in a few minutes.',
     decline: 'Decline',
+    since: 'waiting since',
+    consentYes: 'consent given',
+    consentNo: 'consent not given yet',
+    thirdPartyYes: 'presence accepted by the patient',
+    thirdPartyNo: 'presence not accepted by the patient yet',
+    precheckNone: 'no pre-call check',
+    precheckSummary:
+      'check: camera {camera}, microphone {microphone}, {rtt} ms, {loss} % loss, {upload} kbit/s',
+    held: 'message sent: “{message}”',
+    yes: 'OK',
+    no: 'failed',
+    consentTitle: 'Your consent',
+    accept: 'I agree',
+    consentGiven: 'Consent given.',
+    consentVersion: 'Text {textId}, version {version}',
+    thirdPartyRequest: 'Someone ({role}) asks to attend the consultation.',
+    precheckTitle: 'Before the consultation',
+    precheckRun: 'Test my camera and network',
+    precheckRunning: 'Testing…',
+    precheckSeen: 'Your picture, as the practitioner will see it',
+    camera: 'Camera',
+    microphone: 'Microphone',
+    rtt: 'Round trip',
+    loss: 'Loss',
+    upload: 'Upload',
+    works: 'works',
+    fails: 'does not work',
+    precheckInterrupted: 'Check interrupted: you were admitted.',
     muteMicrophone: 'Mute microphone',
     unmuteMicrophone: 'Unmute microphone',
     muteCamera: 'Turn camera off',
@@ -66,7 +136,11 @@ const TEXT = {
     language: 'Français',
     joining: 'Joining the consultation…',
     waiting:
-      'You are in the waiting room. The practitioner will admit you; check your camera and microphone.',
+      'You are in the waiting room. Read the text below and give your consent; the practitioner will then admit you.',
+    waitingThirdParty:
+      'You are in the waiting room. The patient must accept your presence, then the practitioner will admit you.',
+    consented:
+      'Thank you, your consent is recorded. The practitioner will admit you; you can test your camera and network.',
     inCall: 'Consultation in progress.',
     declined: 'The practitioner declined your admission.',
     left: 'You left the consultation.',
@@ -87,11 +161,18 @@ const $ = (id) => document.getElementById(id);
 let locale = localStorage.getItem('teleconsult.locale') === 'en' ? 'en' : 'fr';
 let room;
 let lastError;
+/** The teleconsultation consent text shown to the patient (accepted exactly as shown). */
+let consentText;
+/** The last pre-call check report, to render again on a language change. */
+let precheckReport;
 const muted = { microphone: false, camera: false };
 /** participantId -> { figure, video, audio, caption } */
 const tiles = new Map();
+/** Third-party consent requests waiting for the patient's answer, by participant id. */
+const consentRequests = new Map();
 
-const t = (key) => TEXT[locale][key] ?? key;
+const t = (key, values = {}) =>
+  (TEXT[locale][key] ?? key).replace(/\{(\w+)\}/g, (_, name) => String(values[name] ?? ''));
 
 function applyLanguage() {
   document.documentElement.lang = locale;
@@ -104,6 +185,9 @@ function applyLanguage() {
     renderStatus();
     renderConnection(room.connectionState);
     renderWaitingList();
+    renderConsent();
+    renderConsentRequests();
+    renderPrecheck();
     for (const [id, tile] of tiles) tile.caption.textContent = participantLabel(room.participants.get(id));
   }
   if (lastError) showError(lastError);
@@ -116,7 +200,7 @@ $('language').addEventListener('click', () => {
 });
 
 // ------------------------------------------------------------------------------------------------
-// Landing: create a consultation and show its two links.
+// Landing: create a consultation and show its two links, or join with an access code.
 
 async function createConsultation() {
   $('create').disabled = true;
@@ -136,6 +220,14 @@ async function createConsultation() {
   }
 }
 
+$('code-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const accessCode = $('access-code').value.trim();
+  if (!accessCode) return;
+  $('landing').hidden = true;
+  void startCall({ accessCode });
+});
+
 // ------------------------------------------------------------------------------------------------
 // Call view.
 
@@ -152,50 +244,261 @@ function renderConnection(state) {
   badge.textContent = t(state);
 }
 
+function isWaiting(state) {
+  return state === 'waiting' || state === 'consented' || state === 'invited';
+}
+
 function renderStatus() {
   const state = room?.admissionState;
-  const key =
-    state === 'waiting' || state === 'consented' || state === 'invited'
-      ? 'waiting'
-      : state === 'admitted' || state === 'in-call'
-        ? 'inCall'
-        : state === 'declined'
-          ? 'declined'
-          : state === 'left'
-            ? 'left'
-            : 'joining';
+  const thirdParty = room && room.self.role !== 'patient' && room.self.role !== 'practitioner';
+  const key = isWaiting(state)
+    ? state === 'consented'
+      ? 'consented'
+      : thirdParty
+        ? 'waitingThirdParty'
+        : 'waiting'
+    : state === 'admitted' || state === 'in-call'
+      ? 'inCall'
+      : state === 'declined'
+        ? 'declined'
+        : state === 'left'
+          ? 'left'
+          : 'joining';
   $('status').textContent = t(key);
   $('status').dataset.state = state ?? 'joining';
+  const held = room && isWaiting(state) ? room.heldMessage : undefined;
+  $('held-message').hidden = !held;
+  $('held-message').textContent = held ?? '';
+  const waitingPatient = room?.self.role === 'patient' && isWaiting(state);
+  $('consent').hidden = !waitingPatient || !consentText;
+  $('precheck').hidden = !(room && isWaiting(state));
+}
+
+// --- Patient: consent ---------------------------------------------------------------------------
+
+async function loadConsentText() {
+  if (room.self.role !== 'patient') return;
+  try {
+    const texts = await room.getConsentTexts();
+    consentText = texts.find((text) => text.purpose === 'teleconsultation');
+  } catch (err) {
+    showError(err);
+  }
+  renderConsent();
+  renderStatus();
+}
+
+function renderConsent() {
+  if (!consentText) return;
+  // The exact text the server hashed: shown as is, never translated or reformatted.
+  $('consent-text').textContent = consentText.text;
+  $('consent-text').lang = consentText.locale;
+  $('consent-version').textContent = t('consentVersion', consentText);
+  const given = room.consents.has('teleconsultation');
+  $('consent-accept').hidden = given;
+  $('consent-given').hidden = !given;
+}
+
+async function acceptConsent() {
+  if (!consentText) return;
+  $('consent-accept').disabled = true;
+  try {
+    await room.giveConsent(consentText);
+  } catch (err) {
+    showError(err);
+  } finally {
+    $('consent-accept').disabled = false;
+  }
+  renderConsent();
+}
+
+function renderConsentRequests() {
+  const list = $('third-party-requests');
+  list.replaceChildren();
+  list.hidden = consentRequests.size === 0;
+  for (const request of consentRequests.values()) {
+    const item = document.createElement('li');
+    item.className = 'panel';
+    item.dataset.participantId = request.participantId;
+    const intro = document.createElement('p');
+    intro.textContent = t('thirdPartyRequest', { role: t(request.role) });
+    const text = document.createElement('blockquote');
+    text.textContent = request.text.text;
+    text.lang = request.text.locale;
+    const accept = document.createElement('button');
+    accept.className = 'primary';
+    accept.dataset.action = 'accept-third-party';
+    accept.textContent = t('accept');
+    accept.addEventListener('click', async () => {
+      accept.disabled = true;
+      try {
+        await room.giveConsent(request.text, { coversParticipantId: request.participantId });
+        consentRequests.delete(request.participantId);
+        renderConsentRequests();
+      } catch (err) {
+        accept.disabled = false;
+        showError(err);
+      }
+    });
+    item.append(intro, text, accept);
+    list.append(item);
+  }
+}
+
+// --- Waiting participant: pre-call check --------------------------------------------------------
+
+async function runPrecheck() {
+  $('precheck-run').disabled = true;
+  $('precheck-run').textContent = t('precheckRunning');
+  $('precheck-tile').hidden = true;
+  try {
+    precheckReport = await room.runPrecheck({
+      durationMs: 5_000,
+      onTrack: (track) => {
+        if (track.kind !== 'video') return;
+        $('precheck-video').srcObject = new MediaStream([track.track]);
+        $('precheck-tile').hidden = false;
+      },
+    });
+  } catch (err) {
+    showError(err);
+  } finally {
+    $('precheck-run').disabled = false;
+    $('precheck-run').textContent = t('precheckRun');
+    $('precheck-video').srcObject = null;
+    $('precheck-tile').hidden = true;
+  }
+  renderPrecheck();
+}
+
+function renderPrecheck() {
+  const result = $('precheck-result');
+  if (!precheckReport) {
+    result.hidden = true;
+    return;
+  }
+  const r = precheckReport;
+  const rows = [
+    ['camera', t(r.camera ? 'works' : 'fails'), r.camera],
+    ['microphone', t(r.microphone ? 'works' : 'fails'), r.microphone],
+    ['rtt', `${Math.round(r.rttMs)} ms`, true],
+    ['loss', `${(r.lossRatio * 100).toFixed(1)} %`, true],
+    ['upload', `${Math.round(r.uploadKbps)} kbit/s`, true],
+  ];
+  result.replaceChildren();
+  for (const [key, value, ok] of rows) {
+    const term = document.createElement('dt');
+    term.textContent = t(key);
+    const detail = document.createElement('dd');
+    detail.textContent = value;
+    detail.dataset.field = key;
+    detail.dataset.ok = String(ok);
+    result.append(term, detail);
+  }
+  if (!r.completed) {
+    const note = document.createElement('dd');
+    note.textContent = t('precheckInterrupted');
+    result.append(note);
+  }
+  result.hidden = false;
+  result.dataset.completed = String(r.completed);
+}
+
+// --- Practitioner: waiting list -----------------------------------------------------------------
+
+function consentSatisfied(entry) {
+  return entry.participant.role === 'patient'
+    ? entry.consents.includes('teleconsultation')
+    : entry.coveredByPatientConsent;
+}
+
+function precheckSummary(precheck) {
+  if (!precheck) return t('precheckNone');
+  return t('precheckSummary', {
+    camera: t(precheck.camera ? 'yes' : 'no'),
+    microphone: t(precheck.microphone ? 'yes' : 'no'),
+    rtt: Math.round(precheck.rttMs),
+    loss: (precheck.lossRatio * 100).toFixed(1),
+    upload: Math.round(precheck.uploadKbps),
+  });
 }
 
 function renderWaitingList() {
   if (!room || room.self.role !== 'practitioner') return;
   $('waiting-list').hidden = false;
   const list = $('waiting');
-  list.replaceChildren();
-  const waiting = [...room.participants.values()].filter(
-    (p) => p.state === 'waiting' || p.state === 'consented',
+  // Keep what the practitioner is typing across updates.
+  const drafts = new Map(
+    [...list.querySelectorAll('li')].map((li) => [
+      li.dataset.participantId,
+      li.querySelector('input')?.value ?? '',
+    ]),
   );
-  $('waiting-empty').hidden = waiting.length > 0;
-  for (const participant of waiting) {
+  list.replaceChildren();
+  const entries = room.waitingList;
+  $('waiting-empty').hidden = entries.length > 0;
+  for (const entry of entries) {
+    const { participant } = entry;
     const item = document.createElement('li');
     item.dataset.participantId = participant.id;
-    const name = document.createElement('span');
+    item.dataset.consent = String(consentSatisfied(entry));
+    const name = document.createElement('strong');
     name.textContent = participantLabel(participant);
+    const since = new Date(entry.since).toLocaleTimeString(locale === 'fr' ? 'fr-FR' : 'en-GB', {
+      hour: '2-digit',
+      minute: '2-digit',
+    });
+    const consent =
+      participant.role === 'patient'
+        ? t(consentSatisfied(entry) ? 'consentYes' : 'consentNo')
+        : t(consentSatisfied(entry) ? 'thirdPartyYes' : 'thirdPartyNo');
+    const facts = document.createElement('span');
+    facts.className = 'facts';
+    facts.dataset.field = 'facts';
+    facts.textContent = `${t('since')} ${since} · ${consent}`;
+    const precheck = document.createElement('span');
+    precheck.className = 'facts';
+    precheck.dataset.field = 'precheck';
+    precheck.textContent = precheckSummary(entry.precheck);
+    item.append(name, facts, precheck);
+    if (entry.heldMessage) {
+      const held = document.createElement('span');
+      held.className = 'facts';
+      held.dataset.field = 'held';
+      held.textContent = t('held', { message: entry.heldMessage });
+      item.append(held);
+    }
+    const actions = document.createElement('div');
+    actions.className = 'actions';
     const admit = document.createElement('button');
     admit.className = 'primary';
     admit.dataset.action = 'admit';
     admit.textContent = t('admit');
+    admit.disabled = !consentSatisfied(entry); // the server refuses it anyway (CONSENT_REQUIRED)
     admit.addEventListener('click', () => room.admit(participant.id).catch(showError));
+    const message = document.createElement('input');
+    message.maxLength = 280;
+    message.placeholder = t('holdPlaceholder');
+    message.dataset.field = 'hold-message';
+    message.value = drafts.get(participant.id) ?? '';
+    const hold = document.createElement('button');
+    hold.dataset.action = 'hold';
+    hold.textContent = t('hold');
+    hold.addEventListener('click', () =>
+      room.hold(participant.id, message.value.trim() || t('defaultHoldMessage')).catch(showError),
+    );
     const decline = document.createElement('button');
     decline.className = 'danger';
     decline.dataset.action = 'decline';
     decline.textContent = t('decline');
     decline.addEventListener('click', () => room.decline(participant.id).catch(showError));
-    item.append(name, admit, decline);
+    actions.append(admit, message, hold, decline);
+    item.append(actions);
     list.append(item);
   }
 }
+
+// --- Media --------------------------------------------------------------------------------------
 
 function tileFor(participantId) {
   let tile = tiles.get(participantId);
@@ -261,33 +564,38 @@ async function toggleMute(source) {
   applyLanguage();
 }
 
-async function startCall(token) {
+/** Joins with a token (join link) or `{ accessCode }` and runs this participant's side of the call. */
+async function startCall(credentials) {
   $('call').hidden = false;
   renderStatus();
   renderConnection('connecting');
   // Headless Chromium (automated tests) is not recognised by mediasoup-client's detection.
   const handlerName = navigator.userAgent.includes('HeadlessChrome') ? 'Chrome111' : undefined;
   try {
-    room = await connect(location.origin, token, { locale, handlerName });
+    room = await connect(location.origin, credentials, { locale, handlerName });
   } catch (err) {
     renderConnection('disconnected');
     showError(err);
     return;
   }
   room.on('connectionStateChanged', renderConnection);
-  room.on('admissionChanged', () => {
+  room.on('admissionChanged', (state) => {
     renderStatus();
-    if (room.admissionState === 'declined') $('local-video').srcObject = null;
+    renderConsent();
+    if (state === 'declined') $('local-video').srcObject = null;
   });
-  room.on('participantJoined', renderWaitingList);
+  room.on('consentRequested', (request) => {
+    consentRequests.set(request.participantId, request);
+    renderConsentRequests();
+  });
+  room.on('waitingListChanged', renderWaitingList);
   room.on('participantUpdated', (participant) => {
-    renderWaitingList();
     const tile = tiles.get(participant.id);
     if (tile) tile.caption.textContent = participantLabel(participant);
   });
   room.on('participantLeft', (participant) => {
     removeTile(participant.id);
-    renderWaitingList();
+    if (consentRequests.delete(participant.id)) renderConsentRequests();
   });
   room.on('trackAdded', onTrackAdded);
   room.on('trackRemoved', onTrackRemoved);
@@ -296,9 +604,13 @@ async function startCall(token) {
   window.teleconsultRoom = room; // handy in the browser console
   renderConnection(room.connectionState);
   renderStatus();
-  renderWaitingList();
+  if (room.self.role === 'practitioner') {
+    room.getWaitingList().then(renderWaitingList, showError);
+  }
+  void loadConsentText();
 
   try {
+    // Queued until admission; shown at once as a preview.
     const camera = await room.publishCamera();
     $('local-video').srcObject = new MediaStream([camera.track]);
     await room.publishMicrophone();
@@ -308,6 +620,8 @@ async function startCall(token) {
 }
 
 $('create').addEventListener('click', createConsultation);
+$('consent-accept').addEventListener('click', acceptConsent);
+$('precheck-run').addEventListener('click', runPrecheck);
 $('mute-microphone').addEventListener('click', () => toggleMute('microphone'));
 $('mute-camera').addEventListener('click', () => toggleMute('camera'));
 $('drop').addEventListener('click', () => room?.simulateConnectionDrop());
@@ -324,11 +638,15 @@ $('leave').addEventListener('click', async () => {
 
 const params = new URLSearchParams(location.search);
 const token = params.get('token');
+const code = params.get('code');
 applyLanguage();
 if (token) {
   // The join link is single-use: keep it out of the address bar and history once read.
   history.replaceState(null, '', `/?role=${encodeURIComponent(params.get('role') ?? '')}`);
   void startCall(token);
+} else if (code) {
+  history.replaceState(null, '', '/');
+  void startCall({ accessCode: code });
 } else {
   $('landing').hidden = false;
 }
