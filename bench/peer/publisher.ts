@@ -44,6 +44,11 @@ export interface PublisherOptions extends LinkOptions {
   keyframeIntervalMs?: number;
   scheduler?: MediaScheduler;
   audioPayloadType?: number;
+  /**
+   * Real encoded audio frames (e.g. Opus of a tone) sent in a loop instead of synthetic payloads;
+   * such packets carry no delay probe. For tests whose receiver decodes audio (the phone leg).
+   */
+  audioFrames?: readonly Buffer[];
   videoPayloadType?: number;
 }
 
@@ -148,8 +153,11 @@ export class Publisher implements Ticking {
   private rtcpPackets = 0;
   private running = false;
   private closed = false;
+  private readonly audioFrames: readonly Buffer[] | undefined;
 
   constructor(options: PublisherOptions) {
+    this.audioFrames =
+      options.audioFrames && options.audioFrames.length > 0 ? options.audioFrames : undefined;
     this.link = new PeerLink(options);
     this.scheduler = options.scheduler ?? sharedScheduler;
     this.frameMs = 1000 / (options.fps ?? 30);
@@ -401,6 +409,12 @@ export class Publisher implements Ticking {
       },
       this.extensions(AUDIO_MID, now, 30 + Math.floor(Math.random() * 30)),
     );
+    if (this.audioFrames) {
+      const frame = this.audioFrames[audio.packets % this.audioFrames.length]!;
+      frame.copy(buf, offset);
+      this.transmit(this.audioTrack!, audio, offset + frame.length);
+      return;
+    }
     buf[offset] = 0x78; // Opus TOC: SILK-only wideband 20 ms, mono, one frame.
     const end = offset + payloadSize;
     writeProbe(buf, end, performance.now(), audio.packets);

@@ -6,7 +6,9 @@ import t from 'tap';
 import { decodeG711 } from '../../src/phone/media/g711.js';
 import { parseRtp } from '../../src/phone/media/rtp.js';
 import { phoneStream, writeRtpPcap } from './fixtures/pcap.js';
-import { OpusToneSource, toneLevel, until } from './fixtures/roomFixture.js';
+import OpusScript from 'opusscript';
+import { toneLevel, until } from './fixtures/roomFixture.js';
+import { MediaPeer, releaseNativePeers } from '../support/mediaPeer.js';
 import { freeUdpPort, runSipp } from './fixtures/sipp.js';
 import { startTestServer } from '../support/server.js';
 import { SignallingClient } from '../support/signallingClient.js';
@@ -38,16 +40,15 @@ void t.test(
       `/v1/rooms/${roomId}/invitations`,
       { role: 'patient', participantId: 'phone-patient' },
     );
-    const doctor = await SignallingClient.open(srv.wsUrl);
-    t.teardown(() => doctor.close());
-    await doctor.request('join', {
-      token: await srv.token({ room: roomId, participantId: 'doc', role: 'practitioner' }),
+    // The practitioner: a real WebRTC peer (node-datachannel) sending real Opus frames of a 440 Hz tone.
+    const doctorPeer = await MediaPeer.joinAs(srv, roomId, 'doc', 'practitioner');
+    t.teardown(() => {
+      doctorPeer.close();
+      releaseNativePeers();
     });
-    // The practitioner's microphone: a real Opus tone, given to the practitioner as its producer.
+    const doctor = doctorPeer.client;
+    await doctorPeer.publish({ video: false, audioFrames: opusTone(440) });
     const room = srv.server.rooms.get(roomId)!;
-    const tone = await OpusToneSource.start(room.currentRouter, 440);
-    t.teardown(() => tone.close());
-    await room.adoptProducer(room.participants.get('doc')!, tone.producer);
 
     const phoneSocket = dgram.createSocket('udp4');
     await new Promise<void>((resolve) => phoneSocket.bind(0, '127.0.0.1', resolve));
@@ -113,7 +114,7 @@ void t.test(
     recent.reduce((offset, frame) => (samples.set(frame, offset), offset + frame.length), 0);
     t.ok(
       toneLevel(samples, 440) > 5 * toneLevel(samples, 1000),
-      "what the phone hears is the practitioner's 440 Hz tone",
+      "what the phone hears is the WebRTC practitioner's 440 Hz tone",
     );
 
     const journal = await srv.rest<Journal>('GET', `/v1/rooms/${roomId}/journal`);
@@ -132,3 +133,22 @@ void t.test(
     sipp.kill();
   },
 );
+
+/** One second of 20 ms Opus frames (48 kHz stereo, as WebRTC sends) of a sine tone. */
+function opusTone(frequency: number): Buffer[] {
+  const encoder = new OpusScript(48000, 2, OpusScript.Application.AUDIO);
+  const frames: Buffer[] = [];
+  let phase = 0;
+  for (let f = 0; f < 50; f++) {
+    const pcm = new Int16Array(960 * 2);
+    for (let i = 0; i < 960; i++) {
+      const sample = Math.round(Math.sin(phase) * 8000);
+      pcm[2 * i] = sample;
+      pcm[2 * i + 1] = sample;
+      phase += (2 * Math.PI * frequency) / 48000;
+    }
+    frames.push(Buffer.from(encoder.encode(Buffer.from(pcm.buffer), 960)));
+  }
+  encoder.delete();
+  return frames;
+}

@@ -58,7 +58,9 @@ export class MediaPeer {
   }
 
   /** Publishes audio and three-layer VP8 simulcast; resolves once DTLS is up and both producers exist. */
-  async publish(options: { audio?: boolean; video?: boolean; precheck?: boolean } = {}): Promise<void> {
+  async publish(
+    options: { audio?: boolean; video?: boolean; precheck?: boolean; audioFrames?: readonly Buffer[] } = {},
+  ): Promise<void> {
     await this.client.request('setRtpCapabilities', {
       rtpCapabilities: subscriberRtpCapabilities(),
     });
@@ -73,6 +75,7 @@ export class MediaPeer {
       audio: options.audio ?? true,
       ...(options.video === false ? { video: false as const } : {}),
       keyframeIntervalMs: 1000,
+      ...(options.audioFrames ? { audioFrames: options.audioFrames } : {}),
     });
     this.publisher = publisher;
     await this.client.request('connectTransport', {
