@@ -2,32 +2,57 @@
  * Load benchmark: opens real concurrent WebRTC sessions (ICE, DTLS-SRTP, RTP at realistic bitrates)
  * against a target on loopback and reports capacity, loss, delay and join times.
  *   npm run bench -- --scenario consult --sessions 5 --duration 20 --target bare --out results/run.json
+ *   npm run bench -- --compare --sessions 5 --targets bare,self
+ *   npm run bench -- --scenario join-storm --target self --sessions 20 --rate 20
  * See bench/README.md for every option and the definition of each measure.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { closeAllPeers } from './peer/index.js';
-import { renderBarChart, renderCapacityCurve, renderMarkdown } from './harness/render.js';
+import os from 'node:os';
+import { compareReports, renderComparison } from './harness/compare.js';
+import { renderBarChart, renderCapacityCurve, renderLatencyChart, renderMarkdown } from './harness/render.js';
+import type { BenchReport } from './harness/report.js';
 import { DEFAULT_OPTIONS, runBench } from './harness/run.js';
 import type { BenchOptions } from './harness/run.js';
+import { renderScenarioMarkdown } from './harness/scenarioReport.js';
 import { TargetError } from './harness/target.js';
+import { runJoinStorm } from './scenarios/joinStorm.js';
+import { runRest } from './scenarios/rest.js';
+import { runSignalling } from './scenarios/signalling.js';
+import { runWaitingRoom } from './scenarios/waitingRoom.js';
 import { TARGETS } from './targets/index.js';
+import { SelfTarget } from './targets/self/target.js';
+
+const SCENARIOS = ['consult', 'join-storm', 'waiting-room', 'signalling', 'rest'] as const;
+type ScenarioName = (typeof SCENARIOS)[number];
+/** Scenarios that need our signalling and REST API: they run on `self` only. */
+const SELF_ONLY: readonly ScenarioName[] = ['waiting-room', 'signalling', 'rest'];
 
 const USAGE = `usage: npm run bench -- [options]
-  --scenario consult       one-to-one consultations (the only scenario so far)
-  --target NAME            ${Object.keys(TARGETS).join(' | ')} (default bare)
-  --sessions N             sessions to run, or the first ramp level (default 5)
-  --duration S             seconds measured per level (default 20)
+  --scenario NAME          ${SCENARIOS.join(' | ')} (default consult)
+  --target NAME            ${Object.keys(TARGETS).join(' | ')} (default bare; waiting-room, signalling, rest: self)
+  --compare                consult: run the same load on each of --targets in turn and write ratios
+  --targets LIST           targets for --compare, comma-separated (default bare,self,janus)
+  --sessions N             consult: sessions (default 5); join-storm: sessions, two joins each (default 20);
+                           waiting-room: patients (default 20); signalling: idle connections (default 1000)
+  --duration S             consult: seconds measured per level (default 20); signalling: request phase (10);
+                           rest: seconds per endpoint (10)
+  --rate R                 join-storm: joins started per second; waiting-room: patients arriving per second
+                           (default 0: as fast as allowed / all at once)
+  --hold S                 join-storm, waiting-room: seconds a session or patient stays once media flows (1)
+  --connections K          rest: HTTP connections (10); signalling: connections sending requests (50)
+  --room-size N            signalling: participants per room (default 2)
   --workers N              mediasoup workers (default: one per CPU, as the server)
   --ramp                   raise sessions stepwise until loss > --max-loss or delay p99 > --max-p99
   --step N                 sessions added per ramp step (default: --sessions)
   --max-sessions N         ramp ceiling (default 200)
   --max-loss R             ramp threshold on the loss ratio (default 0.01)
   --max-p99 MS             ramp threshold on delay p99 in ms (default 50)
-  --join-concurrency N     sessions joining at once (default 4)
+  --join-concurrency N     sessions joining at once (default 4; signalling: joins in flight, 64)
   --settle S               seconds between joins and measurement (default 2)
-  --time-limit S           hard bound on the whole run (default: duration + 120, ramp 900)
+  --time-limit S           hard bound on the whole run (default: duration + 120, ramp 900, others 600)
   --out FILE.json          report path; FILE.md and FILE.svg are written beside it
   --quiet                  no progress line`;
 
@@ -44,14 +69,41 @@ function positive(name: string, raw: string | undefined, fallback: number, allow
   return value;
 }
 
-function parse(argv: string[]): { options: BenchOptions; targetName: string; out: string; quiet: boolean } {
+interface Parsed {
+  scenario: ScenarioName;
+  options: BenchOptions;
+  targetName: string;
+  compare: string[] | undefined;
+  rate: number;
+  holdS: number;
+  connections: number | undefined;
+  roomSize: number;
+  out: string;
+  quiet: boolean;
+}
+
+const DEFAULT_SIZE: Record<ScenarioName, number> = {
+  consult: DEFAULT_OPTIONS.sessions,
+  'join-storm': 20,
+  'waiting-room': 20,
+  signalling: 1000,
+  rest: 0,
+};
+
+function parse(argv: string[]): Parsed {
   const { values } = parseArgs({
     args: argv,
     options: {
       scenario: { type: 'string', default: 'consult' },
-      target: { type: 'string', default: 'bare' },
+      target: { type: 'string' },
+      compare: { type: 'boolean', default: false },
+      targets: { type: 'string', default: 'bare,self,janus' },
       sessions: { type: 'string' },
       duration: { type: 'string' },
+      rate: { type: 'string' },
+      hold: { type: 'string' },
+      connections: { type: 'string' },
+      'room-size': { type: 'string' },
       workers: { type: 'string' },
       ramp: { type: 'boolean', default: false },
       step: { type: 'string' },
@@ -68,12 +120,22 @@ function parse(argv: string[]): { options: BenchOptions; targetName: string; out
     strict: true,
   });
   if (values.help) throw new UsageError('');
-  if (values.scenario !== 'consult') throw new UsageError(`unknown scenario "${values.scenario}"`);
-  if (!values.target || !(values.target in TARGETS))
-    throw new UsageError(`unknown target "${values.target}"`);
+  const scenario = SCENARIOS.find((s) => s === values.scenario);
+  if (!scenario) throw new UsageError(`unknown scenario "${values.scenario}"`);
+  const targetName = values.target ?? (SELF_ONLY.includes(scenario) ? 'self' : 'bare');
+  if (!(targetName in TARGETS)) throw new UsageError(`unknown target "${targetName}"`);
+  if (SELF_ONLY.includes(scenario) && targetName !== 'self')
+    throw new UsageError(`scenario ${scenario} needs our signalling: use --target self`);
+  const compare = values.compare ? (values.targets ?? '').split(',').filter(Boolean) : undefined;
+  if (compare) {
+    if (scenario !== 'consult') throw new UsageError('--compare runs the consult scenario only');
+    const unknown = compare.find((t) => !(t in TARGETS));
+    if (unknown) throw new UsageError(`unknown target "${unknown}" in --targets`);
+  }
   const ramp = values.ramp ?? false;
-  const durationS = positive('duration', values.duration, DEFAULT_OPTIONS.durationS);
-  const sessions = Math.floor(positive('sessions', values.sessions, DEFAULT_OPTIONS.sessions));
+  const defaultDuration = scenario === 'consult' ? DEFAULT_OPTIONS.durationS : 10;
+  const durationS = positive('duration', values.duration, defaultDuration, scenario === 'signalling');
+  const sessions = Math.floor(positive('sessions', values.sessions, DEFAULT_SIZE[scenario] || 1));
   const options: BenchOptions = {
     ...DEFAULT_OPTIONS,
     scenario: 'consult',
@@ -85,14 +147,39 @@ function parse(argv: string[]): { options: BenchOptions; targetName: string; out
     maxSessions: Math.floor(positive('max-sessions', values['max-sessions'], DEFAULT_OPTIONS.maxSessions)),
     maxLossRatio: positive('max-loss', values['max-loss'], DEFAULT_OPTIONS.maxLossRatio, true),
     maxDelayP99Ms: positive('max-p99', values['max-p99'], DEFAULT_OPTIONS.maxDelayP99Ms),
-    joinConcurrency: Math.floor(positive('join-concurrency', values['join-concurrency'], 4)),
+    joinConcurrency: Math.floor(
+      positive('join-concurrency', values['join-concurrency'], scenario === 'signalling' ? 64 : 4),
+    ),
     settleS: positive('settle', values.settle, DEFAULT_OPTIONS.settleS, true),
-    timeLimitS: positive('time-limit', values['time-limit'], ramp ? 900 : durationS + 120),
+    timeLimitS: positive(
+      'time-limit',
+      values['time-limit'],
+      scenario !== 'consult' ? 600 : ramp ? 900 : (durationS + 120) * (compare?.length ?? 1),
+    ),
   };
+  const size = scenario === 'rest' ? '' : `-${sessions}`;
   const out =
     values.out ??
-    path.join('bench-results', `${options.scenario}-${values.target}-${sessions}${ramp ? '-ramp' : ''}.json`);
-  return { options, targetName: values.target, out, quiet: values.quiet ?? false };
+    path.join(
+      'bench-results',
+      compare
+        ? `compare-consult${size}${ramp ? '-ramp' : ''}.json`
+        : `${scenario}-${targetName}${size}${ramp ? '-ramp' : ''}.json`,
+    );
+  const connections =
+    values.connections !== undefined ? Math.floor(positive('connections', values.connections, 1)) : undefined;
+  return {
+    scenario,
+    options,
+    targetName,
+    compare,
+    rate: positive('rate', values.rate, 0, true),
+    holdS: positive('hold', values.hold, 1, true),
+    connections,
+    roomSize: Math.floor(positive('room-size', values['room-size'], 2)),
+    out,
+    quiet: values.quiet ?? false,
+  };
 }
 
 /** One live line on a terminal; a line every few seconds when stderr is a file or a pipe. */
@@ -121,8 +208,74 @@ function progressPrinter(quiet: boolean): { print: (line: string) => void; done:
   };
 }
 
+function writeFiles(out: string, json: unknown, markdown: string, svg?: string): string {
+  const base = out.replace(/\.json$/i, '');
+  fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
+  fs.writeFileSync(`${base}.json`, JSON.stringify(json, null, 2) + '\n');
+  fs.writeFileSync(`${base}.md`, markdown);
+  if (svg !== undefined) fs.writeFileSync(`${base}.svg`, svg);
+  return base;
+}
+
+function writeConsult(out: string, report: BenchReport): string {
+  return writeFiles(
+    out,
+    report,
+    renderMarkdown(report),
+    report.ramp ? renderCapacityCurve(report, report.ramp.steps) : renderBarChart(report),
+  );
+}
+
+function selfTarget(name: string): SelfTarget {
+  const target = TARGETS[name]!();
+  if (!(target instanceof SelfTarget)) throw new UsageError('this scenario needs --target self');
+  return target;
+}
+
+async function runScenario(parsed: Parsed, log: (line: string) => void, progress: (line: string) => void) {
+  const { options } = parsed;
+  const common = { workers: options.workers, progress, log };
+  switch (parsed.scenario) {
+    case 'join-storm':
+      return runJoinStorm(TARGETS[parsed.targetName]!(), {
+        ...common,
+        sessions: options.sessions,
+        rate: parsed.rate,
+        joinConcurrency: options.joinConcurrency,
+        holdS: parsed.holdS,
+        joinTimeoutMs: options.joinTimeoutMs,
+      });
+    case 'waiting-room':
+      return runWaitingRoom(selfTarget(parsed.targetName), {
+        ...common,
+        patients: options.sessions,
+        rate: parsed.rate,
+        holdS: parsed.holdS,
+        timeoutMs: options.joinTimeoutMs,
+      });
+    case 'signalling':
+      return runSignalling(selfTarget(parsed.targetName), {
+        ...common,
+        connections: options.sessions,
+        roomSize: parsed.roomSize,
+        requestConnections: parsed.connections ?? 50,
+        durationS: options.durationS,
+        openConcurrency: options.joinConcurrency,
+        timeoutMs: options.joinTimeoutMs,
+      });
+    case 'rest':
+      return runRest(selfTarget(parsed.targetName), {
+        ...common,
+        connections: parsed.connections ?? 10,
+        durationS: options.durationS,
+      });
+    default:
+      throw new UsageError(`scenario ${parsed.scenario} is not a scenario report`);
+  }
+}
+
 async function main(): Promise<number> {
-  let parsed: ReturnType<typeof parse>;
+  let parsed: Parsed;
   try {
     parsed = parse(process.argv.slice(2));
   } catch (error) {
@@ -144,19 +297,61 @@ async function main(): Promise<number> {
   }, options.timeLimitS * 1000);
   watchdog.unref();
 
+  if (parsed.scenario !== 'consult') {
+    const report = await runScenario(parsed, log, progress.print);
+    progress.done();
+    closeAllPeers();
+    const markdown = renderScenarioMarkdown(report);
+    const base = writeFiles(
+      out,
+      report,
+      markdown,
+      renderLatencyChart(`${report.scenario} on ${report.target}`, report.latenciesMs),
+    );
+    process.stderr.write(markdown);
+    process.stderr.write(`[bench] wrote ${base}.json, ${base}.md and ${base}.svg\n`);
+    clearTimeout(watchdog);
+    return report.failures > 0 && Object.values(report.latenciesMs).every((l) => l.samples === 0) ? 1 : 0;
+  }
+
+  if (parsed.compare) {
+    const startedAt = new Date();
+    const runs: { target: string; report?: BenchReport; skipped?: string }[] = [];
+    for (const name of parsed.compare) {
+      log(`compare: running ${name}`);
+      try {
+        const report = await runBench(TARGETS[name]!(), { ...options, progress: progress.print, log });
+        progress.done();
+        writeConsult(out.replace(/(\.json)?$/i, `-${name}.json`), report);
+        runs.push({ target: name, report });
+      } catch (error) {
+        if (!(error instanceof TargetError)) throw error;
+        progress.done();
+        log(`compare: ${name} skipped: ${error.message}`);
+        runs.push({ target: name, skipped: error.message });
+      }
+    }
+    closeAllPeers();
+    const comparison = compareReports(
+      runs,
+      startedAt,
+      os.loadavg().map((l) => Math.round(l * 100) / 100),
+    );
+    const markdown = renderComparison(comparison);
+    const base = writeFiles(out, comparison, markdown);
+    process.stderr.write(markdown);
+    process.stderr.write(
+      `[bench] wrote ${base}.json and ${base}.md (and one report per target beside them)\n`,
+    );
+    clearTimeout(watchdog);
+    return runs.some((r) => r.report && r.report.joined > 0) ? 0 : 1;
+  }
+
   const target = TARGETS[targetName]!();
   const report = await runBench(target, { ...options, progress: progress.print, log });
   progress.done();
   closeAllPeers();
-
-  const base = out.replace(/\.json$/i, '');
-  fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
-  fs.writeFileSync(`${base}.json`, JSON.stringify(report, null, 2) + '\n');
-  fs.writeFileSync(`${base}.md`, renderMarkdown(report));
-  fs.writeFileSync(
-    `${base}.svg`,
-    report.ramp ? renderCapacityCurve(report, report.ramp.steps) : renderBarChart(report),
-  );
+  const base = writeConsult(out, report);
   process.stderr.write(renderMarkdown(report));
   process.stderr.write(`[bench] wrote ${base}.json, ${base}.md and ${base}.svg\n`);
   clearTimeout(watchdog);
@@ -166,6 +361,10 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (error: unknown) => {
+    if (error instanceof UsageError) {
+      process.stderr.write(`bench: ${error.message}\n`);
+      process.exit(2);
+    }
     if (error instanceof TargetError) {
       process.stderr.write(`bench: ${error.message}\n`);
       process.exit(1);

@@ -160,28 +160,33 @@ export class ConsultLoad {
   async close(): Promise<void> {
     const sessions = this.sessions.splice(0);
     for (const session of sessions) for (const p of session.participants) p.publisher.stopMedia();
-    await Promise.all(
-      sessions.map(async (session) => {
-        for (const p of session.participants) {
-          p.subscriber?.close();
-          p.publisher.close();
-        }
-        try {
-          await session.handles.close();
-        } catch (error) {
-          this.noteError(error);
-        }
-      }),
-    );
+    await Promise.all(sessions.map((session) => this.closeSession(session)));
   }
 
-  private noteError(error: unknown): void {
+  async closeSession(session: SessionRun): Promise<void> {
+    for (const p of session.participants) {
+      p.publisher.stopMedia();
+      p.subscriber?.close();
+      p.publisher.close();
+    }
+    try {
+      await session.handles.close();
+    } catch (error) {
+      this.noteError(error);
+    }
+  }
+
+  noteError(error: unknown): void {
     const message = error instanceof Error ? error.message : String(error);
     // Bounded: a run with thousands of identical failures keeps the first few.
     if (this.errors.length < 20) this.errors.push(message);
   }
 
-  private async openSession(index: number): Promise<SessionRun> {
+  /**
+   * Opens one session outside the measured set (join storms): the caller closes it with
+   * `closeSession`. Throws when a participant fails to join.
+   */
+  async openSession(index: number): Promise<SessionRun> {
     const { target, scheduler } = this.options;
     const handles = await target.openSession(index);
     const participants: Participant[] = [];

@@ -1,3 +1,4 @@
+import type { Percentiles } from '../peer/index.js';
 import type { BenchReport, StepReport } from './report.js';
 
 const f1 = (n: number): string => n.toFixed(1);
@@ -189,4 +190,22 @@ export function renderCapacityCurve(r: BenchReport, steps: StepReport[]): string
     `<text x="${right - 20}" y="${top - 12}" fill="#d83b3b">loss (%)</text>`,
   ].join('\n');
   return svgDocument(width, height, body);
+}
+
+/** A scenario's latency distributions: one panel of p50 / p95 / p99 bars per distribution. */
+export function renderLatencyChart(title: string, latencies: Record<string, Percentiles>): string {
+  const w = 220;
+  const h = 260;
+  const entries = Object.entries(latencies);
+  const body = [
+    `<text x="10" y="20" font-size="14" font-weight="bold">${escapeXml(title)}</text>`,
+    ...entries.map(([name, p], i) =>
+      panel(10 + i * w, 40, w - 20, h, `${name} (ms)`, 'ms', [
+        { label: 'p50', value: p.p50 },
+        { label: 'p95', value: p.p95 },
+        { label: 'p99', value: p.p99 },
+      ]),
+    ),
+  ].join('\n');
+  return svgDocument(Math.max(1, entries.length) * w + 10, h + 60, body);
 }

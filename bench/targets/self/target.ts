@@ -22,7 +22,16 @@ export class SelfTarget implements Target {
   readonly server = new ServerProcess();
   private api: PlatformApi | undefined;
 
-  constructor(private readonly options: SelfTargetOptions = {}) {}
+  private env: Record<string, string>;
+
+  constructor(options: SelfTargetOptions = {}) {
+    this.env = { ...options.env };
+  }
+
+  /** Adds SFU_* variables for the next start (a scenario's limits). */
+  configure(env: Record<string, string>): void {
+    this.env = { ...this.env, ...env };
+  }
 
   async start(options: TargetStartOptions): Promise<void> {
     // Same default as the server's worker pool: one worker per CPU.
@@ -33,7 +42,7 @@ export class SelfTarget implements Target {
       env: {
         // A session per room of two; the bench may open many rooms.
         SFU_LIMITS__MAX_ROOMS: String(Math.max(10_000, options.maxSessions * 2)),
-        ...this.options.env,
+        ...this.env,
       },
     });
     this.api = new PlatformApi(this.server.url, this.server.apiKey);
