@@ -11,7 +11,6 @@ import { toneLevel, until } from './fixtures/roomFixture.js';
 import { MediaPeer, releaseNativePeers } from '../support/mediaPeer.js';
 import { freeUdpPort, runSipp } from './fixtures/sipp.js';
 import { startTestServer } from '../support/server.js';
-import { SignallingClient } from '../support/signallingClient.js';
 
 interface Journal {
   records: { type: string; data: Record<string, unknown> }[];
