@@ -183,6 +183,9 @@ export class ReceiverPolicy {
   private readonly consumers = new Map<string, ConsumerState>();
   private audioOnlySince: number | undefined;
   private videoBackSince: number | undefined;
+  /** When video last came back from audio only, and the current back-off of the up dwell. */
+  private videoBackAt: number | undefined;
+  private backoff = 1;
 
   constructor(private readonly thresholds: QualityThresholds) {}
 
@@ -224,7 +227,7 @@ export class ReceiverPolicy {
       } else {
         if ((up.get(first.id) ?? -1) >= 0) {
           this.videoBackSince ??= sample.at;
-          if (sample.at - this.videoBackSince < t.audioOnlyUpDwellMs) return decision;
+          if (sample.at - this.videoBackSince < t.audioOnlyUpDwellMs * this.backoff) return decision;
           this.leaveAudioOnly(sample, up, decision);
         } else {
           this.videoBackSince = undefined;
@@ -273,6 +276,12 @@ export class ReceiverPolicy {
   }
 
   private enterAudioOnly(sample: ReceiverSample, decision: ReceiverDecision): void {
+    // Video that came back and failed again soon: wait longer next time (up to 8x), so a link
+    // that cannot really carry video does not flap between modes.
+    const window = this.thresholds.audioOnlyUpDwellMs * 4 * this.backoff;
+    if (this.videoBackAt !== undefined && sample.at - this.videoBackAt < window)
+      this.backoff = Math.min(8, this.backoff * 2);
+    else this.backoff = 1;
     this.modeNow = 'audio-only';
     this.reasonNow = 'bandwidth';
     this.audioOnlySince = undefined;
@@ -289,6 +298,7 @@ export class ReceiverPolicy {
 
   private leaveAudioOnly(sample: ReceiverSample, up: Map<string, number>, decision: ReceiverDecision): void {
     this.videoBackSince = undefined;
+    this.videoBackAt = sample.at;
     decision.resume = sample.video.map((v) => v.id);
     for (const consumer of sample.video) {
       // Back at the lowest layer the headroom allows; later steps up go through the dwell time.

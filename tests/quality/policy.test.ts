@@ -85,6 +85,35 @@ t.test('a consumer created while only audio fits is not resumed by the policy', 
   t.equal(policy.mode, 'audio-only');
 });
 
+t.test('video that fails again soon after coming back waits twice as long next time', async (t) => {
+  const policy = new ReceiverPolicy(defaults);
+  const video: VideoConsumerView[] = [
+    { id: 'a', producerId: 'p', main: true, render: undefined, ladder: nominal },
+  ];
+  const backAt: number[] = [];
+  // A link that carries video for a moment, then not: 3 s bad, then good until video returns.
+  let at = 0;
+  let phaseStart = 0;
+  for (let round = 0; round < 3; round++) {
+    for (; at < phaseStart + 3000; at += 1000)
+      policy.update({ at, availableKbps: 150, audioStreams: 1, video });
+    for (; ; at += 1000) {
+      const decision = policy.update({ at, availableKbps: 800, audioStreams: 1, video });
+      if (decision.resume.length > 0) {
+        backAt.push(at);
+        at += 1000;
+        break;
+      }
+    }
+    phaseStart = at;
+  }
+  t.same(
+    backAt.map((when, i) => when - (i === 0 ? 0 : backAt[i - 1]! + 1000)),
+    [11_000, 19_000, 35_000],
+    '3 s of bad link, then an up dwell of 8 s, 16 s, 32 s',
+  );
+});
+
 t.test('a ladder uses measured temporal-layer bitrates and falls back to nominal ones', async (t) => {
   const ladder = buildLadder(
     3,
