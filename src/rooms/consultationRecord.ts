@@ -1,4 +1,4 @@
-import type { JournalStore } from '../journal/index.js';
+import { isJournalError, type JournalStore } from '../journal/index.js';
 import type { JournalEventData, JournalEventType } from '../journal/events.js';
 import type { WebhookOutbox } from '../webhooks/index.js';
 import { enqueueEndedWebhook } from '../webhooks/index.js';
@@ -27,6 +27,8 @@ export class ConsultationRecord {
     try {
       await this.journal.append(roomId, type, data);
     } catch (err) {
+      // An ended consultation's id cannot be used again (e.g. a new room created with it).
+      if (isJournalError(err, 'JOURNAL_ENDED')) throw new SfuError('ROOM_CLOSED');
       this.log.error({ room: roomId, type, err: (err as Error).message }, 'journal append failed');
       throw new SfuError('INTERNAL', 'journal unavailable');
     }
