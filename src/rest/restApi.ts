@@ -54,10 +54,16 @@ export function sendError(res: ServerResponse, error: SfuError): void {
 export async function readJsonBody(req: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw new SfuError('MESSAGE_TOO_LARGE');
-    chunks.push(chunk);
+  try {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) throw new SfuError('MESSAGE_TOO_LARGE');
+      chunks.push(chunk);
+    }
+  } catch (err) {
+    // A client that aborts mid-body is not a server failure.
+    if (isSfuError(err)) throw err;
+    throw new SfuError('MESSAGE_MALFORMED', 'incomplete body');
   }
   if (size === 0) return {};
   try {
