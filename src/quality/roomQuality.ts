@@ -277,6 +277,7 @@ export class RoomQuality extends EventEmitter<RoomQualityEvents> {
     const audioStreams = [...participant.consumers.values()].filter(
       (c) => c.kind === 'audio' && !c.closed,
     ).length;
+    const wasAudioOnly = state.receiver.mode === 'audio-only';
     const decision = state.receiver.update({
       at: now,
       availableKbps: state.measures.availableKbps,
@@ -284,6 +285,8 @@ export class RoomQuality extends EventEmitter<RoomQualityEvents> {
       video: views,
     });
     this.apply(participant, state, videos, decision, now);
+    const isAudioOnly = state.receiver.mode === 'audio-only';
+    if (isAudioOnly !== wasAudioOnly) this.deps.metrics.qualityAudioOnlyReceivers.inc(isAudioOnly ? 1 : -1);
     if (state.receiver.mode === 'audio-only') {
       // New consumers, or ones the client resumed, stay paused while only audio fits.
       for (const consumer of videos) this.pauseForQuality(state, consumer);
@@ -361,9 +364,6 @@ export class RoomQuality extends EventEmitter<RoomQualityEvents> {
     }
     if (decision.mode) {
       const { mode, reason } = decision.mode;
-      if (mode === 'audio-only') this.deps.metrics.qualityAudioOnlyReceivers.inc();
-      else if (reason === 'recovered' && decision.resume.length > 0)
-        this.deps.metrics.qualityAudioOnlyReceivers.dec();
       this.deps.metrics.qualityModeChanges.inc({ mode, reason });
       this.log.info(
         {
