@@ -1,0 +1,92 @@
+import t from 'tap';
+import { closeAllPeers } from '../../bench/peer/index.js';
+import { renderScenarioMarkdown } from '../../bench/harness/scenarioReport.js';
+import { renderLatencyChart } from '../../bench/harness/render.js';
+import { runJoinStorm } from '../../bench/scenarios/joinStorm.js';
+import { runRest } from '../../bench/scenarios/rest.js';
+import { runSignalling } from '../../bench/scenarios/signalling.js';
+import { runWaitingRoom } from '../../bench/scenarios/waitingRoom.js';
+import { SelfTarget } from '../../bench/targets/self/target.js';
+
+t.teardown(closeAllPeers);
+
+const quiet = { progress: () => undefined, log: () => undefined };
+
+void t.test(
+  'a join storm of two consultations on our server measures every join to its first RTP',
+  async (t) => {
+    const target = new SelfTarget();
+    const report = await runJoinStorm(target, {
+      ...quiet,
+      sessions: 2,
+      rate: 10,
+      joinConcurrency: 2,
+      holdS: 0.2,
+      workers: 1,
+      joinTimeoutMs: 15_000,
+    });
+    t.equal(report.scenario, 'join-storm');
+    t.equal(report.results.joins, 4, 'two joins per consultation');
+    t.equal(report.results.failedSessions, 0);
+    t.ok(report.results.joinsPerS > 0);
+    t.equal(report.latenciesMs.joinToFirstRtp!.samples, 4);
+    t.ok(report.latenciesMs.joinToFirstRtp!.p95 >= report.latenciesMs.joined!.p95);
+    t.ok(report.server.storm!.cpuS.server > 0, "the server's CPU during the storm is measured");
+    t.equal(target.serverPids().server, undefined, 'the server is stopped');
+    t.match(renderScenarioMarkdown(report), /joinToFirstRtp/);
+    t.notMatch(renderLatencyChart('storm', report.latenciesMs), /NaN|undefined/);
+  },
+);
+
+void t.test(
+  'a practitioner admits a queue of three patients one by one and each receives its media',
+  async (t) => {
+    const report = await runWaitingRoom(new SelfTarget(), {
+      ...quiet,
+      patients: 3,
+      rate: 0,
+      holdS: 0.2,
+      workers: 1,
+      timeoutMs: 15_000,
+    });
+    t.equal(report.results.admitted, 3);
+    t.equal(report.results.failed, 0);
+    t.same(report.errors, []);
+    const admission = report.latenciesMs.consentToFirstRtp!;
+    t.equal(admission.samples, 3);
+    t.ok(admission.p50 > 0 && admission.p99 >= admission.p50, 'consent-to-first-RTP percentiles are ordered');
+    t.ok(report.latenciesMs.consentToAdmitted!.p99 <= admission.p99);
+  },
+);
+
+void t.test('idle joined signalling connections are counted, weighed and then send requests', async (t) => {
+  const report = await runSignalling(new SelfTarget(), {
+    ...quiet,
+    connections: 20,
+    roomSize: 2,
+    requestConnections: 4,
+    durationS: 1,
+    openConcurrency: 8,
+    workers: 1,
+    timeoutMs: 15_000,
+  });
+  t.equal(report.results.connections, 20);
+  t.equal(report.results.rooms, 10);
+  t.equal(report.failures, 0, 'every connection joined and stayed open');
+  t.ok(report.results.joinsPerS > 0);
+  t.ok(report.results.rssMiB.withConnections > 0, "the server's memory is read");
+  t.type(report.results.serverRssPerConnectionKiB, 'number');
+  t.ok(report.results.requests.total > 0, 'requests were answered');
+  t.equal(report.results.requests.failed, 0);
+  t.equal(report.latenciesMs.request!.samples, report.results.requests.total);
+});
+
+void t.test('the REST API is driven by autocannon for room creation and room reads', async (t) => {
+  const report = await runRest(new SelfTarget(), { ...quiet, connections: 2, durationS: 1, workers: 1 });
+  for (const endpoint of [report.results.createRoom, report.results.readRoom]) {
+    t.ok(endpoint.requests > 0, 'requests completed');
+    t.equal(endpoint.errors, 0);
+    t.equal(endpoint.non2xx, 0, 'every answer was a success');
+    t.ok(endpoint.perS > 0);
+  }
+});
