@@ -1028,6 +1028,8 @@ export class Room extends TypedEmitter<RoomEvents> {
     }
     const couldExchange = this.mayExchangeMedia;
     this.updateSelf(result.self);
+    // Waiting-list notifications sent while we were away are lost: fetch the list again.
+    if (this.selfInfo.role === 'practitioner') void this.refreshWaitingList();
     if (!couldExchange) {
       // Still waiting: a pre-call check carries on (updateSelf started media if admitted meanwhile).
       if (WAITING_STATES.has(this.selfInfo.state))
@@ -1050,6 +1052,17 @@ export class Room extends TypedEmitter<RoomEvents> {
     }
     // Publications whose request was lost with the connection are still queued: send them now.
     await this.publishQueued();
+  }
+
+  private async refreshWaitingList(): Promise<void> {
+    try {
+      const { entries } = await this.session.request('getWaitingList', {});
+      if (JSON.stringify(entries) === JSON.stringify(this.waitingEntries)) return;
+      this.waitingEntries = entries;
+      this.emit('waitingListChanged', entries);
+    } catch (err) {
+      if (!this.finished) this.emit('error', this.wrap(err));
+    }
   }
 
   /**
