@@ -384,7 +384,7 @@ t.test('a consultation through the SDK in Chromium', { skip }, async (t) => {
   });
 
   await t.test(
-    "an assistant joins with an access code and is admitted after the patient's third-party consent",
+    "an assistant joins with an access code, is admitted after the patient's third-party consent, and its resume reconciles the tracks that changed while it was away",
     async (t) => {
       const invalid = await browser.openPage(`${origin}/`);
       t.teardown(() => invalid.page.close());
@@ -411,7 +411,13 @@ t.test('a consultation through the SDK in Chromium', { skip }, async (t) => {
       const assistant = await browser.openPage(`${origin}/`);
       t.teardown(() => assistant.page.close());
       const spaced = invitation.body.accessCode.replace(/^(\d{4})/, '$1 ');
-      const joined = await joinInPage(assistant.page, origin, { accessCode: spaced });
+      // A slow first reconnection, so that the room can change while its signalling is down.
+      const joined = await joinInPage(
+        assistant.page,
+        origin,
+        { accessCode: spaced },
+        { reconnect: { initialDelayMs: 6_000, maxDelayMs: 6_000 } },
+      );
       t.equal(joined.selfId, invitation.body.participantId, 'the code (typed with a space) joins');
       t.equal(joined.state, 'waiting', 'the assistant waits');
       await waitFor('the patient to be asked for its consent', async () =>
@@ -431,6 +437,66 @@ t.test('a consultation through the SDK in Chromium', { skip }, async (t) => {
         (await pageRecord(assistant.page)).admission.includes('admitted'),
       );
       t.pass('the practitioner admitted the assistant');
+      const received = () =>
+        assistant.page.evaluate(() =>
+          (window.tc?.room.remoteTracks ?? [])
+            .filter((track) => track.track.readyState === 'live')
+            .map((track) => `${track.participantId}:${track.source}`)
+            .sort(),
+        );
+      await waitFor('the assistant to receive both sides', async () => (await received()).length === 4);
+
+      // Its signalling drops; meanwhile the practitioner shares a screen and the patient stops its
+      // microphone. The notifications are lost with the connection; the resume lists the consumers.
+      await assistant.page.evaluate(() => window.tc?.room.simulateConnectionDrop());
+      await practitioner.page.evaluate(async () => {
+        const canvas = document.createElement('canvas');
+        canvas.width = 320;
+        canvas.height = 180;
+        const context = canvas.getContext('2d');
+        setInterval(() => {
+          if (!context) return;
+          context.fillStyle = `hsl(${(Date.now() / 10) % 360}, 80%, 50%)`;
+          context.fillRect(0, 0, 320, 180);
+        }, 50);
+        const [track] = canvas.captureStream(15).getVideoTracks();
+        if (!track || !window.tc) throw new Error('no canvas track');
+        await window.tc.room.publishTrack(track, 'screen');
+      });
+      await patient.page.evaluate(() => window.tc?.room.unpublish('microphone'));
+      const room = server.server.rooms.get(consultation.roomId);
+      const assistantOnServer = room?.participants.get(joined.selfId);
+      const screenProducer = [...(room?.participants.get('practitioner-1')?.producers.values() ?? [])].find(
+        (p) => (p.appData as { source?: string }).source === 'screen',
+      );
+      if (!assistantOnServer || !screenProducer) throw new Error('no screen producer on the server');
+      const screenConsumer = await waitFor('the server to create the screen consumer', () =>
+        Promise.resolve(
+          [...assistantOnServer.consumers.values()].find((c) => c.producerId === screenProducer.id),
+        ),
+      );
+      t.equal(assistantOnServer.link, undefined, 'it was created while the assistant was disconnected');
+      t.equal(
+        (await pageRecord(assistant.page)).connection.at(-1),
+        'reconnecting',
+        'the assistant has not reconnected yet',
+      );
+      await waitFor('the assistant to resume', async () =>
+        (await pageRecord(assistant.page)).connection.join(',').endsWith('reconnecting,connected'),
+      );
+      await waitFor(
+        'the received tracks to match the room again',
+        async () =>
+          (await received()).join(',') ===
+          ['patient-1:camera', 'practitioner-1:camera', 'practitioner-1:microphone', 'practitioner-1:screen']
+            .sort()
+            .join(','),
+      );
+      t.pass("after the resume the screen is received and the patient's microphone is gone");
+      await waitFor('the screen consumer to be resumed by the SDK', () =>
+        Promise.resolve(!screenConsumer.paused || undefined),
+      );
+      t.pass('the SDK resumed the consumer it learnt of from the resume');
       await assistant.page.evaluate(() => window.tc?.room.leave());
       await waitFor(
         'the assistant to be gone',

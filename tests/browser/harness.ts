@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { Page } from 'playwright-core';
 import type * as Sdk from '../../src/sdk/index.js';
-import type { JoinCredentials, PrecheckReport, Room } from '../../src/sdk/index.js';
+import type { ConnectOptions, JoinCredentials, PrecheckReport, Room } from '../../src/sdk/index.js';
 
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
@@ -44,12 +44,17 @@ export async function joinInPage(
   page: Page,
   url: string,
   credentials: string | JoinCredentials,
+  options: Pick<ConnectOptions, 'reconnect'> = {},
 ): Promise<{ selfId: string; state: string }> {
   return page.evaluate(
-    async ({ url, credentials }) => {
+    async ({ url, credentials, options }) => {
       const bundle = '/sdk/teleconsult-sdk.js';
       const sdk = (await import(bundle)) as typeof Sdk;
-      const room = await sdk.connect(url, credentials, { handlerName: 'Chrome111', locale: 'en' });
+      const room = await sdk.connect(url, credentials, {
+        handlerName: 'Chrome111',
+        locale: 'en',
+        ...options,
+      });
       const record: PageRecord = {
         events: [],
         tracks: [],
@@ -95,7 +100,7 @@ export async function joinInPage(
       window.tc = { room, record };
       return { selfId: room.self.id, state: room.self.state };
     },
-    { url, credentials },
+    { url, credentials, options },
   );
 }
 
