@@ -18,6 +18,7 @@ import { DEFAULT_OPTIONS, runBench } from './harness/run.js';
 import type { BenchOptions } from './harness/run.js';
 import { renderScenarioMarkdown } from './harness/scenarioReport.js';
 import { TargetError } from './harness/target.js';
+import type { Target } from './harness/target.js';
 import { runJoinStorm } from './scenarios/joinStorm.js';
 import { runRest } from './scenarios/rest.js';
 import { runSignalling } from './scenarios/signalling.js';
@@ -44,6 +45,8 @@ const USAGE = `usage: npm run bench -- [options]
   --hold S                 join-storm, waiting-room: seconds a session or patient stays once media flows (1)
   --connections K          rest: HTTP connections (10); signalling: connections sending requests (50)
   --room-size N            signalling: participants per room (default 2)
+  --server-env K=V         self: extra SFU_* variable for the server child (repeatable), e.g. to
+                           switch a feature off and see what it costs
   --workers N              mediasoup workers (default: one per CPU, as the server)
   --ramp                   raise sessions stepwise until loss > --max-loss or delay p99 > --max-p99
   --step N                 sessions added per ramp step (default: --sessions)
@@ -78,6 +81,7 @@ interface Parsed {
   holdS: number;
   connections: number | undefined;
   roomSize: number;
+  serverEnv: Record<string, string>;
   out: string;
   quiet: boolean;
 }
@@ -104,6 +108,7 @@ function parse(argv: string[]): Parsed {
       hold: { type: 'string' },
       connections: { type: 'string' },
       'room-size': { type: 'string' },
+      'server-env': { type: 'string', multiple: true },
       workers: { type: 'string' },
       ramp: { type: 'boolean', default: false },
       step: { type: 'string' },
@@ -166,6 +171,12 @@ function parse(argv: string[]): Parsed {
         ? `compare-consult${size}${ramp ? '-ramp' : ''}.json`
         : `${scenario}-${targetName}${size}${ramp ? '-ramp' : ''}.json`,
     );
+  const serverEnv: Record<string, string> = {};
+  for (const pair of values['server-env'] ?? []) {
+    const match = /^(SFU_[A-Z0-9_]+)=(.*)$/.exec(pair);
+    if (!match) throw new UsageError(`--server-env expects SFU_NAME=value, got "${pair}"`);
+    serverEnv[match[1]!] = match[2]!;
+  }
   const connections =
     values.connections !== undefined ? Math.floor(positive('connections', values.connections, 1)) : undefined;
   return {
@@ -177,6 +188,7 @@ function parse(argv: string[]): Parsed {
     holdS: positive('hold', values.hold, 1, true),
     connections,
     roomSize: Math.floor(positive('room-size', values['room-size'], 2)),
+    serverEnv,
     out,
     quiet: values.quiet ?? false,
   };
@@ -226,8 +238,14 @@ function writeConsult(out: string, report: BenchReport): string {
   );
 }
 
-function selfTarget(name: string): SelfTarget {
+function makeTarget(name: string, parsed: Parsed): Target {
   const target = TARGETS[name]!();
+  if (target instanceof SelfTarget) target.configure(parsed.serverEnv);
+  return target;
+}
+
+function selfTarget(parsed: Parsed): SelfTarget {
+  const target = makeTarget(parsed.targetName, parsed);
   if (!(target instanceof SelfTarget)) throw new UsageError('this scenario needs --target self');
   return target;
 }
@@ -237,7 +255,7 @@ async function runScenario(parsed: Parsed, log: (line: string) => void, progress
   const common = { workers: options.workers, progress, log };
   switch (parsed.scenario) {
     case 'join-storm':
-      return runJoinStorm(TARGETS[parsed.targetName]!(), {
+      return runJoinStorm(makeTarget(parsed.targetName, parsed), {
         ...common,
         sessions: options.sessions,
         rate: parsed.rate,
@@ -246,7 +264,7 @@ async function runScenario(parsed: Parsed, log: (line: string) => void, progress
         joinTimeoutMs: options.joinTimeoutMs,
       });
     case 'waiting-room':
-      return runWaitingRoom(selfTarget(parsed.targetName), {
+      return runWaitingRoom(selfTarget(parsed), {
         ...common,
         patients: options.sessions,
         rate: parsed.rate,
@@ -254,7 +272,7 @@ async function runScenario(parsed: Parsed, log: (line: string) => void, progress
         timeoutMs: options.joinTimeoutMs,
       });
     case 'signalling':
-      return runSignalling(selfTarget(parsed.targetName), {
+      return runSignalling(selfTarget(parsed), {
         ...common,
         connections: options.sessions,
         roomSize: parsed.roomSize,
@@ -264,7 +282,7 @@ async function runScenario(parsed: Parsed, log: (line: string) => void, progress
         timeoutMs: options.joinTimeoutMs,
       });
     case 'rest':
-      return runRest(selfTarget(parsed.targetName), {
+      return runRest(selfTarget(parsed), {
         ...common,
         connections: parsed.connections ?? 10,
         durationS: options.durationS,
@@ -320,7 +338,11 @@ async function main(): Promise<number> {
     for (const name of parsed.compare) {
       log(`compare: running ${name}`);
       try {
-        const report = await runBench(TARGETS[name]!(), { ...options, progress: progress.print, log });
+        const report = await runBench(makeTarget(name, parsed), {
+          ...options,
+          progress: progress.print,
+          log,
+        });
         progress.done();
         writeConsult(out.replace(/(\.json)?$/i, `-${name}.json`), report);
         runs.push({ target: name, report });
@@ -347,7 +369,7 @@ async function main(): Promise<number> {
     return runs.some((r) => r.report && r.report.joined > 0) ? 0 : 1;
   }
 
-  const target = TARGETS[targetName]!();
+  const target = makeTarget(targetName, parsed);
   const report = await runBench(target, { ...options, progress: progress.print, log });
   progress.done();
   closeAllPeers();

@@ -29,6 +29,8 @@ export interface JoinStormResults {
   offeredJoinsPerS: number;
   /** Most sessions up (joining or joined) at the same time. */
   peakConcurrentSessions: number;
+  /** This process's CPU during the storm, in cores: the peers' ICE, DTLS and media cost it too. */
+  loadGeneratorCores: number;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -63,6 +65,7 @@ export async function runJoinStorm(
   let lastDone = 0;
   const leaving: Promise<void>[] = [];
   const usage = measureServer(target.serverPids());
+  const ownCpu = process.cpuUsage();
 
   const one = async (index: number): Promise<void> => {
     live++;
@@ -104,6 +107,7 @@ export async function runJoinStorm(
       );
     }
     const storm = usage.end();
+    const own = process.cpuUsage(ownCpu);
     await Promise.all(leaving);
     const window = lastDone > firstStart ? (lastDone - firstStart) / 1000 : 0;
     const pct = (values: number[]) => ({ ...percentilesOf(values), samples: values.length });
@@ -127,6 +131,7 @@ export async function runJoinStorm(
         joinsPerS: window > 0 ? joins.length / window : 0,
         offeredJoinsPerS: options.rate,
         peakConcurrentSessions: peak,
+        loadGeneratorCores: (own.user + own.system) / 1e6 / storm.seconds,
       },
       latenciesMs: {
         joinToFirstRtp: pct(joins.map((j) => j.firstRtpMs)),
