@@ -64,6 +64,20 @@ export class SfuServer {
   }
 
   async start(): Promise<void> {
+    try {
+      await this.startParts();
+    } catch (err) {
+      // A failed start must not leave workers, timers or files open behind it.
+      await this.phone?.close().catch(() => undefined);
+      this.invitations?.close();
+      await this.pool?.close().catch(() => undefined);
+      await this.outbox?.close().catch(() => undefined);
+      await this.journal?.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async startParts(): Promise<void> {
     const { config, log, metrics } = this;
     this.tokenSecret = config.auth.tokenSecret
       ? new TextEncoder().encode(config.auth.tokenSecret)

@@ -40,10 +40,15 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   static async start(config: Config['media'], log: Logger, metrics: Metrics): Promise<WorkerPool> {
     const pool = new WorkerPool(config, log.child({ module: 'worker-pool' }), metrics);
     const count = config.workers > 0 ? config.workers : os.availableParallelism();
-    for (let index = 0; index < count; index++) {
-      const slot: WorkerSlot = { index, ...(await pool.launch(index)), load: 0, routers: 0 };
-      pool.watch(slot);
-      pool.slots.push(slot);
+    try {
+      for (let index = 0; index < count; index++) {
+        const slot: WorkerSlot = { index, ...(await pool.launch(index)), load: 0, routers: 0 };
+        pool.watch(slot);
+        pool.slots.push(slot);
+      }
+    } catch (err) {
+      await pool.close();
+      throw err;
     }
     pool.metrics.workersAlive.set(pool.slots.length);
     return pool;
@@ -117,12 +122,18 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
         ...(this.config.announcedAddress ? { announcedIp: this.config.announcedAddress } : {}),
         port,
       };
-      webRtcServer = await worker.createWebRtcServer({
-        listenInfos: [
-          { protocol: 'udp', ...base },
-          { protocol: 'tcp', ...base },
-        ],
-      });
+      try {
+        webRtcServer = await worker.createWebRtcServer({
+          listenInfos: [
+            { protocol: 'udp', ...base },
+            { protocol: 'tcp', ...base },
+          ],
+        });
+      } catch (err) {
+        // The port is taken (or the address is wrong): do not leave the worker behind.
+        worker.close();
+        throw err;
+      }
     }
     this.log.info({ worker: index, pid: worker.pid }, 'mediasoup worker started');
     return { worker, webRtcServer };

@@ -9,12 +9,14 @@ import { signJoinToken, type TokenGrant } from '../../src/auth/joinTokens.js';
 
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
 
-let nextWebRtcPort = 41000 + (process.pid % 50) * 20;
+/** Test files run in parallel processes (and beside other suites): pick media ports at random. */
+function randomWebRtcPort(): number {
+  return 20000 + 4 * Math.floor(Math.random() * 4000);
+}
 
 /** Builds a loopback-only configuration for tests; each server gets its own media ports. */
 export function testConfig(overrides: DeepPartial<Config> = {}): Config {
-  const webRtcServerPort = nextWebRtcPort;
-  nextWebRtcPort += 4;
+  const webRtcServerPort = randomWebRtcPort();
   const raw = {
     ...overrides,
     server: { listenHost: '127.0.0.1', port: 0, shutdownDeadlineS: 0, ...overrides.server },
@@ -46,9 +48,19 @@ export interface TestServer {
 
 /** Starts a real server (real mediasoup workers) on loopback with an ephemeral port. */
 export async function startTestServer(overrides: DeepPartial<Config> = {}): Promise<TestServer> {
-  const config = testConfig(overrides);
-  const server = new SfuServer(config, createLogger(config.log.level));
-  await server.start();
+  let config = testConfig(overrides);
+  let server = new SfuServer(config, createLogger(config.log.level));
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await server.start();
+      break;
+    } catch (err) {
+      // Another process took the random media port: try another one.
+      if (attempt >= 5 || !/address already in use/.test((err as Error).message)) throw err;
+      config = testConfig(overrides);
+      server = new SfuServer(config, createLogger(config.log.level));
+    }
+  }
   const url = `http://127.0.0.1:${server.address.port}`;
   const apiKey = server.apiKeys[0] as string;
   return {
