@@ -37,7 +37,8 @@ export function verifyWebhookSignature(
   const ts = typeof timestamp === 'number' ? String(timestamp) : timestamp;
   if (typeof ts !== 'string' || !/^[0-9]{1,12}$/.test(ts)) return false;
   if (!Number.isFinite(toleranceS) || toleranceS < 0) return false;
-  if (Math.abs(nowS - Number(ts)) > toleranceS) return false;
+  // Written so that a NaN or non-number clock refuses instead of skipping the freshness check.
+  if (typeof nowS !== 'number' || !(Math.abs(nowS - Number(ts)) <= toleranceS)) return false;
   const expected = Buffer.from(hmacHex(secret, ts, body), 'hex');
   let matched = false;
   for (const entry of header.split(/[\s,]+/)) {
