@@ -4,12 +4,9 @@ import { createHash } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { SfuError } from '../errors/catalogue.js';
+import { ConsentPurposeSchema } from '../protocol/messages.js';
 
-export const ConsentPurpose = Type.Union([
-  Type.Literal('teleconsultation'),
-  Type.Literal('third-party'),
-  Type.Literal('secondary-use'),
-]);
+export const ConsentPurpose = ConsentPurposeSchema;
 export type ConsentPurpose = Static<typeof ConsentPurpose>;
 
 export const ConsentTextInput = Type.Object(

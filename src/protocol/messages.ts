@@ -1,4 +1,4 @@
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Type, type Static, type TLiteral, type TSchema, type TUnion } from '@sinclair/typebox';
 
 /**
  * The signalling protocol, version 1: the one source of truth for every message. The server
@@ -17,25 +17,27 @@ const Id = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.:-]
 /** mediasoup's opaque JSON dictionaries (RTP/DTLS/SCTP parameters), size-capped at the frame level. */
 const Opaque = Type.Record(Type.String({ maxLength: 64 }), Type.Unknown());
 
-export const Role = Type.Union([
-  Type.Literal('practitioner'),
-  Type.Literal('patient'),
-  Type.Literal('assistant'),
-  Type.Literal('observer'),
-]);
+type Literals<T extends readonly string[]> = { -readonly [K in keyof T]: TLiteral<T[K]> };
+
+/** A union of string literals: one of the given values. */
+function oneOf<const T extends readonly string[]>(values: T): TUnion<Literals<T>> {
+  return Type.Union(values.map((v) => Type.Literal(v))) as unknown as TUnion<Literals<T>>;
+}
+
+export const Role = oneOf(['practitioner', 'patient', 'assistant', 'observer'] as const);
 export type Role = Static<typeof Role>;
 
-export const AdmissionState = Type.Union([
-  Type.Literal('invited'),
-  Type.Literal('waiting'),
-  Type.Literal('consented'),
-  Type.Literal('admitted'),
-  Type.Literal('in-call'),
-  Type.Literal('left'),
-  Type.Literal('declined'),
-  Type.Literal('expired'),
-  Type.Literal('removed'),
-]);
+export const AdmissionState = oneOf([
+  'invited',
+  'waiting',
+  'consented',
+  'admitted',
+  'in-call',
+  'left',
+  'declined',
+  'expired',
+  'removed',
+] as const);
 export type AdmissionState = Static<typeof AdmissionState>;
 
 export const ParticipantInfo = Type.Object({
@@ -65,25 +67,16 @@ export const DtlsFingerprint = Type.Object({
 });
 
 export const DtlsParameters = Type.Object({
-  role: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('client'), Type.Literal('server')])),
+  role: Type.Optional(oneOf(['auto', 'client', 'server'] as const)),
   // An empty fingerprint list once killed mediasoup workers: require at least one.
   fingerprints: Type.Array(DtlsFingerprint, { minItems: 1, maxItems: 8 }),
 });
 
-const MediaKind = Type.Union([Type.Literal('audio'), Type.Literal('video')]);
-export const MediaSource = Type.Union([
-  Type.Literal('microphone'),
-  Type.Literal('camera'),
-  Type.Literal('screen'),
-  Type.Literal('phone'),
-]);
+const MediaKind = oneOf(['audio', 'video'] as const);
+export const MediaSource = oneOf(['microphone', 'camera', 'screen', 'phone'] as const);
 export type MediaSource = Static<typeof MediaSource>;
 
-export const ConsentPurposeSchema = Type.Union([
-  Type.Literal('teleconsultation'),
-  Type.Literal('third-party'),
-  Type.Literal('secondary-use'),
-]);
+export const ConsentPurposeSchema = oneOf(['teleconsultation', 'third-party', 'secondary-use'] as const);
 
 export const ConsentTextView = Type.Object({
   purpose: ConsentPurposeSchema,
@@ -125,6 +118,13 @@ export const ConsumerAnnouncement = Type.Object({
   producerPaused: Type.Boolean(),
 });
 
+/** TURN/STUN servers for the client's ICE agent, with short-lived credentials (coturn REST scheme). */
+export const IceServer = Type.Object({
+  urls: Type.Array(Type.String()),
+  username: Type.Optional(Type.String()),
+  credential: Type.Optional(Type.String()),
+});
+
 /** Requests: method name -> params and result schemas. */
 export const Requests = {
   join: {
@@ -149,6 +149,8 @@ export const Requests = {
       participants: Type.Array(ParticipantInfo),
       routerRtpCapabilities: Opaque,
       resumeToken: Type.String(),
+      /** Present when the server issues TURN credentials (turn.* configuration). */
+      iceServers: Type.Optional(Type.Array(IceServer)),
     }),
   },
   resume: {
@@ -160,6 +162,7 @@ export const Requests = {
       participants: Type.Array(ParticipantInfo),
       routerRtpCapabilities: Opaque,
       resumeToken: Type.String(),
+      iceServers: Type.Optional(Type.Array(IceServer)),
       /** Transports kept during the grace period; the client restarts ICE on each. */
       transportIds: Type.Array(Id),
       /** Every consumer this participant has now, including any created while it was disconnected. */
@@ -172,7 +175,7 @@ export const Requests = {
   },
   createTransport: {
     params: Type.Object({
-      direction: Type.Union([Type.Literal('send'), Type.Literal('recv')]),
+      direction: oneOf(['send', 'recv'] as const),
       sctp: Type.Optional(Type.Boolean()),
       /** Pre-call check while waiting: media on this transport only loops back to the sender. */
       precheck: Type.Optional(Type.Boolean()),
@@ -348,13 +351,8 @@ export const Notifications = {
   }),
   /** This receiver's video mode changed: full, reduced layers, or audio only (video paused). */
   mediaModeChanged: Type.Object({
-    mode: Type.Union([Type.Literal('full'), Type.Literal('reduced'), Type.Literal('audio-only')]),
-    reason: Type.Union([
-      Type.Literal('bandwidth'),
-      Type.Literal('recovered'),
-      Type.Literal('render-size'),
-      Type.Literal('priority'),
-    ]),
+    mode: oneOf(['full', 'reduced', 'audio-only'] as const),
+    reason: oneOf(['bandwidth', 'recovered', 'render-size', 'priority'] as const),
   }),
   /** The sender's uplink is weak: send at most these simulcast layers (indices from 0). */
   publishLayersAdvice: Type.Object({
@@ -362,8 +360,8 @@ export const Notifications = {
     maxSpatialLayer: Type.Integer({ minimum: -1, maximum: 3 }),
   }),
   /** Media of the room was lost (e.g. its worker died); transports must be created again. */
-  mediaReset: Type.Object({ reason: Type.Union([Type.Literal('worker-died')]) }),
-  roomClosed: Type.Object({ reason: Type.Union([Type.Literal('ended'), Type.Literal('server-shutdown')]) }),
+  mediaReset: Type.Object({ reason: oneOf(['worker-died'] as const) }),
+  roomClosed: Type.Object({ reason: oneOf(['ended', 'server-shutdown'] as const) }),
 } satisfies Record<string, TSchema>;
 
 export type NotificationName = keyof typeof Notifications;
@@ -373,6 +371,8 @@ export const ErrorBody = Type.Object({
   code: Type.String(),
   message: Type.String(),
   detail: Type.Optional(Type.String()),
+  /** With ROOM_ELSEWHERE: the base URL of the node hosting the room (cluster mode). */
+  location: Type.Optional(Type.String()),
 });
 export type ErrorBody = Static<typeof ErrorBody>;
 
