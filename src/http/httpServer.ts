@@ -68,9 +68,11 @@ export class HttpServer {
     return this.server.address() as AddressInfo;
   }
 
+  /** Rooms are closed by now: kept-alive and in-flight HTTP connections are cut rather than awaited. */
   async close(): Promise<void> {
-    this.server.closeIdleConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections();
+    await closed;
   }
 
   private async onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
