@@ -228,7 +228,7 @@ export class ReceiverPolicy {
         if ((up.get(first.id) ?? -1) >= 0) {
           this.videoBackSince ??= sample.at;
           if (sample.at - this.videoBackSince < t.audioOnlyUpDwellMs * this.backoff) return decision;
-          this.leaveAudioOnly(sample, up, decision);
+          this.leaveAudioOnly(sample, decision);
         } else {
           this.videoBackSince = undefined;
           // Consumers created meanwhile must stay paused too.
@@ -296,16 +296,17 @@ export class ReceiverPolicy {
     decision.mode = { mode: 'audio-only', reason: 'bandwidth' };
   }
 
-  private leaveAudioOnly(sample: ReceiverSample, up: Map<string, number>, decision: ReceiverDecision): void {
+  private leaveAudioOnly(sample: ReceiverSample, decision: ReceiverDecision): void {
     this.videoBackSince = undefined;
     this.videoBackAt = sample.at;
     decision.resume = sample.video.map((v) => v.id);
     for (const consumer of sample.video) {
-      // Back at the lowest layer the headroom allows; later steps up go through the dwell time.
-      const rung = Math.max(0, up.get(consumer.id) ?? 0);
+      // Back at the lowest layer whatever the estimate says: after a pause the estimate comes from
+      // short probes, which a shallow bottleneck buffer lets through faster than it drains.
+      // Higher layers follow through the usual up dwell.
       const state = newState(0);
       this.consumers.set(consumer.id, state);
-      this.setRung(consumer, state, rung, 'up', 'bandwidth', decision, true);
+      this.setRung(consumer, state, 0, 'up', 'bandwidth', decision, true);
     }
     // Marks the mode as changing; updateMode() says to what.
     this.modeNow = 'reduced';

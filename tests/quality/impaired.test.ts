@@ -214,11 +214,12 @@ t.test('a patient behind a capped link keeps hearing the doctor and gets video b
       `spatial layer ${layer} forwarded, first ${figures.lowerLayerAfterCapMs} ms after the cap`,
     );
     const before = await inbound(page);
-    await new Promise((resolve) => setTimeout(resolve, 2000));
+    await new Promise((resolve) => setTimeout(resolve, 4000));
     const after = await inbound(page);
+    // Paused video brings a few kB at most (the queue's tail); flowing video tens of kB.
     t.ok(
-      after.videoBytes - before.videoBytes > 10_000,
-      `video keeps flowing (${after.videoBytes - before.videoBytes} bytes in 2 s)`,
+      after.videoBytes - before.videoBytes > 8_000,
+      `video keeps flowing (${after.videoBytes - before.videoBytes} bytes in 4 s)`,
     );
     await waitFor('the SDK layer event', async () =>
       (await pageRecord(page)).layers.some((l) => l.spatial !== null && l.spatial < 2 && l.at >= capped),
@@ -229,13 +230,24 @@ t.test('a patient behind a capped link keeps hearing the doctor and gets video b
   await t.test('below the audio-only threshold video pauses and audio keeps arriving', async (t) => {
     const capped = Date.now();
     await link.setRate(AUDIO_ONLY_CAP_KBIT);
+    // At 320 kbit/s the link may already have flapped into audio only: what counts is that it holds.
+    const audioOnly = async () => {
+      const modes = (await pageRecord(page)).modes;
+      return modes[modes.length - 1]?.mode === 'audio-only' && videoConsumer()?.paused === true;
+    };
+    let since: number | undefined;
     await waitFor(
-      'audio-only mode in the SDK',
-      async () => (await pageRecord(page)).modes.some((m) => m.mode === 'audio-only' && m.at >= capped),
+      'audio-only mode (SDK event and paused consumer) for 2 s',
+      async () => {
+        if (!(await audioOnly())) since = undefined;
+        else since ??= Date.now();
+        return since !== undefined && Date.now() - since >= 2000;
+      },
       40_000,
     );
-    figures.audioOnlyAfterCapMs = Date.now() - capped;
-    const mode = (await pageRecord(page)).modes.find((m) => m.mode === 'audio-only');
+    figures.audioOnlyAfterCapMs = (since ?? Date.now()) - capped;
+    const seen = (await pageRecord(page)).modes;
+    const mode = seen[seen.length - 1];
     t.equal(mode?.reason, 'bandwidth', 'the reason is bandwidth');
     t.equal(videoConsumer()?.paused, true, "the server paused the patient's video consumer");
     const before = await inbound(page);
@@ -246,7 +258,7 @@ t.test('a patient behind a capped link keeps hearing the doctor and gets video b
     figures.audioPacketsPerSecondWhileAudioOnly = audioPackets / 4;
     figures.videoBytesWhileAudioOnly = videoBytes;
     t.ok(audioPackets >= 100, `audio keeps arriving: ${audioPackets} packets in 4 s (50/s sent)`);
-    t.ok(videoBytes < 20_000, `video stopped: ${videoBytes} bytes in 4 s`);
+    t.ok(videoBytes < 8_000, `video stopped: ${videoBytes} bytes in 4 s`);
     const modes = await srv.server.metrics.qualityModeChanges.get();
     t.ok(
       modes.values.some((v) => v.labels.mode === 'audio-only' && v.value >= 1),
