@@ -8,7 +8,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { ConfigSchema } = await import(path.join(root, 'dist', 'src', 'config', 'schema.js'));
 
 function typeOf(p) {
-  if (p.anyOf) return p.anyOf.map((a) => (a.const !== undefined ? JSON.stringify(a.const) : typeOf(a))).join(' \\| ');
+  if (p.anyOf)
+    return p.anyOf.map((a) => (a.const !== undefined ? JSON.stringify(a.const) : typeOf(a))).join(' \\| ');
   if (p.type === 'array') return `${typeOf(p.items)}[]`;
   if (p.type === 'integer' && p.minimum !== undefined) return `integer ${p.minimum}..${p.maximum}`;
   return p.type ?? 'unknown';
