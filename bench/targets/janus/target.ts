@@ -24,7 +24,10 @@ export class JanusTarget implements Target {
 
   start(_options: TargetStartOptions): Promise<void> {
     return Promise.reject(
-      new TargetError('target janus is not implemented yet (see bench/targets/janus/target.ts)'),
+      new TargetError(
+        'target janus is not implemented yet (what blocks it: bench/README.md, section Janus; janus is ' +
+          'installed with apt-get install -y janus)',
+      ),
     );
   }
 
