@@ -12,6 +12,8 @@ const TEXT = {
     practitionerView: 'Vue praticien',
     patientView: 'Vue patient',
     singleUse: "Chaque lien ne sert qu'une fois et expire après 10 minutes.",
+    assistantCode:
+      "Code d'accès pour un accompagnant (à saisir sur la page d'accueil, dans un troisième onglet) :",
     codeLabel: "Vous avez un code d'accès ? Saisissez-le :",
     joinWithCode: 'Rejoindre',
     you: 'Vous',
@@ -88,6 +90,7 @@ const TEXT = {
     practitionerView: 'Practitioner view',
     patientView: 'Patient view',
     singleUse: 'Each link works once and expires after 10 minutes.',
+    assistantCode: 'Access code for a companion (type it on the home page, in a third tab):',
     codeLabel: 'Have an access code? Type it:',
     joinWithCode: 'Join',
     you: 'You',
@@ -208,7 +211,8 @@ async function createConsultation() {
   try {
     const res = await fetch('/demo/consultations', { method: 'POST' });
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
-    const { tokens } = await res.json();
+    const { tokens, assistantAccessCode } = await res.json();
+    $('assistant-code').textContent = assistantAccessCode ?? '';
     $('practitioner-link').href = `/?role=practitioner&token=${encodeURIComponent(tokens.practitioner)}`;
     $('patient-link').href = `/?role=patient&token=${encodeURIComponent(tokens.patient)}`;
     $('links').hidden = false;

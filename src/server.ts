@@ -159,7 +159,7 @@ export class SfuServer {
       rest,
       signalling: this.signalling,
       demo: config.server.demoPage
-        ? new DemoEndpoint(this.rooms, this.tokenSecret, config.auth.tokenAudience)
+        ? new DemoEndpoint(this.rooms, this.tokenSecret, config.auth.tokenAudience, this.invitations)
         : undefined,
       version: VERSION,
     });

@@ -1,5 +1,7 @@
 import type { ServerResponse } from 'node:http';
+import { decodeJwt } from 'jose';
 import { signJoinToken } from '../auth/joinTokens.js';
+import type { InvitationStore } from '../auth/invitations.js';
 import type { RoomRegistry } from '../rooms/roomRegistry.js';
 import { sendJson } from '../rest/restApi.js';
 
@@ -12,6 +14,7 @@ export class DemoEndpoint {
     private readonly rooms: RoomRegistry,
     private readonly tokenSecret: Uint8Array,
     private readonly audience: string,
+    private readonly invitations: InvitationStore,
   ) {}
 
   async create(res: ServerResponse): Promise<void> {
@@ -31,6 +34,27 @@ export class DemoEndpoint {
       displayName: 'Patient',
       ttlS,
     });
-    sendJson(res, 201, { roomId: room.id, tokens: { practitioner, patient } });
+    // A companion (third party) joins with a typed access code: it shows the third-party consent flow.
+    const assistantToken = await signJoinToken(this.tokenSecret, this.audience, {
+      room: room.id,
+      participantId: 'assistant-1',
+      role: 'assistant',
+      displayName: 'Accompagnant',
+      ttlS,
+    });
+    const { accessCode } = this.invitations.create({
+      roomId: room.id,
+      participantId: 'assistant-1',
+      role: 'assistant',
+      displayName: 'Accompagnant',
+      rpps: undefined,
+      tokenId: decodeJwt(assistantToken).jti ?? '',
+      ttlS,
+    });
+    sendJson(res, 201, {
+      roomId: room.id,
+      tokens: { practitioner, patient },
+      assistantAccessCode: accessCode,
+    });
   }
 }
