@@ -111,7 +111,14 @@ export class SfuServer {
     this.pool = await WorkerPool.start(config.media, log, metrics);
     this.rooms = new RoomRegistry({ pool: this.pool, config, metrics, log, record, consentTexts });
     this.rooms.on('roomClosed', (room) => this.invitations.dropRoom(room.id));
-    this.rooms.on('roomCreated', (room) => attachQualityControl(room, config.quality, { log, metrics }));
+    this.rooms.on('roomCreated', (room) =>
+      attachQualityControl(room, config.quality, {
+        log,
+        metrics,
+        // A sustained poor link is a technical incident of the consultation (R.6316-4).
+        onIncident: (roomId, participantId, kind) => record.incident(roomId, kind, participantId),
+      }),
+    );
     this.cluster = config.cluster.enabled
       ? ClusterNode.create({ config, rooms: this.rooms, pool: this.pool, log, url: () => this.url })
       : undefined;
