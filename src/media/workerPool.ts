@@ -67,10 +67,12 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   }
 
   /** The live worker with the least load; new rooms go there. */
-  leastLoaded(): WorkerSlot | undefined {
+  leastLoaded(avoidPid?: number): WorkerSlot | undefined {
     let best: WorkerSlot | undefined;
     for (const slot of this.slots) {
       if (slot.worker.closed) continue;
+      // A room spanning workers wants another worker than its own, when there is one.
+      if (slot.worker.pid === avoidPid && this.slots.some((o) => o !== slot && !o.worker.closed)) continue;
       if (!best || slot.load < best.load) best = slot;
     }
     return best;

@@ -95,6 +95,17 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly roomSpans = new Gauge({
+    name: 'sfu_room_span_routers',
+    help: 'Extra routers rooms use on other workers once their own router is full (pipeToRouter).',
+    registers: [this.registry],
+  });
+  readonly pipedProducers = new Counter({
+    name: 'sfu_piped_producers_total',
+    help: 'Producers and data producers piped from one router of a room to another.',
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'sfu_' });
   }

@@ -49,6 +49,8 @@ export class Participant {
   graceTimer: NodeJS.Timeout | undefined;
   readonly transports = new Map<string, types.WebRtcTransport>();
   readonly transportDirections = new Map<string, 'send' | 'recv'>();
+  /** The room router its transports live on (a room may span workers). */
+  router: types.Router | undefined;
   /** Transports of the pre-call check: their media loops back to this participant only. */
   readonly precheckTransportIds = new Set<string>();
   readonly producers = new Map<string, types.Producer>();

@@ -14,10 +14,17 @@ export interface RoomDeps {
   limits: Config['limits'];
   media: Config['media'];
   /** Finds a router for the room on a live worker (used again after a worker death). */
-  placeRouter(): Promise<{ router: types.Router; webRtcServer: types.WebRtcServer | undefined }>;
+  placeRouter(
+    avoidWorkerPid?: number,
+  ): Promise<{ router: types.Router; webRtcServer: types.WebRtcServer | undefined }>;
   onClosed(room: Room): void;
   /** The room's worker died; its media is being moved. */
   onMediaLost(room: Room): void;
+  /**
+   * Once the room's router carries this many consumers, newcomers' transports go to a router on
+   * another worker, fed through pipeToRouter; 0 keeps a room on one router.
+   */
+  spanConsumersPerRouter?: number;
   /** Layer selection hook (bandwidth adaptation). */
   onRenderSize?(participant: Participant, consumer: types.Consumer, width: number, height: number): void;
 }
@@ -31,6 +38,11 @@ export interface RoomEvents {
   producerAdded: [types.Producer, Participant];
 }
 
+interface Placement {
+  router: types.Router;
+  webRtcServer: types.WebRtcServer | undefined;
+}
+
 export class Room {
   readonly participants = new Map<string, Participant>();
   /** For in-process members that are not WebRTC clients (the phone gateway). */
@@ -39,6 +51,10 @@ export class Room {
   closed = false;
   private router: types.Router;
   private webRtcServer: types.WebRtcServer | undefined;
+  /** Extra routers on other workers when the room spans workers (see placementFor). */
+  private spans: Placement[] = [];
+  /** Producers already piped to a router: `${producerId}>${routerId}`. */
+  private readonly pipes = new Map<string, Promise<void>>();
   private readonly log: Logger;
 
   constructor(
@@ -108,8 +124,9 @@ export class Room {
     if (participant.transports.size >= this.deps.limits.maxTransportsPerParticipant) {
       throw new SfuError('LIMIT_EXCEEDED', 'transports');
     }
-    const listen = this.webRtcServer
-      ? { webRtcServer: this.webRtcServer }
+    const placement = await this.placementFor(participant);
+    const listen = placement.webRtcServer
+      ? { webRtcServer: placement.webRtcServer }
       : {
           listenIps: [
             {
@@ -118,7 +135,7 @@ export class Room {
             },
           ],
         };
-    const transport = await this.router.createWebRtcTransport({
+    const transport = await placement.router.createWebRtcTransport({
       ...listen,
       enableUdp: true,
       enableTcp: true,
@@ -308,7 +325,8 @@ export class Room {
     for (const producer of participant.producers.values()) {
       if (!(producer.appData as { precheck?: boolean }).precheck) continue;
       if ([...participant.consumers.values()].some((c) => c.producerId === producer.id)) continue;
-      if (!this.router.canConsume({ producerId: producer.id, rtpCapabilities: caps })) continue;
+      if (!this.routerOf(participant).canConsume({ producerId: producer.id, rtpCapabilities: caps }))
+        continue;
       const consumer = await transport.consume({
         producerId: producer.id,
         rtpCapabilities: caps,
@@ -354,6 +372,8 @@ export class Room {
     }
     this.participants.clear();
     this.router.close();
+    for (const span of this.spans) span.router.close();
+    this.spans = [];
     this.deps.onClosed(this);
   }
 
@@ -403,7 +423,9 @@ export class Room {
     for (const existing of receiver.consumers.values()) if (existing.producerId === producer.id) return true;
     if (receiver.consumers.size >= this.deps.limits.maxConsumersPerParticipant)
       throw new SfuError('LIMIT_EXCEEDED', 'consumers');
-    if (!this.router.canConsume({ producerId: producer.id, rtpCapabilities: caps })) return false;
+    const router = this.routerOf(receiver);
+    await this.pipe(producer.id, this.routerOf(owner), router, 'producer');
+    if (!router.canConsume({ producerId: producer.id, rtpCapabilities: caps })) return false;
     const source = sourceOf(producer);
     const consumer = await transport.consume({
       producerId: producer.id,
@@ -469,6 +491,7 @@ export class Room {
     for (const existing of receiver.dataConsumers.values())
       if (existing.dataProducerId === dataProducer.id) return;
     try {
+      await this.pipe(dataProducer.id, this.routerOf(owner), this.routerOf(receiver), 'dataProducer');
       const dataConsumer = await transport.consumeData({ dataProducerId: dataProducer.id });
       receiver.dataConsumers.set(dataConsumer.id, dataConsumer);
       dataConsumer.observer.once('close', () => receiver.dataConsumers.delete(dataConsumer.id));
@@ -489,15 +512,94 @@ export class Room {
   }
 
   /** When the router's worker dies, every media object is gone: move to a new router, tell clients. */
-  private watchRouter(): void {
-    const router = this.router;
+  private watchRouter(router: types.Router = this.router): void {
     router.on('workerclose', () => {
-      if (this.closed || router !== this.router) return;
+      if (this.closed || (router !== this.router && !this.spans.some((s) => s.router === router))) return;
       this.log.warn({ workerPid: this.workerPid }, 'room lost its media worker; moving to another');
       this.deps.onMediaLost(this);
-      for (const participant of this.participants.values()) participant.closeMedia();
+      for (const participant of this.participants.values()) {
+        participant.closeMedia();
+        participant.router = undefined;
+      }
+      for (const span of this.spans) span.router.close();
+      this.spans = [];
+      this.pipes.clear();
+      if (router !== this.router) this.router.close();
       void this.relocate();
     });
+  }
+
+  /** The router a participant's transports live on: the room's, or a span on another worker. */
+  private routerOf(participant: Participant): types.Router {
+    return participant.router && !participant.router.closed ? participant.router : this.router;
+  }
+
+  /**
+   * Chooses where a participant's transports go. Rooms stay on one router until that router
+   * carries `spanConsumersPerRouter` consumers; newcomers then go to a router on another worker.
+   */
+  private async placementFor(participant: Participant): Promise<Placement> {
+    if (participant.router && !participant.router.closed) {
+      const own = participant.router;
+      return own === this.router
+        ? this.primary()
+        : (this.spans.find((s) => s.router === own) ?? this.primary());
+    }
+    const limit = this.deps.spanConsumersPerRouter ?? 0;
+    let placement = this.primary();
+    if (limit > 0 && this.consumersOn(this.router) >= limit) {
+      placement = this.spans.find((s) => this.consumersOn(s.router) < limit) ?? (await this.addSpan());
+    }
+    participant.router = placement.router;
+    return placement;
+  }
+
+  private primary(): Placement {
+    return { router: this.router, webRtcServer: this.webRtcServer };
+  }
+
+  private consumersOn(router: types.Router): number {
+    let count = 0;
+    for (const p of this.participants.values()) if (this.routerOf(p) === router) count += p.consumers.size;
+    return count;
+  }
+
+  private async addSpan(): Promise<Placement> {
+    const span = await this.deps.placeRouter(this.workerPid);
+    if (this.closed) {
+      span.router.close();
+      throw new SfuError('ROOM_CLOSED');
+    }
+    this.spans.push(span);
+    this.watchRouter(span.router);
+    this.deps.metrics.roomSpans.inc();
+    span.router.observer.once('close', () => this.deps.metrics.roomSpans.dec());
+    this.log.info({ routers: this.spans.length + 1 }, 'room spans another worker');
+    return span;
+  }
+
+  /** Makes a (data) producer available on another router of the room, once. */
+  private async pipe(
+    id: string,
+    from: types.Router,
+    to: types.Router,
+    kind: 'producer' | 'dataProducer',
+  ): Promise<void> {
+    if (from === to) return;
+    const key = `${id}>${to.id}`;
+    let piping = this.pipes.get(key);
+    if (!piping) {
+      piping = from
+        .pipeToRouter(
+          kind === 'producer' ? { producerId: id, router: to } : { dataProducerId: id, router: to },
+        )
+        .then(() => {
+          this.deps.metrics.pipedProducers.inc();
+        });
+      piping.catch(() => this.pipes.delete(key));
+      this.pipes.set(key, piping);
+    }
+    await piping;
   }
 
   private async relocate(): Promise<void> {

@@ -98,9 +98,10 @@ export class RoomRegistry extends EventEmitter<RoomRegistryEvents> {
       metrics,
       limits: config.limits,
       media: config.media,
-      placeRouter: () => this.placeRouter(),
+      placeRouter: (avoidWorkerPid) => this.placeRouter(avoidWorkerPid),
       onClosed: (closed) => this.forget(closed),
       onMediaLost: (lost) => this.deps.record.incident(lost.id, 'worker-died'),
+      spanConsumersPerRouter: config.cluster.spanConsumersPerRouter,
     });
     this.rooms.set(id, room);
     metrics.rooms.set(this.rooms.size);
@@ -335,8 +336,8 @@ export class RoomRegistry extends EventEmitter<RoomRegistryEvents> {
     await Promise.all([...this.rooms.values()].map((room) => this.endRoom(room, reason)));
   }
 
-  async placeRouter() {
-    const slot = this.deps.pool.leastLoaded();
+  async placeRouter(avoidWorkerPid?: number) {
+    const slot = this.deps.pool.leastLoaded(avoidWorkerPid);
     if (!slot) throw new SfuError('MEDIA_UNAVAILABLE');
     const router = await slot.worker.createRouter({
       mediaCodecs: MEDIA_CODECS,
