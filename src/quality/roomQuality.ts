@@ -352,11 +352,15 @@ export class RoomQuality extends EventEmitter<RoomQualityEvents> {
     for (const change of decision.layers) {
       const consumer = byId.get(change.consumerId);
       if (!consumer || consumer.type === 'simple') continue;
+      // Never above what the client itself asked for (setConsumerPreferredLayers).
+      const cap = participant.layerCaps.get(consumer.id);
+      const spatialLayer = cap ? Math.min(change.rung.spatial, cap.spatialLayer) : change.rung.spatial;
+      const temporal =
+        cap?.temporalLayer !== undefined && spatialLayer === cap.spatialLayer
+          ? Math.min(change.rung.temporal ?? cap.temporalLayer, cap.temporalLayer)
+          : change.rung.temporal;
       consumer
-        .setPreferredLayers({
-          spatialLayer: change.rung.spatial,
-          ...(change.rung.temporal !== undefined ? { temporalLayer: change.rung.temporal } : {}),
-        })
+        .setPreferredLayers({ spatialLayer, ...(temporal !== undefined ? { temporalLayer: temporal } : {}) })
         .catch(() => undefined);
       if (change.cause !== 'initial')
         this.deps.metrics.layerChanges.inc({ direction: change.direction, cause: change.cause });

@@ -45,6 +45,8 @@ export class Participant {
   e2eeKey: string | undefined;
   /** Size at which this participant renders each of its video consumers (reported by the SDK). */
   readonly renderSizes = new Map<string, { width: number; height: number }>();
+  /** Highest layers this participant asked for per consumer: bandwidth adaptation never goes above. */
+  readonly layerCaps = new Map<string, { spatialLayer: number; temporalLayer?: number }>();
   phone = false;
   graceTimer: NodeJS.Timeout | undefined;
   readonly transports = new Map<string, types.WebRtcTransport>();

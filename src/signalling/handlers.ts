@@ -189,10 +189,15 @@ export const HANDLERS: { [M in Method]: Handler<M> } = {
 
   async setConsumerPreferredLayers(scope, params) {
     const { room, participant } = joined(scope);
-    await room.consumerOf(participant, params.consumerId).setPreferredLayers({
+    const consumer = room.consumerOf(participant, params.consumerId);
+    const layers = {
       spatialLayer: params.spatialLayer,
       ...(params.temporalLayer !== undefined ? { temporalLayer: params.temporalLayer } : {}),
-    });
+    };
+    // The client's choice caps what bandwidth adaptation may pick later for this consumer.
+    participant.layerCaps.set(consumer.id, layers);
+    consumer.observer.once('close', () => participant.layerCaps.delete(consumer.id));
+    await consumer.setPreferredLayers(layers);
     return ok;
   },
 

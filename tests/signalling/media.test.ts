@@ -162,3 +162,23 @@ t.test(
     t.equal(resumed.consumers[0]!.kind, 'audio');
   },
 );
+
+t.test("a receiver's own layer choice caps what bandwidth adaptation picks", async (t) => {
+  const roomId = await newRoom();
+  const doctor = await MediaPeer.joinAs(srv, roomId, 'doc', 'practitioner');
+  const patient = await MediaPeer.joinAs(srv, roomId, 'pat', 'patient');
+  t.teardown(() => {
+    doctor.close();
+    patient.close();
+  });
+  await patient.publish();
+  const consumers = await doctor.subscribe(2);
+  const video = consumers.find((c) => c.kind === 'video')!;
+  await doctor.subscriber!.waitForMedia('video');
+  await doctor.client.request('setConsumerPreferredLayers', { consumerId: video.id!, spatialLayer: 0 });
+  // Let the quality controller run a few of its cycles.
+  await settle(3500);
+  const consumer = srv.server.rooms.get(roomId)!.participants.get('doc')!.consumers.get(video.id!)!;
+  t.equal(consumer.preferredLayers?.spatialLayer, 0, 'the preference stays at the layer the client chose');
+  t.equal(consumer.currentLayers?.spatialLayer, 0, 'and the lowest layer is what is forwarded');
+});
