@@ -17,6 +17,12 @@ import { SIGNALLING_PATH, type SignallingServer } from '../signalling/wsServer.j
 import { serveStatic } from './staticFiles.js';
 import type { DemoEndpoint } from './demo.js';
 
+/**
+ * How often Node looks for clients over headersTimeout/requestTimeout. Its default (30 s) let a
+ * slow client that drips its headers hold a connection up to 40 s instead of 10.
+ */
+const SLOW_CLIENT_CHECK_MS = 1000;
+
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const PUBLIC_DIR = path.join(projectRoot, 'public');
 const SDK_DIR = path.join(projectRoot, 'dist', 'sdk');
@@ -43,10 +49,14 @@ export class HttpServer {
     this.server =
       tlsCertFile && tlsKeyFile
         ? https.createServer(
-            { cert: fs.readFileSync(tlsCertFile), key: fs.readFileSync(tlsKeyFile) },
+            {
+              cert: fs.readFileSync(tlsCertFile),
+              key: fs.readFileSync(tlsKeyFile),
+              connectionsCheckingInterval: SLOW_CLIENT_CHECK_MS,
+            },
             handler,
           )
-        : http.createServer(handler);
+        : http.createServer({ connectionsCheckingInterval: SLOW_CLIENT_CHECK_MS }, handler);
     this.server.headersTimeout = 10_000;
     this.server.requestTimeout = 30_000;
     this.server.on('upgrade', (req: http.IncomingMessage, socket, head: Buffer) => {
