@@ -97,6 +97,11 @@ export class JoinTokenVerifier {
     if (!this.used.claim(payload.jti, payload.exp, now)) throw new SfuError('ACCESS_DENIED');
     return payload;
   }
+
+  /** Marks a token id used without seeing the token (its invitation was redeemed by access code). */
+  markUsed(jti: string, expSeconds: number): void {
+    this.used.claim(jti, expSeconds, Math.floor(Date.now() / 1000));
+  }
 }
 
 function isHmacToken(token: string): boolean {

@@ -58,6 +58,8 @@ export const HANDLERS: { [M in Method]: Handler<M> } = {
       scope.ctx.invitations.useByTokenId(claims.jti);
     } else if (params.accessCode !== undefined && params.token === undefined) {
       claims = scope.ctx.invitations.redeem(params.accessCode, scope.connection.address);
+      // The invitation is used: its link token must not let a second person in.
+      scope.ctx.tokens.markUsed(claims.jti, claims.exp);
     } else {
       throw new SfuError('MESSAGE_INVALID', 'give either token or accessCode');
     }
