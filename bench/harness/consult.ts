@@ -7,7 +7,13 @@ import {
   subscriberRtpCapabilities,
 } from '../peer/index.js';
 import type { MediaScheduler } from '../peer/index.js';
-import type { ParticipantSignalling, SessionHandles, Target, TransportInfo } from './target.js';
+import type {
+  ParticipantSignalling,
+  PeerParticipant,
+  SessionHandles,
+  Target,
+  TransportInfo,
+} from './target.js';
 
 /** Join phases of one participant, in milliseconds from the start of its join. */
 export interface JoinTimes {
@@ -23,21 +29,17 @@ export interface JoinTimes {
   firstVideoMs: number;
 }
 
-interface Participant {
+interface Participant extends PeerParticipant {
   signalling: ParticipantSignalling;
-  startedAt: number;
-  joinedAt: number;
-  publisher: Publisher;
   recvTransport: TransportInfo;
   producers: { kind: types.MediaKind; id: string }[];
   subscriber?: Subscriber;
-  signalledAt?: number;
 }
 
 export interface SessionRun {
   index: number;
-  handles: SessionHandles;
-  participants: Participant[];
+  handles: Pick<SessionHandles, 'close'>;
+  participants: PeerParticipant[];
   joins: JoinTimes[];
 }
 
@@ -188,6 +190,7 @@ export class ConsultLoad {
    */
   async openSession(index: number): Promise<SessionRun> {
     const { target, scheduler } = this.options;
+    if (target.openPeerSession) return this.openPeerSession(target, index);
     const handles = await target.openSession(index);
     const participants: Participant[] = [];
     try {
@@ -211,6 +214,23 @@ export class ConsultLoad {
         p.publisher.close();
       }
       await handles.close().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** A target that negotiates SDP itself runs the joins; the harness waits for media as usual. */
+  private async openPeerSession(target: Target, index: number): Promise<SessionRun> {
+    const { scheduler, joinTimeoutMs } = this.options;
+    const session = await target.openPeerSession!(index, { scheduler, joinTimeoutMs });
+    try {
+      const joins = await Promise.all(session.participants.map((p) => this.waitJoined(p)));
+      return { index, handles: session, participants: session.participants, joins };
+    } catch (error) {
+      for (const p of session.participants) {
+        p.subscriber?.close();
+        p.publisher.close();
+      }
+      await session.close().catch(() => undefined);
       throw error;
     }
   }
@@ -272,7 +292,7 @@ export class ConsultLoad {
     self.signalledAt = performance.now();
   }
 
-  private async waitJoined(p: Participant): Promise<JoinTimes> {
+  private async waitJoined(p: PeerParticipant): Promise<JoinTimes> {
     const timeout = this.options.joinTimeoutMs;
     await Promise.all([p.publisher.waitConnected(timeout), p.subscriber!.waitConnected(timeout)]);
     const connectedAt = Math.max(p.publisher.connectedAt!, p.subscriber!.connectedAt!);
@@ -280,7 +300,7 @@ export class ConsultLoad {
     const firstVideoAt = await p.subscriber!.waitForMedia('video', timeout);
     return {
       joinedMs: p.joinedAt - p.startedAt,
-      signallingMs: p.signalledAt! - p.startedAt,
+      signallingMs: (p.signalledAt ?? p.joinedAt) - p.startedAt,
       connectedMs: connectedAt - p.startedAt,
       firstRtpMs: firstRtpAt - p.startedAt,
       firstVideoMs: firstVideoAt - p.startedAt,

@@ -1,5 +1,5 @@
 import type { types } from 'mediasoup';
-import type { RemoteTransportParams } from '../peer/index.js';
+import type { MediaScheduler, Publisher, RemoteTransportParams, Subscriber } from '../peer/index.js';
 
 /**
  * A system under test. The harness drives every target the same way: open a session (one
@@ -14,6 +14,36 @@ export interface Target {
   /** Processes whose CPU and memory count as "the server": never the load generator itself. */
   serverPids(): ServerPids;
   stop(): Promise<void>;
+  /**
+   * For targets that negotiate SDP themselves (Janus) instead of taking mediasoup parameters: opens
+   * one whole consultation (both participants publishing and subscribing to each other) with the
+   * harness's peers. When present, the harness uses it instead of openSession().
+   */
+  openPeerSession?(index: number, context: PeerSessionContext): Promise<PeerSession>;
+}
+
+export interface PeerSessionContext {
+  scheduler: MediaScheduler;
+  joinTimeoutMs: number;
+}
+
+/** One participant of a PeerSession; times are performance.now() values. */
+export interface PeerParticipant {
+  startedAt: number;
+  /** The target let it in. */
+  joinedAt: number;
+  /** The last signalling answer it needed has arrived. */
+  signalledAt?: number;
+  /** Publishing (media started) when returned. */
+  publisher: Publisher;
+  /** Subscribed to the other participant when returned. */
+  subscriber?: Subscriber;
+}
+
+export interface PeerSession {
+  participants: PeerParticipant[];
+  /** Leaves the target's side (the harness closes the peers). */
+  close(): Promise<void>;
 }
 
 export interface TargetStartOptions {

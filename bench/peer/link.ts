@@ -78,6 +78,47 @@ export class PeerLink {
     this.pc.setRemoteDescription(buildRemoteAnswer(transport, sections), 'answer');
   }
 
+  /**
+   * For servers that negotiate SDP themselves (Janus): our local description once ICE gathering is
+   * complete, candidates inline (such servers wait for them, there is no trickle here).
+   */
+  gatheredDescription(timeoutMs = 10_000): Promise<string> {
+    const ready = (): string | undefined => {
+      if (this.pc.gatheringState() !== 'complete') return undefined;
+      return this.pc.localDescription()?.sdp;
+    };
+    const now = ready();
+    if (now !== undefined) return Promise.resolve(now);
+    return new Promise((resolve, reject) => {
+      // node-datachannel keeps a single gathering callback; polling avoids taking it from others.
+      const started = performance.now();
+      const timer = setInterval(() => {
+        const sdp = ready();
+        if (sdp !== undefined) {
+          clearInterval(timer);
+          resolve(sdp);
+        } else if (this.closed || performance.now() - started > timeoutMs) {
+          clearInterval(timer);
+          reject(new PeerLinkError(`ICE gathering not complete after ${timeoutMs} ms`));
+        }
+      }, 10);
+    });
+  }
+
+  /** Applies a complete remote description written by the server (an answer to our offer). */
+  acceptRemoteAnswer(sdp: string): void {
+    this.pc.setRemoteDescription(sdp, 'answer');
+  }
+
+  /** Takes the server's offer and creates our answer; returns our DTLS parameters. */
+  answerRemoteOffer(sdp: string): types.DtlsParameters {
+    this.pc.setRemoteDescription(sdp, 'offer');
+    this.pc.setLocalDescription('answer');
+    const local = this.pc.localDescription();
+    if (!local) throw new PeerLinkError('no local description after setLocalDescription');
+    return localDtlsParameters(local.sdp);
+  }
+
   get connectionState(): string {
     return this.state;
   }

@@ -269,6 +269,19 @@ export class Publisher implements Ticking {
     this.link.answer(transport, sections);
   }
 
+  /**
+   * Our offer as SDP text with its candidates, for servers that negotiate SDP themselves (Janus)
+   * instead of taking `dtlsParameters` and RTP parameters. Layers are plain `a=ssrc` lines.
+   */
+  offerSdp(timeoutMs?: number): Promise<string> {
+    return this.link.gatheredDescription(timeoutMs);
+  }
+
+  /** Applies the server's own SDP answer to `offerSdp()`; ICE and DTLS start now. */
+  acceptAnswer(sdp: string): void {
+    this.link.acceptRemoteAnswer(sdp);
+  }
+
   waitConnected(timeoutMs?: number): Promise<void> {
     return this.link.waitConnected(timeoutMs);
   }

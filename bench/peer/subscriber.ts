@@ -54,6 +54,12 @@ export interface SubscriberOptions extends LinkOptions {
   scheduler?: MediaScheduler;
   /** Send RTCP receiver reports every second, as a browser would (default true). */
   receiverReports?: boolean;
+  /**
+   * The server's SDP offer, for servers that offer to subscribers (Janus): the subscriber answers
+   * it instead of offering (`consumers` then describe its m-sections: mid, codec, SSRCs), and
+   * `answerSdp()` gives the answer to send back. No connect() call.
+   */
+  remoteOffer?: string;
 }
 
 /**
@@ -167,7 +173,17 @@ export class Subscriber implements Ticking {
       track.onMessage((message) => this.onPacket(message, kind, consumerId, sectionIndex));
       this.sections.push({ mid, consumer, track });
     }
-    this.dtlsParameters = this.link.offer();
+    if (options.remoteOffer === undefined) {
+      this.dtlsParameters = this.link.offer();
+      return;
+    }
+    this.dtlsParameters = this.link.answerRemoteOffer(options.remoteOffer);
+    if (this.receiverReports) this.scheduler.add(this);
+  }
+
+  /** With `remoteOffer`: our answer with its candidates, once ICE gathering is complete. */
+  answerSdp(timeoutMs?: number): Promise<string> {
+    return this.link.gatheredDescription(timeoutMs);
   }
 
   /** Applies the server's answer (declaring the consumers' SSRCs); ICE and DTLS start now. */

@@ -1,45 +1,338 @@
-import type { ServerPids, SessionHandles, Target, TargetStartOptions } from '../../harness/target.js';
+import { execFileSync, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Publisher, Subscriber } from '../../peer/index.js';
+import type { MediaScheduler } from '../../peer/index.js';
+import type {
+  PeerParticipant,
+  PeerSession,
+  PeerSessionContext,
+  ServerPids,
+  SessionHandles,
+  Target,
+  TargetStartOptions,
+} from '../../harness/target.js';
 import { TargetError } from '../../harness/target.js';
+import { JanusApiError, JanusSession } from './api.js';
+import { writeJanusConfig } from './config.js';
+import { createJanusNetwork, destroyNetwork, removeStaleNetworks } from './network.js';
+import type { JanusNetwork } from './network.js';
+import { offeredStreams, withSimulcastGroup } from './sdp.js';
+
+const VIDEOROOM = 'janus.plugin.videoroom';
+const HTTP_PORT = 8088;
+const READY_TIMEOUT_MS = 20_000;
+/** Error of a subscriber join before the publisher's PeerConnection is up. */
+const NO_SUCH_FEED = 428;
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The last lines of Janus's log, for an error message (the log goes with its folder). */
+function tail(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8').trim().split('\n').slice(-5).join(' | ');
+  } catch {
+    return '(no log)';
+  }
+}
+
+/** The janus binary, installing Debian's package when missing and allowed (root). */
+function ensureJanusInstalled(log: (line: string) => void): string {
+  const found = ['/usr/bin/janus', '/usr/local/bin/janus'].find((p) => fs.existsSync(p));
+  if (found) return found;
+  if (process.getuid?.() !== 0) {
+    throw new TargetError('janus is not installed and this is not root: run apt-get install -y janus');
+  }
+  log('janus: installing Debian package janus (apt-get install -y janus)');
+  try {
+    execFileSync('apt-get', ['install', '-y', '--no-install-recommends', 'janus'], {
+      stdio: 'ignore',
+      timeout: 300_000,
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    });
+  } catch (error) {
+    throw new TargetError(
+      `janus could not be installed (apt-get install -y janus): ${error instanceof Error ? error.message : String(error)}`,
+    );
+  }
+  if (!fs.existsSync('/usr/bin/janus'))
+    throw new TargetError('janus installed but /usr/bin/janus is missing');
+  return '/usr/bin/janus';
+}
 
 /**
- * Target `janus` (placeholder): Debian's `janus` package with the VideoRoom plugin, for comparison.
- * Not implemented yet. What is known to work on these machines (shared/design/mediasoup-worker.md):
- *
- * 1. Janus 1.1.2 (libnice) gathers no loopback candidates. Create a network namespace joined to the
- *    root namespace by a veth pair with addresses of our own; start Janus inside it
- *    (`ip netns exec NS janus -F CONFIG_DIR`) from a copied configuration whose `ice_enforce_list`
- *    names the namespace's veth; bind the load peers to the root side of the veth (`bindAddress`).
- *    Delete the namespace in stop().
- * 2. Janus waits for trickle completion: after an offer or answer carrying its candidates inline,
- *    send a trickle `{"completed": true}`.
- * 3. A VideoRoom subscriber can join a feed only once the publisher's PeerConnection is up (error
- *    428 "No such feed" before that): join subscribers after the publisher is connected.
- * 4. Janus speaks SDP, not mediasoup parameters: this target needs an SDP path in the peers
- *    (PeerLink with a remote description from Janus instead of one built from ICE/DTLS parameters)
- *    and a `ParticipantSignalling` adapter (or a second signalling shape in the harness).
- * 5. serverPids(): the janus process (no separate workers).
+ * Target `janus`: Debian's Janus 1.1 with the VideoRoom plugin and its HTTP API, in a network
+ * namespace of our own (it gathers no loopback candidates). One room per consultation; each
+ * participant publishes (offer with SSRC simulcast, `a=ssrc-group:SIM`) and subscribes to the other
+ * (Janus offers, the peer answers). CPU and memory: the janus process.
  */
 export class JanusTarget implements Target {
   readonly name = 'janus';
+  private network: JanusNetwork | undefined;
+  private configDir: string | undefined;
+  private child: ChildProcess | undefined;
+  private session: JanusSession | undefined;
+  private base = '';
+  private exitHandler: (() => void) | undefined;
+  private log: (line: string) => void = () => undefined;
 
-  start(_options: TargetStartOptions): Promise<void> {
-    return Promise.reject(
-      new TargetError(
-        'target janus is not implemented yet (what blocks it: bench/README.md, section Janus; janus is ' +
-          'installed with apt-get install -y janus)',
-      ),
+  async start(options: TargetStartOptions): Promise<void> {
+    this.log = options.log;
+    const binary = ensureJanusInstalled(options.log);
+    removeStaleNetworks(options.log);
+    try {
+      this.network = createJanusNetwork();
+    } catch (error) {
+      throw new TargetError(error instanceof Error ? error.message : String(error));
+    }
+    // A run that dies (time limit, crash) still removes the namespace and Janus on exit.
+    this.exitHandler = () => this.cleanUpNow();
+    process.once('exit', this.exitHandler);
+    const network = this.network;
+    this.configDir = writeJanusConfig({
+      address: network.janusAddress,
+      iceInterface: network.janusInterface,
+      httpPort: HTTP_PORT,
+    });
+    const logFile = path.join(this.configDir, 'janus.log');
+    const out = fs.openSync(logFile, 'a');
+    this.child = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        network.namespace,
+        binary,
+        '-F',
+        this.configDir,
+        '-C',
+        path.join(this.configDir, 'janus.jcfg'),
+        '-o',
+      ],
+      { stdio: ['ignore', out, out] },
     );
+    fs.closeSync(out);
+    let exited: string | undefined;
+    this.child.once('exit', (code, signal) => {
+      exited = `janus exited (${signal ?? code})`;
+    });
+    this.base = `http://${network.janusAddress}:${HTTP_PORT}/janus`;
+    const deadline = performance.now() + READY_TIMEOUT_MS;
+    for (;;) {
+      if (exited) throw new TargetError(`${exited} before answering: ${tail(logFile)}`);
+      try {
+        const response = await fetch(`${this.base}/info`);
+        if (response.ok) break;
+      } catch {
+        // Not listening yet.
+      }
+      if (performance.now() > deadline)
+        throw new TargetError(`janus did not answer within ${READY_TIMEOUT_MS} ms`);
+      await sleep(100);
+    }
+    this.session = await JanusSession.create(this.base);
+    options.log(`janus: pid ${this.child.pid}, namespace ${network.namespace}, API ${this.base}`);
   }
 
   openSession(_index: number): Promise<SessionHandles> {
-    return Promise.reject(new TargetError('target janus is not implemented yet'));
+    return Promise.reject(new TargetError('target janus negotiates SDP itself: use openPeerSession'));
+  }
+
+  async openPeerSession(index: number, context: PeerSessionContext): Promise<PeerSession> {
+    const janus = this.session;
+    const network = this.network;
+    if (!janus || !network) throw new TargetError('target janus is not started');
+    const timeout = context.joinTimeoutMs;
+    const handles: number[] = [];
+    const participants: PeerParticipant[] = [];
+    let room: number | undefined;
+    const close = async (): Promise<void> => {
+      if (room !== undefined) {
+        await janus
+          .message(handles[0]!, { request: 'destroy', room })
+          .then((r) => r.event)
+          .catch(() => undefined);
+      }
+      await Promise.all(handles.map((h) => janus.detach(h).catch(() => undefined)));
+    };
+    try {
+      const startedAt = performance.now();
+      const publisherHandles = await Promise.all([0, 1].map(() => janus.attach(VIDEOROOM)));
+      handles.push(...publisherHandles);
+      const created = await (
+        await janus.message(publisherHandles[0]!, {
+          request: 'create',
+          publishers: 2,
+          audiocodec: 'opus',
+          videocodec: 'vp8',
+          bitrate: 0,
+          fir_freq: 0,
+          is_private: true,
+          record: false,
+        })
+      ).event;
+      room = Number(created.plugindata?.data.room);
+      if (!Number.isFinite(room)) throw new JanusApiError('videoroom create returned no room');
+      const published = await Promise.all(
+        publisherHandles.map((handle, p) =>
+          this.publish(janus, handle, room!, `s${index}p${p}-pub`, context.scheduler, timeout),
+        ),
+      );
+      for (const p of published) {
+        participants.push({ startedAt, joinedAt: p.joinedAt, publisher: p.publisher });
+      }
+      await Promise.all(published.map((p) => p.publisher.waitConnected(timeout)));
+      const subscriberHandles = await Promise.all([0, 1].map(() => janus.attach(VIDEOROOM)));
+      handles.push(...subscriberHandles);
+      await Promise.all(
+        participants.map(async (participant, p) => {
+          participant.subscriber = await this.subscribe(
+            janus,
+            subscriberHandles[p]!,
+            room!,
+            published[1 - p]!.feed,
+            `s${index}p${p}-sub`,
+            context.scheduler,
+            timeout,
+          );
+          participant.signalledAt = performance.now();
+        }),
+      );
+      return { participants, close };
+    } catch (error) {
+      for (const p of participants) {
+        p.subscriber?.close();
+        p.publisher.close();
+      }
+      await close();
+      throw error;
+    }
+  }
+
+  private async publish(
+    janus: JanusSession,
+    handle: number,
+    room: number,
+    name: string,
+    scheduler: MediaScheduler,
+    timeoutMs: number,
+  ): Promise<{ publisher: Publisher; feed: number; joinedAt: number }> {
+    const publisher = new Publisher({ name, scheduler, bindAddress: this.network!.hostAddress });
+    try {
+      const offer = withSimulcastGroup(await publisher.offerSdp(timeoutMs), publisher.ssrcs.video);
+      const { event } = await janus.message(
+        handle,
+        { request: 'joinandconfigure', ptype: 'publisher', room },
+        { type: 'offer', sdp: offer },
+        timeoutMs,
+      );
+      await janus.trickleCompleted(handle);
+      const joined = await event;
+      const feed = Number(joined.plugindata?.data.id);
+      if (!joined.jsep || joined.jsep.type !== 'answer' || !Number.isFinite(feed)) {
+        throw new JanusApiError('videoroom join gave no feed id or no SDP answer');
+      }
+      publisher.acceptAnswer(joined.jsep.sdp);
+      publisher.startMedia();
+      return { publisher, feed, joinedAt: performance.now() };
+    } catch (error) {
+      publisher.close();
+      throw error;
+    }
+  }
+
+  private async subscribe(
+    janus: JanusSession,
+    handle: number,
+    room: number,
+    feed: number,
+    name: string,
+    scheduler: MediaScheduler,
+    timeoutMs: number,
+  ): Promise<Subscriber> {
+    const deadline = performance.now() + timeoutMs;
+    let offer: string | undefined;
+    // The feed exists for subscribers only once Janus sees the publisher's PeerConnection up.
+    while (offer === undefined) {
+      try {
+        const attached = await (
+          await janus.message(handle, { request: 'join', ptype: 'subscriber', room, streams: [{ feed }] })
+        ).event;
+        if (attached.jsep?.type !== 'offer') throw new JanusApiError('subscriber join gave no SDP offer');
+        offer = attached.jsep.sdp;
+      } catch (error) {
+        if (
+          !(error instanceof JanusApiError && error.code === NO_SUCH_FEED) ||
+          performance.now() > deadline
+        ) {
+          throw error;
+        }
+        await sleep(50);
+      }
+    }
+    const subscriber = new Subscriber({
+      name,
+      scheduler,
+      bindAddress: this.network!.hostAddress,
+      consumers: offeredStreams(offer),
+      remoteOffer: offer,
+    });
+    try {
+      const answer = await subscriber.answerSdp(timeoutMs);
+      const { event } = await janus.message(
+        handle,
+        { request: 'start' },
+        { type: 'answer', sdp: answer },
+        timeoutMs,
+      );
+      await janus.trickleCompleted(handle);
+      await event;
+      return subscriber;
+    } catch (error) {
+      subscriber.close();
+      throw error;
+    }
   }
 
   serverPids(): ServerPids {
-    return { workers: [] };
+    return { ...(this.child?.pid !== undefined ? { server: this.child.pid } : {}), workers: [] };
   }
 
-  stop(): Promise<void> {
-    return Promise.resolve();
+  async stop(): Promise<void> {
+    await this.session?.destroy().catch(() => undefined);
+    this.session = undefined;
+    const child = this.child;
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      child.kill('SIGTERM');
+      await Promise.race([exited, sleep(3000)]);
+    }
+    this.cleanUpNow();
+  }
+
+  /** Synchronous, so it also runs from process.on('exit'). */
+  private cleanUpNow(): void {
+    if (this.child && this.child.exitCode === null && this.child.signalCode === null) {
+      try {
+        this.child.kill('SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
+    this.child = undefined;
+    if (this.network) {
+      destroyNetwork(this.network);
+      this.network = undefined;
+    }
+    if (this.configDir) {
+      fs.rmSync(this.configDir, { recursive: true, force: true });
+      this.configDir = undefined;
+    }
+    if (this.exitHandler) {
+      process.removeListener('exit', this.exitHandler);
+      this.exitHandler = undefined;
+    }
+    this.log = () => undefined;
   }
 }
