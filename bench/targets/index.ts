@@ -7,6 +7,6 @@ import { SelfTarget } from './self/target.js';
 export const TARGETS: Record<string, () => Target> = {
   bare: () => new BareTarget(),
   self: () => new SelfTarget(),
-  /** Placeholder: refuses to start until implemented. */
+  /** Debian's Janus VideoRoom in a network namespace (root; installs the package when missing). */
   janus: () => new JanusTarget(),
 };
