@@ -1,5 +1,4 @@
 import dgram from 'node:dgram';
-import type { AddressInfo } from 'node:net';
 import type { RemoteTransportParams } from '../../bench/peer/index.js';
 
 /**
