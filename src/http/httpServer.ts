@@ -78,11 +78,16 @@ export class HttpServer {
     return this.server.address() as AddressInfo;
   }
 
-  /** Rooms are closed by now: kept-alive and in-flight HTTP connections are cut rather than awaited. */
+  /**
+   * Stops accepting, lets requests in flight (e.g. the DELETE that ended the last room) finish,
+   * and cuts whatever is still open after a second rather than waiting for keep-alive timeouts.
+   */
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeAllConnections();
+    this.server.closeIdleConnections();
+    const cut = setTimeout(() => this.server.closeAllConnections(), 1000);
     await closed;
+    clearTimeout(cut);
   }
 
   private async onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
