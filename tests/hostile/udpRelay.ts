@@ -60,7 +60,7 @@ export class UdpRelay {
   }
 
   get port(): number {
-    return (this.front.address()).port;
+    return this.front.address().port;
   }
 
   /** The transport parameters with the relay as the only (UDP) candidate. */
