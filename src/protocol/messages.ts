@@ -125,6 +125,18 @@ export const IceServer = Type.Object({
   credential: Type.Optional(Type.String()),
 });
 
+/** What `join` and `resume` both answer. */
+const JoinedFields = {
+  protocolVersion: Type.Literal(PROTOCOL_VERSION),
+  self: ParticipantInfo,
+  room: Type.Object({ id: Id, options: RoomOptions }),
+  participants: Type.Array(ParticipantInfo),
+  routerRtpCapabilities: Opaque,
+  resumeToken: Type.String(),
+  /** Present when the server issues TURN credentials (turn.* configuration). */
+  iceServers: Type.Optional(Type.Array(IceServer)),
+};
+
 /** Requests: method name -> params and result schemas. */
 export const Requests = {
   join: {
@@ -142,27 +154,12 @@ export const Requests = {
         }),
       ),
     }),
-    result: Type.Object({
-      protocolVersion: Type.Literal(PROTOCOL_VERSION),
-      self: ParticipantInfo,
-      room: Type.Object({ id: Id, options: RoomOptions }),
-      participants: Type.Array(ParticipantInfo),
-      routerRtpCapabilities: Opaque,
-      resumeToken: Type.String(),
-      /** Present when the server issues TURN credentials (turn.* configuration). */
-      iceServers: Type.Optional(Type.Array(IceServer)),
-    }),
+    result: Type.Object(JoinedFields),
   },
   resume: {
     params: Type.Object({ resumeToken: Type.String({ minLength: 10, maxLength: 512 }) }),
     result: Type.Object({
-      protocolVersion: Type.Literal(PROTOCOL_VERSION),
-      self: ParticipantInfo,
-      room: Type.Object({ id: Id, options: RoomOptions }),
-      participants: Type.Array(ParticipantInfo),
-      routerRtpCapabilities: Opaque,
-      resumeToken: Type.String(),
-      iceServers: Type.Optional(Type.Array(IceServer)),
+      ...JoinedFields,
       /** Transports kept during the grace period; the client restarts ICE on each. */
       transportIds: Type.Array(Id),
       /** Every consumer this participant has now, including any created while it was disconnected. */

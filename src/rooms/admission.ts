@@ -1,4 +1,4 @@
-import type { AdmissionState } from '../protocol/messages.js';
+import { AdmissionState as AdmissionStateSchema, type AdmissionState } from '../protocol/messages.js';
 
 /**
  * The admission state machine, as data. Every state change of a participant goes through
@@ -43,17 +43,10 @@ export const ADMISSION_EVENTS: readonly AdmissionEvent[] = [
   'expire',
 ];
 
-export const ADMISSION_STATES: readonly AdmissionState[] = [
-  'invited',
-  'waiting',
-  'consented',
-  'admitted',
-  'in-call',
-  'left',
-  'declined',
-  'expired',
-  'removed',
-];
+/** Every state, in the protocol's order (the protocol schema is the one list). */
+export const ADMISSION_STATES: readonly AdmissionState[] = AdmissionStateSchema.anyOf.map(
+  (literal) => literal.const,
+);
 
 export const ADMISSION_TRANSITIONS: Readonly<
   Record<AdmissionState, Partial<Readonly<Record<AdmissionEvent, AdmissionState>>>>
