@@ -21,7 +21,7 @@ async function main(): Promise<void> {
     // A generated key is only for trying the server; print it once on stdout, not in the logs.
     process.stdout.write(`\nNo API key configured: this run's REST API key is ${server.apiKeys[0]}\n`);
   }
-  if (config.server.demoPage) {
+  if (server.demoEnabled) {
     process.stdout.write(`Try a consultation: open ${server.url}/ in your browser.\n\n`);
   }
   let signals = 0;

@@ -154,6 +154,7 @@ export class SfuServer {
       publicUrl: () => this.url,
       log: log.child({ module: 'rest' }),
       onDrain: () => this.drain(),
+      metrics,
       cluster: this.cluster,
       phone: this.phone,
     });
@@ -165,7 +166,7 @@ export class SfuServer {
       rooms: this.rooms,
       rest,
       signalling: this.signalling,
-      demo: config.server.demoPage
+      demo: this.demoEnabled
         ? new DemoEndpoint(this.rooms, this.tokenSecret, config.auth.tokenAudience, this.invitations)
         : undefined,
       version: VERSION,
@@ -173,6 +174,13 @@ export class SfuServer {
     this.address = await this.http.listen();
     await this.cluster?.start();
     log.info({ url: this.url, workers: this.pool.size, version: VERSION }, 'server listening');
+  }
+
+  /** The try-it page and its unauthenticated demo endpoint: on when asked, or on loopback in 'auto'. */
+  get demoEnabled(): boolean {
+    const { demoPage, listenHost } = this.config.server;
+    if (demoPage !== 'auto') return demoPage;
+    return listenHost === 'localhost' || listenHost === '::1' || listenHost.startsWith('127.');
   }
 
   /** Stops new rooms and joins; readiness turns false. */

@@ -37,9 +37,10 @@ export const ConfigSchema = Type.Object(
         default: 30,
         description: 'On SIGTERM, how long ongoing consultations may continue before rooms are closed.',
       }),
-      demoPage: Type.Boolean({
-        default: true,
-        description: 'Serve the try-it page at / with a demo endpoint that creates consultations.',
+      demoPage: Type.Union([Type.Boolean(), Type.Literal('auto')], {
+        default: 'auto',
+        description:
+          "Serve the try-it page at / with an unauthenticated demo endpoint that creates consultations; 'auto' serves it only when listenHost is a loopback address.",
       }),
     }),
     media: Section({

@@ -6,6 +6,7 @@ import { signJoinToken } from '../auth/joinTokens.js';
 import type { RoomRegistry } from '../rooms/roomRegistry.js';
 import type { Room } from '../rooms/room.js';
 import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
 import { firstViolation } from '../protocol/validators.js';
 import { CreateInvitationBody, CreateRoomBody, DialOutBody } from './schemas.js';
 import type { InvitationStore } from '../auth/invitations.js';
@@ -35,6 +36,8 @@ export interface RestDeps {
   publicUrl: () => string;
   log: Logger;
   onDrain: () => void;
+  /** Refusals are counted in sfu_rejections_total like the signalling ones. */
+  metrics?: Metrics;
   /** The SIP gateway, when phone.enabled. */
   phone?: SipGateway | undefined;
   /** Cluster mode: rooms are placed across nodes and may live on another one. */
@@ -93,8 +96,10 @@ export class RestApi {
       await this.route(req, res, path);
     } catch (err) {
       if (isRoomElsewhere(err)) res.setHeader('Location', err.redirectFor(req.url ?? path));
-      if (isSfuError(err)) sendError(res, err);
-      else {
+      if (isSfuError(err)) {
+        this.deps.metrics?.rejections.inc({ code: err.code });
+        sendError(res, err);
+      } else {
         this.deps.log.error({ err: (err as Error).message }, 'REST request failed');
         sendError(res, new SfuError('INTERNAL'));
       }

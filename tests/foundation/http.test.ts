@@ -86,3 +86,26 @@ t.test(
     t.match(out, /server stopped/);
   },
 );
+
+t.test(
+  "the try-it page's unauthenticated demo endpoint is on only on loopback unless configured",
+  async (t) => {
+    const { SfuServer } = await import('../../src/server.js');
+    const { testConfig } = await import('../support/server.js');
+    const on = (server: Record<string, unknown>) => new SfuServer(testConfig({ server })).demoEnabled;
+    t.equal(on({ listenHost: '127.0.0.1' }), true, 'auto: on loopback');
+    t.equal(on({ listenHost: '0.0.0.0' }), false, 'auto: off on every interface');
+    t.equal(on({ listenHost: '0.0.0.0', demoPage: true }), true, 'explicitly on');
+    t.equal(on({ listenHost: '127.0.0.1', demoPage: false }), false, 'explicitly off');
+  },
+);
+
+t.test('REST refusals are counted by code', async (t) => {
+  const srv = await startTestServer();
+  t.teardown(() => srv.stop());
+  t.equal((await fetch(`${srv.url}/v1/rooms`)).status, 401);
+  t.equal((await srv.rest('GET', '/v1/rooms/nope')).status, 404);
+  const metrics = await (await fetch(`${srv.url}/metrics`)).text();
+  t.match(metrics, /^sfu_rejections_total\{code="API_KEY_INVALID"\} 1$/m);
+  t.match(metrics, /^sfu_rejections_total\{code="NOT_FOUND"\} 1$/m);
+});
