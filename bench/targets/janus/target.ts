@@ -2,7 +2,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Publisher, Subscriber } from '../../peer/index.js';
+import { PeerLinkError, Publisher, Subscriber } from '../../peer/index.js';
 import type { MediaScheduler } from '../../peer/index.js';
 import type {
   PeerParticipant,
@@ -25,6 +25,18 @@ const HTTP_PORT = 8088;
 const READY_TIMEOUT_MS = 20_000;
 /** Error of a subscriber join before the publisher's PeerConnection is up. */
 const NO_SUCH_FEED = 428;
+
+/** Attempts per publisher or subscriber connection (see JanusTarget.publish()). */
+const ATTEMPTS = 3;
+
+class AnswerRefused extends Error {
+  override readonly name = 'AnswerRefused';
+}
+
+/** node-datachannel refused Janus's SDP, or the connection failed (not timed out) right after. */
+function retriable(error: unknown): boolean {
+  return error instanceof AnswerRefused || (error instanceof PeerLinkError && /failed/.test(error.message));
+}
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -76,6 +88,8 @@ export class JanusTarget implements Target {
   private base = '';
   private exitHandler: (() => void) | undefined;
   private log: (line: string) => void = () => undefined;
+  /** Connections redone after node-datachannel refused Janus's SDP or failed (see publish()). */
+  private retries = 0;
 
   async start(options: TargetStartOptions): Promise<void> {
     this.log = options.log;
@@ -158,10 +172,11 @@ export class JanusTarget implements Target {
     };
     try {
       const startedAt = performance.now();
-      const publisherHandles = await Promise.all([0, 1].map(() => janus.attach(VIDEOROOM)));
-      handles.push(...publisherHandles);
+      // A handle of its own creates and destroys the room: publishers may be re-attached.
+      const control = await janus.attach(VIDEOROOM);
+      handles.push(control);
       const created = await (
-        await janus.message(publisherHandles[0]!, {
+        await janus.message(control, {
           request: 'create',
           publishers: 2,
           audiocodec: 'opus',
@@ -175,28 +190,28 @@ export class JanusTarget implements Target {
       room = Number(created.plugindata?.data.room);
       if (!Number.isFinite(room)) throw new JanusApiError('videoroom create returned no room');
       const published = await Promise.all(
-        publisherHandles.map((handle, p) =>
-          this.publish(janus, handle, room!, `s${index}p${p}-pub`, context.scheduler, timeout),
+        [0, 1].map((p) =>
+          this.publish(janus, handles, room!, `s${index}p${p}-pub`, context.scheduler, timeout),
         ),
       );
       for (const p of published) {
         participants.push({ startedAt, joinedAt: p.joinedAt, publisher: p.publisher });
       }
-      await Promise.all(published.map((p) => p.publisher.waitConnected(timeout)));
-      const subscriberHandles = await Promise.all([0, 1].map(() => janus.attach(VIDEOROOM)));
-      handles.push(...subscriberHandles);
       await Promise.all(
         participants.map(async (participant, p) => {
-          participant.subscriber = await this.subscribe(
+          const name = `s${index}p${p}-sub`;
+          const feed = published[1 - p]!.feed;
+          const subscribed = await this.subscribe(
             janus,
-            subscriberHandles[p]!,
+            handles,
             room!,
-            published[1 - p]!.feed,
-            `s${index}p${p}-sub`,
+            feed,
+            name,
             context.scheduler,
             timeout,
           );
-          participant.signalledAt = performance.now();
+          participant.subscriber = subscribed.subscriber;
+          participant.signalledAt = subscribed.signalledAt;
         }),
       );
       return { participants, close };
@@ -210,57 +225,124 @@ export class JanusTarget implements Target {
     }
   }
 
+  /**
+   * Publishes one participant on a handle of its own (added to `handles` for clean-up) and waits
+   * until it is connected. Retried on a fresh handle and peer when node-datachannel refuses
+   * Janus's well-formed answer ("Got a remote candidate without ICE transport") or the connection
+   * fails at once: a libdatachannel race (others report it under contention) seen here in about one
+   * publisher in twenty and one subscriber in a few hundred.
+   */
   private async publish(
     janus: JanusSession,
-    handle: number,
+    handles: number[],
     room: number,
     name: string,
     scheduler: MediaScheduler,
     timeoutMs: number,
   ): Promise<{ publisher: Publisher; feed: number; joinedAt: number }> {
-    const publisher = new Publisher({ name, scheduler, bindAddress: this.network!.hostAddress });
-    try {
-      const offer = withSimulcastGroup(await publisher.offerSdp(timeoutMs), publisher.ssrcs.video);
-      const { event } = await janus.message(
-        handle,
-        { request: 'joinandconfigure', ptype: 'publisher', room },
-        { type: 'offer', sdp: offer },
-        timeoutMs,
-      );
-      await janus.trickleCompleted(handle);
-      const joined = await event;
-      const feed = Number(joined.plugindata?.data.id);
-      if (!joined.jsep || joined.jsep.type !== 'answer' || !Number.isFinite(feed)) {
-        throw new JanusApiError('videoroom join gave no feed id or no SDP answer');
+    for (let attempt = 1; ; attempt++) {
+      const handle = await janus.attach(VIDEOROOM);
+      handles.push(handle);
+      const publisher = new Publisher({ name, scheduler, bindAddress: this.network!.hostAddress });
+      try {
+        const offer = withSimulcastGroup(await publisher.offerSdp(timeoutMs), publisher.ssrcs.video);
+        const { event } = await janus.message(
+          handle,
+          { request: 'joinandconfigure', ptype: 'publisher', room },
+          { type: 'offer', sdp: offer },
+          timeoutMs,
+        );
+        await janus.trickleCompleted(handle);
+        const joined = await event;
+        const feed = Number(joined.plugindata?.data.id);
+        if (!joined.jsep || joined.jsep.type !== 'answer' || !Number.isFinite(feed)) {
+          throw new JanusApiError('videoroom join gave no feed id or no SDP answer');
+        }
+        try {
+          publisher.acceptAnswer(joined.jsep.sdp);
+        } catch (error) {
+          throw new AnswerRefused(error instanceof Error ? error.message : String(error));
+        }
+        const joinedAt = performance.now();
+        publisher.startMedia();
+        await publisher.waitConnected(timeoutMs);
+        return { publisher, feed, joinedAt };
+      } catch (error) {
+        publisher.close();
+        if (!retriable(error) || attempt >= ATTEMPTS) throw error;
+        this.retries++;
+        handles.splice(handles.indexOf(handle), 1);
+        await janus.detach(handle).catch(() => undefined);
       }
-      publisher.acceptAnswer(joined.jsep.sdp);
-      publisher.startMedia();
-      return { publisher, feed, joinedAt: performance.now() };
-    } catch (error) {
-      publisher.close();
-      throw error;
     }
   }
 
+  /** Subscribes to `feed` on a handle of its own and waits until connected; retried as publish(). */
   private async subscribe(
     janus: JanusSession,
-    handle: number,
+    handles: number[],
     room: number,
     feed: number,
     name: string,
     scheduler: MediaScheduler,
     timeoutMs: number,
-  ): Promise<Subscriber> {
+  ): Promise<{ subscriber: Subscriber; signalledAt: number }> {
+    for (let attempt = 1; ; attempt++) {
+      const handle = await janus.attach(VIDEOROOM);
+      handles.push(handle);
+      let subscriber: Subscriber | undefined;
+      try {
+        const offer = await this.joinFeed(janus, handle, room, feed, timeoutMs);
+        try {
+          subscriber = new Subscriber({
+            name,
+            scheduler,
+            bindAddress: this.network!.hostAddress,
+            consumers: offeredStreams(offer),
+            remoteOffer: offer,
+          });
+        } catch (error) {
+          throw new AnswerRefused(error instanceof Error ? error.message : String(error));
+        }
+        const answer = await subscriber.answerSdp(timeoutMs);
+        const { event } = await janus.message(
+          handle,
+          { request: 'start' },
+          { type: 'answer', sdp: answer },
+          timeoutMs,
+        );
+        await janus.trickleCompleted(handle);
+        await event;
+        const signalledAt = performance.now();
+        await subscriber.waitConnected(timeoutMs);
+        return { subscriber, signalledAt };
+      } catch (error) {
+        subscriber?.close();
+        if (!retriable(error) || attempt >= ATTEMPTS) throw error;
+        this.retries++;
+        handles.splice(handles.indexOf(handle), 1);
+        await janus.detach(handle).catch(() => undefined);
+      }
+    }
+  }
+
+  /** Joins a feed as subscriber and returns Janus's offer. */
+  private async joinFeed(
+    janus: JanusSession,
+    handle: number,
+    room: number,
+    feed: number,
+    timeoutMs: number,
+  ): Promise<string> {
     const deadline = performance.now() + timeoutMs;
-    let offer: string | undefined;
     // The feed exists for subscribers only once Janus sees the publisher's PeerConnection up.
-    while (offer === undefined) {
+    for (;;) {
       try {
         const attached = await (
           await janus.message(handle, { request: 'join', ptype: 'subscriber', room, streams: [{ feed }] })
         ).event;
         if (attached.jsep?.type !== 'offer') throw new JanusApiError('subscriber join gave no SDP offer');
-        offer = attached.jsep.sdp;
+        return attached.jsep.sdp;
       } catch (error) {
         if (
           !(error instanceof JanusApiError && error.code === NO_SUCH_FEED) ||
@@ -271,28 +353,6 @@ export class JanusTarget implements Target {
         await sleep(50);
       }
     }
-    const subscriber = new Subscriber({
-      name,
-      scheduler,
-      bindAddress: this.network!.hostAddress,
-      consumers: offeredStreams(offer),
-      remoteOffer: offer,
-    });
-    try {
-      const answer = await subscriber.answerSdp(timeoutMs);
-      const { event } = await janus.message(
-        handle,
-        { request: 'start' },
-        { type: 'answer', sdp: answer },
-        timeoutMs,
-      );
-      await janus.trickleCompleted(handle);
-      await event;
-      return subscriber;
-    } catch (error) {
-      subscriber.close();
-      throw error;
-    }
   }
 
   serverPids(): ServerPids {
@@ -300,6 +360,9 @@ export class JanusTarget implements Target {
   }
 
   async stop(): Promise<void> {
+    if (this.retries > 0) {
+      this.log(`janus: ${this.retries} connection(s) redone after node-datachannel refused SDP or failed`);
+    }
     await this.session?.destroy().catch(() => undefined);
     this.session = undefined;
     const child = this.child;
