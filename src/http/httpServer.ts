@@ -133,14 +133,20 @@ export class HttpServer {
         return 'openapi';
     }
     if (await this.deps.rest.handle(req, res, pathname)) return 'rest';
+    // The SDK bundle is public code: served whether or not the try-it page is.
+    if (
+      req.method === 'GET' &&
+      pathname.startsWith('/sdk/') &&
+      (await serveStatic(res, SDK_DIR, pathname.slice(5)))
+    ) {
+      return 'static';
+    }
     if (this.deps.demo) {
       if (pathname === '/demo/consultations' && req.method === 'POST') {
         await this.deps.demo.create(res);
         return 'demo';
       }
       if (req.method === 'GET') {
-        if (pathname.startsWith('/sdk/') && (await serveStatic(res, SDK_DIR, pathname.slice(5))))
-          return 'static';
         const file = pathname === '/' ? 'index.html' : pathname.slice(1);
         if (await serveStatic(res, PUBLIC_DIR, file)) return 'static';
       }

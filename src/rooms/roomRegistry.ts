@@ -76,10 +76,8 @@ export class RoomRegistry extends EventEmitter<RoomRegistryEvents> {
   async createRoom(options: Partial<RoomOptions>, roomId?: string): Promise<Room> {
     const { config, metrics } = this.deps;
     if (this.draining) throw new SfuError('SERVER_DRAINING');
-    if (this.rooms.size >= config.limits.maxRooms) {
-      metrics.rejections.inc({ code: 'ROOM_LIMIT_REACHED' });
-      throw new SfuError('ROOM_LIMIT_REACHED');
-    }
+    // Counted where it is answered (REST counts every refusal).
+    if (this.rooms.size >= config.limits.maxRooms) throw new SfuError('ROOM_LIMIT_REACHED');
     const id = roomId ?? `room_${randomUUID()}`;
     if (this.rooms.has(id)) throw new SfuError('INVALID_STATE', 'room exists');
     const merged: RoomOptions = {

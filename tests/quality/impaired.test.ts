@@ -213,14 +213,18 @@ t.test('a patient behind a capped link keeps hearing the doctor and gets video b
       layer !== undefined && layer < 2,
       `spatial layer ${layer} forwarded, first ${figures.lowerLayerAfterCapMs} ms after the cap`,
     );
-    const before = await inbound(page);
-    await new Promise((resolve) => setTimeout(resolve, 4000));
-    const after = await inbound(page);
-    // Paused video brings a few kB at most (the queue's tail); flowing video tens of kB.
-    t.ok(
-      after.videoBytes - before.videoBytes > 8_000,
-      `video keeps flowing (${after.videoBytes - before.videoBytes} bytes in 4 s)`,
-    );
+    // Paused video brings a few kB at most (the queue's tail); flowing video tens of kB. The estimate
+    // behind tbf swings, so the link may flap to audio only for a while: look for a 4 s window in
+    // which the lower layer held and video flowed, over a few tries.
+    let flowed = 0;
+    for (let attempt = 0; attempt < 4 && flowed <= 8_000; attempt++) {
+      await waitFor('a lower layer with video flowing', async () => lower(), 30_000);
+      const before = await inbound(page);
+      await new Promise((resolve) => setTimeout(resolve, 4000));
+      const after = await inbound(page);
+      flowed = lower() ? after.videoBytes - before.videoBytes : 0;
+    }
+    t.ok(flowed > 8_000, `video keeps flowing at the lower layer (${flowed} bytes in 4 s)`);
     await waitFor('the SDK layer event', async () =>
       (await pageRecord(page)).layers.some((l) => l.spatial !== null && l.spatial < 2 && l.at >= capped),
     );
