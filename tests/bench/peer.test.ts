@@ -93,6 +93,10 @@ void t.test('a publisher reaches a subscriber through a real mediasoup router', 
     rtpParameters: publisher.videoRtpParameters!,
   });
   await publisher.waitConnected(10_000);
+  // The peer's side completes first; the worker's 'connected' follows within a moment.
+  for (let i = 0; i < 100 && sendTransport.dtlsState !== 'connected'; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
   t.equal(sendTransport.dtlsState, 'connected', 'the server side of the send transport finished DTLS');
   publisher.startMedia();
 
