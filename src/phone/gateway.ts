@@ -791,23 +791,8 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
   }
 
   private ackNonSuccess(invite: SipRequest, response: SipResponse, peer: SipPeer): void {
-    // RFC 3261 17.1.1.3: same branch and Request-URI as the INVITE, To from the response.
-    const ack: SipRequest = {
-      kind: 'request',
-      method: 'ACK',
-      uri: invite.uri,
-      headers: [
-        ...headerValues(invite.headers, 'Via')
-          .slice(0, 1)
-          .map((value) => ({ name: 'Via', value })),
-        { name: 'Max-Forwards', value: '70' },
-        { name: 'From', value: headerValue(invite.headers, 'From') ?? '' },
-        { name: 'To', value: headerValue(response.headers, 'To') ?? '' },
-        { name: 'Call-ID', value: headerValue(invite.headers, 'Call-ID') ?? '' },
-        { name: 'CSeq', value: `${cseqOf(invite).seq} ACK` },
-      ],
-      body: Buffer.alloc(0),
-    };
+    // RFC 3261 17.1.1.3: To from the response.
+    const ack = requestOnInviteBranch(invite, 'ACK', headerValue(response.headers, 'To') ?? '');
     this.transport.send(ack, peer);
   }
 
@@ -839,22 +824,8 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
   private cancelOutgoing(record: CallRecord, peer: SipPeer): void {
     const invite = record.outgoingInvite;
     if (!invite) return;
-    const cancel: SipRequest = {
-      kind: 'request',
-      method: 'CANCEL',
-      uri: invite.uri,
-      headers: [
-        ...headerValues(invite.headers, 'Via')
-          .slice(0, 1)
-          .map((value) => ({ name: 'Via', value })),
-        { name: 'Max-Forwards', value: '70' },
-        { name: 'From', value: headerValue(invite.headers, 'From') ?? '' },
-        { name: 'To', value: headerValue(invite.headers, 'To') ?? '' },
-        { name: 'Call-ID', value: headerValue(invite.headers, 'Call-ID') ?? '' },
-        { name: 'CSeq', value: `${cseqOf(invite).seq} CANCEL` },
-      ],
-      body: Buffer.alloc(0),
-    };
+    // RFC 3261 9.1: To as in the INVITE.
+    const cancel = requestOnInviteBranch(invite, 'CANCEL', headerValue(invite.headers, 'To') ?? '');
     void this.clientTransactions.request(cancel, peer);
   }
 
@@ -1039,4 +1010,27 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
     this.transport.close();
     this.removeAllListeners();
   }
+}
+
+/**
+ * An ACK (for a non-2xx answer) or a CANCEL of an INVITE: same Request-URI, top Via (so the same
+ * branch), From, Call-ID and CSeq number as the INVITE.
+ */
+function requestOnInviteBranch(invite: SipRequest, method: 'ACK' | 'CANCEL', to: string): SipRequest {
+  return {
+    kind: 'request',
+    method,
+    uri: invite.uri,
+    headers: [
+      ...headerValues(invite.headers, 'Via')
+        .slice(0, 1)
+        .map((value) => ({ name: 'Via', value })),
+      { name: 'Max-Forwards', value: '70' },
+      { name: 'From', value: headerValue(invite.headers, 'From') ?? '' },
+      { name: 'To', value: to },
+      { name: 'Call-ID', value: headerValue(invite.headers, 'Call-ID') ?? '' },
+      { name: 'CSeq', value: `${cseqOf(invite).seq} ${method}` },
+    ],
+    body: Buffer.alloc(0),
+  };
 }

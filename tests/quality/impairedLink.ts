@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { HEADLESS_CHROMIUM_ARGS } from '../support/browser.js';
 
 const run = promisify(execFile);
 
@@ -142,19 +143,7 @@ export async function launchInNamespace(link: ImpairedLink, origin: string): Pro
       executablePath: wrapper,
       headless: true,
       timeout: 60_000,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--disable-background-timer-throttling',
-        '--disable-renderer-backgrounding',
-        '--disable-backgrounding-occluded-windows',
-        `--unsafely-treat-insecure-origin-as-secure=${origin}`,
-      ],
+      args: [...HEADLESS_CHROMIUM_ARGS, `--unsafely-treat-insecure-origin-as-secure=${origin}`],
     });
   } catch (err) {
     await fs.rm(dir, { recursive: true, force: true });

@@ -6,10 +6,8 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 /** Debian's Chromium (apt package `chromium`); playwright-core drives it, nothing is downloaded. */
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
-const CHROMIUM_ARGS = [
-  // Synthetic camera (a moving pattern) and microphone (a beep), and no permission prompt.
-  '--use-fake-device-for-media-stream',
-  '--use-fake-ui-for-media-stream',
+/** Headless Chromium on this machine: no sandbox (root), no network of its own, hidden tabs kept running. */
+export const HEADLESS_CHROMIUM_ARGS = [
   '--no-sandbox',
   '--disable-gpu',
   '--disable-quic',
@@ -22,6 +20,13 @@ const CHROMIUM_ARGS = [
   '--disable-background-timer-throttling',
   '--disable-renderer-backgrounding',
   '--disable-backgrounding-occluded-windows',
+];
+
+const CHROMIUM_ARGS = [
+  // Synthetic camera (a moving pattern) and microphone (a beep), and no permission prompt.
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  ...HEADLESS_CHROMIUM_ARGS,
 ];
 
 export interface TestPage {
