@@ -72,6 +72,42 @@ function patchLibwebrtcBuild(src) {
   return text;
 }
 
+/**
+ * mediasoup 3.12 sets no socket buffer size, so a WebRtcServer's one UDP socket per worker, which
+ * every transport of the worker shares, gets the kernel default (net.core.rmem_default, often
+ * 208 KiB: a few milliseconds of a busy worker's traffic) and drops datagrams whenever the worker
+ * is descheduled that long. Newer mediasoup versions expose the size; here the server passes it in
+ * the worker's environment. The kernel caps it at net.core.rmem_max.
+ */
+function patchUdpSocketHandler(src) {
+  let text = replaceOnce(
+    src,
+    '#include <cstring> // std::memcpy()',
+    '#include <cstdlib> // std::getenv(), std::strtol()\n#include <cstring> // std::memcpy()',
+    'UdpSocketHandler.cpp',
+  );
+  const anchor = '\t// Set local address.\n\tif (!SetLocalAddress())';
+  return replaceOnce(
+    text,
+    anchor,
+    `\t// teleconsult-sfu: receive buffer size from the environment (best effort, capped by the kernel).
+\tif (const char* wanted = std::getenv("TELECONSULT_UDP_RECV_BUFFER_BYTES"))
+\t{
+\t\tlong bytes = std::strtol(wanted, nullptr, 10);
+
+\t\tif (bytes > 0 && bytes <= 1L << 30)
+\t\t{
+\t\t\tint size = static_cast<int>(bytes);
+
+\t\t\tuv_recv_buffer_size(reinterpret_cast<uv_handle_t*>(this->uvHandle), &size);
+\t\t}
+\t}
+
+${anchor}`,
+    'UdpSocketHandler.cpp',
+  );
+}
+
 function linkIntoPackage() {
   fs.mkdirSync(path.dirname(defaultBin), { recursive: true });
   fs.rmSync(defaultBin, { force: true });
@@ -93,6 +129,8 @@ const mesonFile = path.join(buildDir, 'meson.build');
 fs.writeFileSync(mesonFile, patchMesonBuild(fs.readFileSync(mesonFile, 'utf8')));
 const webrtcFile = path.join(buildDir, 'deps', 'libwebrtc', 'meson.build');
 fs.writeFileSync(webrtcFile, patchLibwebrtcBuild(fs.readFileSync(webrtcFile, 'utf8')));
+const udpFile = path.join(buildDir, 'src', 'handles', 'UdpSocketHandler.cpp');
+fs.writeFileSync(udpFile, patchUdpSocketHandler(fs.readFileSync(udpFile, 'utf8')));
 fs.rmSync(path.join(buildDir, 'subprojects'), { recursive: true, force: true });
 fs.rmSync(path.join(buildDir, 'out'), { recursive: true, force: true });
 

@@ -77,6 +77,13 @@ export const ConfigSchema = Type.Object(
         default: 49999,
         description: 'Last port of that range.',
       }),
+      udpReceiveBufferBytes: Type.Integer({
+        minimum: 0,
+        maximum: 1073741824,
+        default: 4194304,
+        description:
+          "Receive buffer of each worker UDP socket (a WebRtcServer socket carries all of its worker's transports); the kernel caps it at net.core.rmem_max; 0 keeps the kernel default.",
+      }),
       dtlsCertFile: NullableString('PEM certificate for DTLS; the worker generates one when null.'),
       dtlsKeyFile: NullableString('PEM private key for dtlsCertFile.'),
       initialOutgoingBitrate: Type.Integer({
@@ -204,13 +211,22 @@ export const ConfigSchema = Type.Object(
         minimum: 200,
         maximum: 60000,
         default: 1000,
-        description: 'How often a room samples its participants (one stats request per transport).',
+        description:
+          "How often a room decides each receiver's layers and media mode from the pushed bandwidth estimate.",
+      }),
+      statsIntervalMs: Type.Integer({
+        minimum: 200,
+        maximum: 600000,
+        default: 5000,
+        description:
+          'How often round-trip time, loss, jitter and layer bitrates are fetched per participant (one stats request per transport); every sampleIntervalMs while its link looks weak.',
       }),
       reportIntervalMs: Type.Integer({
         minimum: 500,
         maximum: 600000,
         default: 2000,
-        description: 'How often qualityUpdate is pushed to a participant and to the practitioners.',
+        description:
+          'How often qualityUpdate is pushed to a participant and to the practitioners when a figure changed (at least every 5 intervals).',
       }),
       layerKbps: Type.Array(Type.Number({ minimum: 1, maximum: 100000 }), {
         minItems: 1,

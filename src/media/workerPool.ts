@@ -5,6 +5,7 @@ import type { types } from 'mediasoup';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import { kernelReceiveBufferCap, setWorkerReceiveBuffer } from './socketBuffers.js';
 
 /** One worker process with its WebRtcServer (one UDP and one TCP port) and its current load. */
 export interface WorkerSlot {
@@ -40,6 +41,13 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   static async start(config: Config['media'], log: Logger, metrics: Metrics): Promise<WorkerPool> {
     const pool = new WorkerPool(config, log.child({ module: 'worker-pool' }), metrics);
     const count = config.workers > 0 ? config.workers : os.availableParallelism();
+    setWorkerReceiveBuffer(config.udpReceiveBufferBytes);
+    const cap = kernelReceiveBufferCap();
+    if (cap !== undefined && config.udpReceiveBufferBytes > cap)
+      pool.log.warn(
+        { wantedBytes: config.udpReceiveBufferBytes, rmemMaxBytes: cap },
+        "net.core.rmem_max caps the media sockets' receive buffer below media.udpReceiveBufferBytes: raise it on media hosts",
+      );
     try {
       for (let index = 0; index < count; index++) {
         const slot: WorkerSlot = { index, ...(await pool.launch(index)), load: 0, routers: 0 };

@@ -42,6 +42,8 @@ const MAIN_PRIORITY = 200;
 const OTHER_PRIORITY = 1;
 /** A bandwidth estimate older than this many sampling intervals is ignored. */
 const STALE_ESTIMATE_INTERVALS = 10;
+/** An unchanged qualityUpdate is still pushed after this many report intervals (a heartbeat). */
+const REPORT_HEARTBEAT_INTERVALS = 5;
 
 interface ParticipantState {
   receiver: ReceiverPolicy;
@@ -53,17 +55,35 @@ interface ParticipantState {
   /** Loss on what the participant sends, for the publish advice. */
   uplinkLoss: number | null;
   lastAdvice: number | undefined;
+  /** The sender is advised to send fewer layers than it has: its recovery needs fresh stats. */
+  uplinkLimited: boolean;
+  /** When the stats (RTT, loss, jitter, layer bitrates) were last fetched; 0 = never. */
+  statsAt: number;
+  /** The last score computed (5 until one is). */
+  score: number;
   lastReportAt: number;
-  lastReported: { score: number; suggest: boolean } | undefined;
+  lastReported: QualityUpdate | undefined;
   advisedProducer: string | undefined;
 }
 
+interface QualityUpdate {
+  participantId: string;
+  score: number;
+  rttMs: number | null;
+  lossRatio: number | null;
+  jitterMs: number | null;
+  availableKbps: number | null;
+  suggestPhoneFallback: boolean;
+}
+
 /**
- * Samples one room's participants every `sampleIntervalMs` (one stats request per transport: a
- * representative consumer on the receiving side, the camera producer on the sending side; the
- * bandwidth estimate comes from the worker's 'bwe' trace events at no request cost), applies the
- * policy and acts on mediasoup: preferred layers, priorities, pause/resume, keyframe requests,
- * and notifications (`qualityUpdate`, `mediaModeChanged`, `publishLayersAdvice`).
+ * Decides for one room's participants every `sampleIntervalMs`: the bandwidth estimate comes from
+ * the worker's 'bwe' trace events at no request cost; round-trip time, loss, jitter and layer
+ * bitrates need a stats request per transport (a representative consumer on the receiving side,
+ * the camera producer on the sending side), made every `statsIntervalMs`, or every round while a
+ * participant's link looks weak. Applies the policy and acts on mediasoup: preferred layers,
+ * priorities, pause/resume, keyframe requests, and notifications (`qualityUpdate`,
+ * `mediaModeChanged`, `publishLayersAdvice`).
  */
 export class RoomQuality extends EventEmitter<RoomQualityEvents> {
   private readonly states = new Map<string, ParticipantState>();
@@ -74,7 +94,7 @@ export class RoomQuality extends EventEmitter<RoomQualityEvents> {
   private readonly ladders = new Map<string, LayerRung[]>();
   private readonly keyframes: KeyframeLimiter;
   private readonly log: Logger;
-  private timer: NodeJS.Timeout | undefined;
+  private started = false;
   private busy = false;
   private closed = false;
 
@@ -89,16 +109,16 @@ export class RoomQuality extends EventEmitter<RoomQualityEvents> {
   }
 
   start(): void {
-    if (this.timer || this.closed) return;
-    this.timer = setInterval(() => void this.tick(), this.config.sampleIntervalMs);
-    this.timer.unref();
+    if (this.started || this.closed) return;
+    this.started = true;
+    sharedClock(this.config.sampleIntervalMs).add(this);
   }
 
   /** Stops sampling; idempotent. Also happens by itself once the room is closed. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    clearInterval(this.timer);
+    sharedClock(this.config.sampleIntervalMs).delete(this);
     for (const state of this.states.values()) this.forgetState(state);
     this.states.clear();
   }
@@ -117,7 +137,8 @@ export class RoomQuality extends EventEmitter<RoomQualityEvents> {
     try {
       const participants = this.room.activeParticipants().filter((p) => p.mayExchangeMedia);
       this.prune(participants);
-      await Promise.all(participants.map((p) => this.measure(p)));
+      const sampledAt = Date.now();
+      await Promise.all(participants.map((p) => this.measure(p, sampledAt)));
       if (this.closed || this.room.closed) return;
       const now = Date.now();
       for (const participant of participants) this.decide(participant, now);
@@ -143,6 +164,9 @@ export class RoomQuality extends EventEmitter<RoomQualityEvents> {
         measures: { rttMs: null, lossRatio: null, jitterMs: null, availableKbps: null },
         uplinkLoss: null,
         lastAdvice: undefined,
+        uplinkLimited: false,
+        statsAt: 0,
+        score: 5,
         lastReportAt: 0,
         lastReported: undefined,
         advisedProducer: undefined,
@@ -175,13 +199,18 @@ export class RoomQuality extends EventEmitter<RoomQualityEvents> {
     if (state.receiver.mode === 'audio-only') this.deps.metrics.qualityAudioOnlyReceivers.dec();
   }
 
-  private async measure(participant: Participant): Promise<void> {
+  private async measure(participant: Participant, now: number): Promise<void> {
     const state = this.stateOf(participant);
     const recv = participant.recvTransport();
     if (recv) this.traceBandwidth(recv);
     const estimate = recv ? this.estimates.get(recv.id) : undefined;
-    const fresh =
-      estimate && Date.now() - estimate.at <= this.config.sampleIntervalMs * STALE_ESTIMATE_INTERVALS;
+    const fresh = estimate && now - estimate.at <= this.config.sampleIntervalMs * STALE_ESTIMATE_INTERVALS;
+    const availableKbps = fresh && estimate ? estimate.kbps : null;
+    if (now - state.statsAt < this.config.statsIntervalMs && !this.weak(state)) {
+      state.measures = { ...state.measures, availableKbps };
+      return;
+    }
+    state.statsAt = now;
     const [down, up] = await Promise.all([
       this.measureDownlink(participant),
       this.measureUplink(participant),
@@ -190,9 +219,17 @@ export class RoomQuality extends EventEmitter<RoomQualityEvents> {
       rttMs: down.rttMs ?? up.rttMs,
       lossRatio: maxOrNull(down.lossRatio, up.lossRatio),
       jitterMs: up.jitterMs,
-      availableKbps: fresh && estimate ? estimate.kbps : null,
+      availableKbps,
     };
     state.uplinkLoss = up.lossRatio;
+  }
+
+  /**
+   * A link that is anything but excellent, or a sender kept below its layers, is measured every
+   * round so that the publish advice and the score follow it closely; a clean one is not.
+   */
+  private weak(state: ParticipantState): boolean {
+    return state.score < 5 || state.uplinkLimited || (state.uplinkLoss ?? 0) >= this.config.uplinkLossUp;
   }
 
   /** The worker reports its send-side bandwidth estimate about once a second: no request needed. */
@@ -411,6 +448,7 @@ export class RoomQuality extends EventEmitter<RoomQualityEvents> {
     if (advice === undefined) return;
     const direction = advice < (state.lastAdvice ?? Number.POSITIVE_INFINITY) ? 'down' : 'up';
     state.lastAdvice = advice;
+    state.uplinkLimited = advice < (camera.rtpParameters.encodings?.length ?? 1) - 1;
     this.deps.metrics.qualityPublishAdvice.inc({ direction });
     this.log.info({ participant: participant.id, maxSpatialLayer: advice }, 'publish layers advice');
     participant.link?.notify('publishLayersAdvice', { producerId: camera.id, maxSpatialLayer: advice });
@@ -439,6 +477,7 @@ export class RoomQuality extends EventEmitter<RoomQualityEvents> {
       { audioKbps: audioStreams * this.config.audioKbps, lowestVideoKbps: lowest, wantedKbps: wanted },
       this.config,
     );
+    state.score = score;
     const verdict = state.tracker.update(now, score);
     if (verdict.incident) {
       this.deps.metrics.qualityIncidents.inc({ kind: 'network-poor' });
@@ -446,14 +485,7 @@ export class RoomQuality extends EventEmitter<RoomQualityEvents> {
       this.deps.onIncident?.(this.room.id, participant.id, 'network-poor');
       this.emit('incident', this.room.id, participant.id, 'network-poor');
     }
-    const last = state.lastReported;
-    const due = now - state.lastReportAt >= this.config.reportIntervalMs;
-    const urgent = last !== undefined && last.suggest !== verdict.suggestPhoneFallback;
-    if (!due && !urgent) return;
-    state.lastReportAt = now;
-    state.lastReported = { score, suggest: verdict.suggestPhoneFallback };
-    this.deps.metrics.qualityScores.observe(score);
-    const update = {
+    const update: QualityUpdate = {
       participantId: participant.id,
       score,
       rttMs: roundOrNull(m.rttMs),
@@ -462,6 +494,19 @@ export class RoomQuality extends EventEmitter<RoomQualityEvents> {
       availableKbps: roundOrNull(m.availableKbps),
       suggestPhoneFallback: verdict.suggestPhoneFallback,
     };
+    const last = state.lastReported;
+    const sinceReport = now - state.lastReportAt;
+    const urgent = last !== undefined && last.suggestPhoneFallback !== verdict.suggestPhoneFallback;
+    // A changed score goes out at the next report interval; the figures alone at the heartbeat.
+    const due =
+      sinceReport >= this.config.reportIntervalMs &&
+      (last === undefined ||
+        last.score !== update.score ||
+        sinceReport >= this.config.reportIntervalMs * REPORT_HEARTBEAT_INTERVALS);
+    if (!due && !urgent) return;
+    state.lastReportAt = now;
+    state.lastReported = update;
+    this.deps.metrics.qualityScores.observe(score);
     participant.link?.notify('qualityUpdate', update);
     for (const other of this.room.participants.values()) {
       if (other !== participant && other.role === 'practitioner' && other.active)
@@ -517,4 +562,44 @@ function maxOrNull(a: number | null, b: number | null): number | null {
 
 function roundOrNull(value: number | null): number | null {
   return value === null ? null : Math.round(value);
+}
+
+/**
+ * One timer per sampling interval for every room of the process: a round for all rooms in one
+ * wake-up, rather than a timer (and a wake-up) per room.
+ */
+class SamplingClock {
+  private readonly members = new Set<RoomQuality>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly intervalMs: number) {}
+
+  add(member: RoomQuality): void {
+    this.members.add(member);
+    if (!this.timer) {
+      this.timer = setInterval(() => {
+        for (const room of this.members) void room.tick();
+      }, this.intervalMs);
+      this.timer.unref();
+    }
+  }
+
+  delete(member: RoomQuality): void {
+    this.members.delete(member);
+    if (this.members.size === 0 && this.timer) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+}
+
+const clocks = new Map<number, SamplingClock>();
+
+function sharedClock(intervalMs: number): SamplingClock {
+  let clock = clocks.get(intervalMs);
+  if (!clock) {
+    clock = new SamplingClock(intervalMs);
+    clocks.set(intervalMs, clock);
+  }
+  return clock;
 }

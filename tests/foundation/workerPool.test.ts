@@ -1,5 +1,6 @@
 import t from 'tap';
 import { once } from 'node:events';
+import { existsSync, readFileSync } from 'node:fs';
 import { startTestServer } from '../support/server.js';
 
 t.test('a worker killed with SIGKILL is replaced, and the metric and log say so', async (t) => {
@@ -68,4 +69,39 @@ t.test('the pool logs the death with the worker index and pid', async (t) => {
   t.ok(died, 'a death line is logged');
   t.equal(died?.pid, pid);
   t.equal(died?.level, 'error');
+});
+
+/** The receive buffer of the UDP socket bound to `port`, as the kernel reports it (`ss -m`). */
+async function udpReceiveBuffer(port: number): Promise<number | undefined> {
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const { stdout } = await promisify(execFile)('ss', ['-u', '-a', '-n', '-m', `sport = :${port}`]);
+  const match = /skmem:\([^)]*\brb(\d+)/.exec(stdout);
+  return match ? Number(match[1]) : undefined;
+}
+
+const noSs = !existsSync('/usr/bin/ss') && !existsSync('/bin/ss') ? 'ss (iproute2) is not installed' : false;
+
+t.test("the WebRtcServer's UDP socket gets the configured receive buffer", { skip: noSs }, async (t) => {
+  const { Metrics } = await import('../../src/observability/metrics.js');
+  const { WorkerPool } = await import('../../src/media/workerPool.js');
+  const { createLogger } = await import('../../src/observability/logger.js');
+  const { testConfig } = await import('../support/server.js');
+  const rmemMax = Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8'));
+  const rmemDefault = Number(readFileSync('/proc/sys/net/core/rmem_default', 'utf8'));
+  // Within the kernel's cap; doubled by the kernel, it differs from the default.
+  const wanted = Math.min(rmemMax, 1 << 20);
+
+  for (const [bytes, expected, what] of [
+    [wanted, wanted * 2, 'the requested size (the kernel doubles it for its bookkeeping)'],
+    [0, rmemDefault, 'the kernel default when the setting is 0'],
+  ] as const) {
+    const config = testConfig({ media: { workers: 1, udpReceiveBufferBytes: bytes } }).media;
+    const pool = await WorkerPool.start(config, createLogger('silent'), new Metrics());
+    try {
+      t.equal(await udpReceiveBuffer(config.webRtcServerPort), expected, what);
+    } finally {
+      await pool.close();
+    }
+  }
 });
