@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { closeAllPeers } from './peer/index.js';
 import os from 'node:os';
 import { compareReports, renderComparison } from './harness/compare.js';
+import type { TargetRuns } from './harness/compare.js';
 import { renderBarChart, renderCapacityCurve, renderLatencyChart, renderMarkdown } from './harness/render.js';
 import type { BenchReport } from './harness/report.js';
 import { DEFAULT_OPTIONS, runBench } from './harness/run.js';
@@ -36,6 +37,8 @@ const USAGE = `usage: npm run bench -- [options]
   --target NAME            ${Object.keys(TARGETS).join(' | ')} (default bare; waiting-room, signalling, rest: self)
   --compare                consult: run the same load on each of --targets in turn and write ratios
   --targets LIST           targets for --compare, comma-separated (default bare,self,janus)
+  --repeat N               --compare: N rounds, the targets' order reversed every other round;
+                           figures are medians over the rounds (default 1)
   --sessions N             consult: sessions (default 5); join-storm: sessions, two joins each (default 20);
                            waiting-room: patients (default 20); signalling: idle connections (default 1000)
   --duration S             consult: seconds measured per level (default 20); signalling: request phase (10);
@@ -47,6 +50,12 @@ const USAGE = `usage: npm run bench -- [options]
   --room-size N            signalling: participants per room (default 2)
   --server-env K=V         self: extra SFU_* variable for the server child (repeatable), e.g. to
                            switch a feature off and see what it costs
+  --cpu-budget CORES       consult: confine the target's processes (server and workers, or Janus)
+                           to CORES of CPU with a cgroup quota, the same for every target, so
+                           that on a small host the target and not the load generator runs out
+                           of CPU first (needs root)
+  --profile-server DIR     self: write a V8 CPU profile of the server process into DIR when it
+                           stops (open it in Chrome DevTools or speedscope)
   --workers N              mediasoup workers (default: one per CPU, as the server)
   --ramp                   raise sessions stepwise until loss > --max-loss or delay p99 > --max-p99
   --step N                 sessions added per ramp step (default: --sessions)
@@ -77,11 +86,13 @@ interface Parsed {
   options: BenchOptions;
   targetName: string;
   compare: string[] | undefined;
+  repeat: number;
   rate: number;
   holdS: number;
   connections: number | undefined;
   roomSize: number;
   serverEnv: Record<string, string>;
+  profileDir: string | undefined;
   out: string;
   quiet: boolean;
 }
@@ -101,6 +112,7 @@ function parse(argv: string[]): Parsed {
       scenario: { type: 'string', default: 'consult' },
       target: { type: 'string' },
       compare: { type: 'boolean', default: false },
+      repeat: { type: 'string' },
       targets: { type: 'string', default: 'bare,self,janus' },
       sessions: { type: 'string' },
       duration: { type: 'string' },
@@ -109,6 +121,8 @@ function parse(argv: string[]): Parsed {
       connections: { type: 'string' },
       'room-size': { type: 'string' },
       'server-env': { type: 'string', multiple: true },
+      'profile-server': { type: 'string' },
+      'cpu-budget': { type: 'string' },
       workers: { type: 'string' },
       ramp: { type: 'boolean', default: false },
       step: { type: 'string' },
@@ -156,10 +170,15 @@ function parse(argv: string[]): Parsed {
       positive('join-concurrency', values['join-concurrency'], scenario === 'signalling' ? 64 : 4),
     ),
     settleS: positive('settle', values.settle, DEFAULT_OPTIONS.settleS, true),
+    cpuBudgetCores: positive('cpu-budget', values['cpu-budget'], 0, true),
     timeLimitS: positive(
       'time-limit',
       values['time-limit'],
-      scenario !== 'consult' ? 600 : ramp ? 900 : (durationS + 120) * (compare?.length ?? 1),
+      scenario !== 'consult'
+        ? 600
+        : ramp
+          ? 900 * (compare?.length ?? 1) * Math.floor(positive('repeat', values.repeat, 1))
+          : (durationS + 120) * (compare?.length ?? 1) * Math.floor(positive('repeat', values.repeat, 1)),
     ),
   };
   const size = scenario === 'rest' ? '' : `-${sessions}`;
@@ -184,11 +203,13 @@ function parse(argv: string[]): Parsed {
     options,
     targetName,
     compare,
+    repeat: Math.floor(positive('repeat', values.repeat, 1)),
     rate: positive('rate', values.rate, 0, true),
     holdS: positive('hold', values.hold, 1, true),
     connections,
     roomSize: Math.floor(positive('room-size', values['room-size'], 2)),
     serverEnv,
+    profileDir: values['profile-server'] !== undefined ? path.resolve(values['profile-server']) : undefined,
     out,
     quiet: values.quiet ?? false,
   };
@@ -240,7 +261,7 @@ function writeConsult(out: string, report: BenchReport): string {
 
 function makeTarget(name: string, parsed: Parsed): Target {
   const target = TARGETS[name]!();
-  if (target instanceof SelfTarget) target.configure(parsed.serverEnv);
+  if (target instanceof SelfTarget) target.configure(parsed.serverEnv, parsed.profileDir);
   return target;
 }
 
@@ -334,23 +355,32 @@ async function main(): Promise<number> {
 
   if (parsed.compare) {
     const startedAt = new Date();
-    const runs: { target: string; report?: BenchReport; skipped?: string }[] = [];
-    for (const name of parsed.compare) {
-      log(`compare: running ${name}`);
-      try {
-        const report = await runBench(makeTarget(name, parsed), {
-          ...options,
-          progress: progress.print,
-          log,
-        });
-        progress.done();
-        writeConsult(out.replace(/(\.json)?$/i, `-${name}.json`), report);
-        runs.push({ target: name, report });
-      } catch (error) {
-        if (!(error instanceof TargetError)) throw error;
-        progress.done();
-        log(`compare: ${name} skipped: ${error.message}`);
-        runs.push({ target: name, skipped: error.message });
+    const runs: TargetRuns[] = parsed.compare.map((target) => ({ target, reports: [] }));
+    for (let round = 0; round < parsed.repeat; round++) {
+      // Reversing the order every other round spreads a drift of the host over every target.
+      const order = round % 2 === 0 ? runs : [...runs].reverse();
+      for (const run of order) {
+        if (run.skipped) continue;
+        const name = run.target;
+        log(
+          `compare: running ${name}${parsed.repeat > 1 ? ` (round ${round + 1} of ${parsed.repeat})` : ''}`,
+        );
+        try {
+          const report = await runBench(makeTarget(name, parsed), {
+            ...options,
+            progress: progress.print,
+            log,
+          });
+          progress.done();
+          const suffix = parsed.repeat > 1 ? `-${name}-r${round + 1}` : `-${name}`;
+          writeConsult(out.replace(/(\.json)?$/i, `${suffix}.json`), report);
+          run.reports.push(report);
+        } catch (error) {
+          if (!(error instanceof TargetError)) throw error;
+          progress.done();
+          log(`compare: ${name} skipped: ${error.message}`);
+          run.skipped = error.message;
+        }
       }
     }
     closeAllPeers();
@@ -366,7 +396,7 @@ async function main(): Promise<number> {
       `[bench] wrote ${base}.json and ${base}.md (and one report per target beside them)\n`,
     );
     clearTimeout(watchdog);
-    return runs.some((r) => r.report && r.report.joined > 0) ? 0 : 1;
+    return runs.some((r) => r.reports.some((report) => report.joined > 0)) ? 0 : 1;
   }
 
   const target = makeTarget(targetName, parsed);

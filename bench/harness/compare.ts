@@ -1,10 +1,12 @@
 import type { BenchReport } from './report.js';
 
-/** One target's headline figures in a comparison. */
+/** One target's headline figures in a comparison (medians over the rounds with --repeat). */
 export interface ComparedTarget {
   target: string;
   /** Set when the target could not run: the reason, and no figures. */
   skipped?: string;
+  /** Rounds the figures are the median of. */
+  rounds?: number;
   sessions?: number;
   lossRatio?: number;
   delayP99Ms?: number;
@@ -19,6 +21,8 @@ export interface ComparedTarget {
   ratios?: {
     cpuPerSession: number;
     cpuPerForwardedMbit: number;
+    /** CPU per session against the baseline's in the same round, one per round. */
+    cpuPerSessionByRound: number[];
     capacity?: number;
   };
 }
@@ -28,41 +32,73 @@ export interface Comparison {
   baseline: string;
   startedAt: string;
   loadAverage: number[];
+  rounds: number;
   targets: ComparedTarget[];
+}
+
+/** A target's runs: one report per round, in round order (none when it was skipped). */
+export interface TargetRuns {
+  target: string;
+  reports: BenchReport[];
+  skipped?: string;
 }
 
 function ratio(value: number, base: number): number {
   return base > 0 ? value / base : 0;
 }
 
-/** Side-by-side figures of the same load on each target, as ratios to the first one that ran. */
-export function compareReports(
-  runs: { target: string; report?: BenchReport; skipped?: string }[],
-  startedAt: Date,
-  loadAverage: number[],
-): Comparison {
-  const base = runs.find((r) => r.report)?.report;
+/** The middle value (the mean of the two middle ones for an even count); 0 for none. */
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/**
+ * Side-by-side figures of the same load on each target, as ratios to the first one that ran.
+ * With several rounds each figure is the median over the rounds, which keeps one disturbed round
+ * on a shared host from deciding the ratio.
+ */
+export function compareReports(runs: TargetRuns[], startedAt: Date, loadAverage: number[]): Comparison {
+  const baseRuns = runs.find((r) => r.reports.length > 0);
+  const base = baseRuns?.reports;
+  const of = (reports: BenchReport[], pick: (r: BenchReport) => number): number => median(reports.map(pick));
   const targets = runs.map((run): ComparedTarget => {
-    const r = run.report;
-    if (!r) return { target: run.target, skipped: run.skipped ?? 'did not run' };
-    const capacity = r.ramp?.lastGoodSessions;
-    const baseCapacity = base?.ramp?.lastGoodSessions;
+    const reports = run.reports;
+    const first = reports[0];
+    if (!first) return { target: run.target, skipped: run.skipped ?? 'did not run' };
+    const capacity = first.ramp ? of(reports, (r) => r.ramp?.lastGoodSessions ?? 0) : undefined;
+    const baseCapacity = base?.[0]?.ramp ? of(base, (r) => r.ramp?.lastGoodSessions ?? 0) : undefined;
+    const cpuPerSession = of(reports, (r) => r.cpuCoresPerSession);
+    const cpuPerMbit = of(reports, (r) => r.cpuMsPerForwardedMbit);
     return {
       target: run.target,
-      sessions: r.sessions,
-      lossRatio: r.lossRatio,
-      delayP99Ms: r.delayMs.p99,
-      joinP95Ms: r.joinMs.p95,
-      cpuCoresPerSession: r.cpuCoresPerSession,
-      cpuMsPerForwardedMbit: r.cpuMsPerForwardedMbit,
-      forwardedMbps: r.forwardedMbps,
-      rssMiB: r.rssMiB.server + r.rssMiB.workers,
+      rounds: reports.length,
+      sessions: first.sessions,
+      lossRatio: of(reports, (r) => r.lossRatio),
+      delayP99Ms: of(reports, (r) => r.delayMs.p99),
+      joinP95Ms: of(reports, (r) => r.joinMs.p95),
+      cpuCoresPerSession: cpuPerSession,
+      cpuMsPerForwardedMbit: cpuPerMbit,
+      forwardedMbps: of(reports, (r) => r.forwardedMbps),
+      rssMiB: of(reports, (r) => r.rssMiB.server + r.rssMiB.workers),
       ...(capacity !== undefined ? { capacitySessions: capacity } : {}),
       ...(base
         ? {
             ratios: {
-              cpuPerSession: ratio(r.cpuCoresPerSession, base.cpuCoresPerSession),
-              cpuPerForwardedMbit: ratio(r.cpuMsPerForwardedMbit, base.cpuMsPerForwardedMbit),
+              cpuPerSession: ratio(
+                cpuPerSession,
+                of(base, (r) => r.cpuCoresPerSession),
+              ),
+              cpuPerForwardedMbit: ratio(
+                cpuPerMbit,
+                of(base, (r) => r.cpuMsPerForwardedMbit),
+              ),
+              cpuPerSessionByRound: reports.flatMap((r, i) => {
+                const b = base[i];
+                return b ? [ratio(r.cpuCoresPerSession, b.cpuCoresPerSession)] : [];
+              }),
               ...(capacity !== undefined && baseCapacity !== undefined
                 ? { capacity: ratio(capacity, baseCapacity) }
                 : {}),
@@ -72,10 +108,11 @@ export function compareReports(
     };
   });
   return {
-    scenario: base?.scenario ?? 'consult',
-    baseline: base?.target ?? '',
+    scenario: base?.[0]?.scenario ?? 'consult',
+    baseline: baseRuns?.target ?? '',
     startedAt: startedAt.toISOString(),
     loadAverage,
+    rounds: Math.max(0, ...runs.map((r) => r.reports.length)),
     targets,
   };
 }
@@ -88,7 +125,10 @@ export function renderComparison(c: Comparison): string {
     `# Comparison: ${c.scenario}, baseline ${c.baseline || '(none ran)'}`,
     '',
     `Started ${c.startedAt}; load average at the end ${c.loadAverage.join(' / ')}. Ratios are to the baseline ` +
-      '(1.00 = same cost; above 1 costs more).',
+      '(1.00 = same cost; above 1 costs more).' +
+      (c.rounds > 1
+        ? ` ${c.rounds} rounds, targets alternating in order; every figure is the median over the rounds.`
+        : ''),
     '',
     `| target | sessions | loss | delay p99 ms | join p95 ms | CPU/session % | CPU ms/Mbit | Mbit/s | RSS MiB | CPU/session ratio | CPU/Mbit ratio |${ramp ? ' capacity | capacity ratio |' : ''}`,
     `| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |${ramp ? ' --- | --- |' : ''}`,
@@ -101,5 +141,11 @@ export function renderComparison(c: Comparison): string {
           (ramp ? ` ${t.capacitySessions ?? '-'} | ${f2(t.ratios?.capacity)} |` : ''),
     ),
   ];
+  if (c.rounds > 1) {
+    lines.push('', 'CPU per session against the baseline, round by round:', '');
+    for (const t of c.targets)
+      if (t.ratios)
+        lines.push(`- ${t.target}: ${t.ratios.cpuPerSessionByRound.map((r) => f2(r)).join(', ')}`);
+  }
   return lines.join('\n') + '\n';
 }

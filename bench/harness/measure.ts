@@ -30,6 +30,8 @@ export interface WindowResult {
   socketDrops: { server: number; generator: number };
   /** Received video streams, and those whose last keyframe had the top simulcast layer's width. */
   video: { streams: number; topLayer: number };
+  /** With --cpu-budget: the cores the target could use, and how long the quota held it back in the window. */
+  cpuBudget?: { cores: number; throttledS: number };
 }
 
 function delta(after: TrafficTotals, before: TrafficTotals): TrafficTotals {

@@ -35,6 +35,11 @@ export function renderMarkdown(r: BenchReport): string {
     `| UDP receive / send buffer errors (host) | ${r.udpErrors.rcvbufErrors} / ${r.udpErrors.sndbufErrors} |`,
     `| datagrams dropped at server / generator sockets | ${r.socketDrops.server} / ${r.socketDrops.generator} |`,
     `| load generator CPU (not counted) | ${f2(r.loadGenerator.cpuS)} s, late ticks ${pct(r.loadGenerator.lateTickRatio)} |`,
+    ...(r.cpuBudget
+      ? [
+          `| CPU budget of the target / held back by it | ${f2(r.cpuBudget.cores)} cores / ${f2(r.cpuBudget.throttledS)} s |`,
+        ]
+      : []),
   ];
   if (r.ramp) {
     lines.push(

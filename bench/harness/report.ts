@@ -28,6 +28,7 @@ export interface StepReport {
   cpuMsPerForwardedMbit: number;
   forwardedMbps: number;
   rssMiB: { server: number; workers: number };
+  cpuBudget?: { cores: number; throttledS: number };
   joinFailures: number;
   passed: boolean;
 }
@@ -69,6 +70,8 @@ export interface BenchReport {
   udpErrors: { rcvbufErrors: number; sndbufErrors: number; inErrors: number };
   /** Of those, datagrams dropped on the server's own sockets and on the load generator's. */
   socketDrops: { server: number; generator: number };
+  /** With --cpu-budget: the cores the target could use and the seconds the quota held it back. */
+  cpuBudget?: { cores: number; throttledS: number };
   errors: string[];
   ramp?: {
     thresholds: { maxLossRatio: number; maxDelayP99Ms: number };
@@ -123,6 +126,7 @@ export function stepOf(
     cpuS: window.cpuS,
     ...derive(window),
     rssMiB: window.rssMiB,
+    ...(window.cpuBudget ? { cpuBudget: window.cpuBudget } : {}),
     joinFailures,
     passed,
   };
@@ -184,6 +188,7 @@ export function buildReport(input: {
     videoTopLayerShare: window.video.streams > 0 ? window.video.topLayer / window.video.streams : 0,
     udpErrors: window.udpErrors,
     socketDrops: window.socketDrops,
+    ...(window.cpuBudget ? { cpuBudget: window.cpuBudget } : {}),
     errors: input.errors,
     ...(input.ramp ? { ramp: input.ramp } : {}),
   };

@@ -1,5 +1,6 @@
 import { MediaScheduler } from '../peer/index.js';
 import { ConsultLoad } from './consult.js';
+import { CpuBudget } from './cpuBudget.js';
 import { measureWindow } from './measure.js';
 import type { WindowResult } from './measure.js';
 import { buildReport, stepOf } from './report.js';
@@ -24,6 +25,8 @@ export interface BenchOptions {
   settleS: number;
   /** The whole run, joins and teardown included, must end within this many seconds. */
   timeLimitS: number;
+  /** CPU cores the target's processes may use together (a cgroup quota); 0 = no limit. */
+  cpuBudgetCores: number;
   progress: (line: string) => void;
   log: (line: string) => void;
 }
@@ -42,6 +45,7 @@ export const DEFAULT_OPTIONS: BenchOptions = {
   joinTimeoutMs: 15_000,
   settleS: 2,
   timeLimitS: 0,
+  cpuBudgetCores: 0,
   progress: () => undefined,
   log: () => undefined,
 };
@@ -54,10 +58,17 @@ export async function runBench(target: Target, options: BenchOptions): Promise<B
   const started = performance.now();
   const scheduler = new MediaScheduler();
   const maxSessions = options.ramp ? options.maxSessions : options.sessions;
+  let budget: CpuBudget | undefined;
   try {
     await target.start({ workers: options.workers, maxSessions, log: options.log });
+    if (options.cpuBudgetCores > 0) {
+      budget = CpuBudget.create(options.cpuBudgetCores);
+      const pids = target.serverPids();
+      for (const pid of [pids.server, ...pids.workers]) if (pid !== undefined) budget.add(pid);
+    }
   } catch (error) {
     await target.stop().catch(() => undefined);
+    await budget?.close();
     throw error;
   }
   const workers = target.serverPids().workers.length;
@@ -82,7 +93,10 @@ export async function runBench(target: Target, options: BenchOptions): Promise<B
       await load.growTo(level, (joined, wanted) => options.progress(`joining ${joined}/${wanted} sessions`));
       await sleep(options.settleS * 1000);
       const label = options.ramp ? `ramp ${level}:` : 'measure';
+      const throttledBefore = budget?.throttledS() ?? 0;
       const window = await measureWindow(load, target, scheduler, options.durationS, options.progress, label);
+      if (budget)
+        window.cpuBudget = { cores: budget.cores, throttledS: budget.throttledS() - throttledBefore };
       lastWindow = window;
       const failed = load.joinFailures - failuresBefore;
       const passed =
@@ -142,5 +156,6 @@ export async function runBench(target: Target, options: BenchOptions): Promise<B
     await load.close();
     scheduler.stop();
     await target.stop();
+    await budget?.close();
   }
 }

@@ -53,9 +53,9 @@ void t.test('a two-session consult run against our real server reports flowing m
 
   const comparison = compareReports(
     [
-      { target: 'self', report },
-      { target: 'self-again', report },
-      { target: 'janus', skipped: 'not available' },
+      { target: 'self', reports: [report] },
+      { target: 'self-again', reports: [report] },
+      { target: 'janus', reports: [], skipped: 'not available' },
     ],
     new Date(),
     [0, 0, 0],
@@ -63,6 +63,19 @@ void t.test('a two-session consult run against our real server reports flowing m
   t.equal(comparison.baseline, 'self');
   t.equal(comparison.targets[1]?.ratios?.cpuPerSession, 1, 'a target compared with itself costs 1.00');
   t.match(renderComparison(comparison), /janus \| skipped: not available/);
+
+  const slower = { ...report, cpuCoresPerSession: report.cpuCoresPerSession * 2 };
+  const rounds = compareReports(
+    [
+      { target: 'a', reports: [report, report, report] },
+      { target: 'b', reports: [report, slower, report] },
+    ],
+    new Date(),
+    [0, 0, 0],
+  );
+  t.equal(rounds.rounds, 3);
+  t.same(rounds.targets[1]?.ratios?.cpuPerSessionByRound, [1, 2, 1], 'a ratio per round');
+  t.equal(rounds.targets[1]?.ratios?.cpuPerSession, 1, 'one disturbed round does not move the median');
 });
 
 function isZombie(pid: number): boolean {

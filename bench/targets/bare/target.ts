@@ -1,4 +1,6 @@
 import { fork } from 'node:child_process';
+import { resolveConfig } from '../../../src/config/load.js';
+import { WORKER_RECV_BUFFER_ENV } from '../../../src/media/socketBuffers.js';
 import type { ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -37,7 +39,12 @@ export class BareTarget implements Target {
 
   async start(options: TargetStartOptions): Promise<void> {
     this.log = options.log;
-    const child = fork(DRIVER_PATH, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    // The same worker socket settings as our server's defaults: the baseline differs only by the signalling core.
+    const media = resolveConfig({}).media;
+    const child = fork(DRIVER_PATH, [], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      env: { ...process.env, [WORKER_RECV_BUFFER_ENV]: String(media.udpReceiveBufferBytes) },
+    });
     this.child = child;
     child.on('message', (message: unknown) => this.onMessage(message));
     child.on('exit', (code, signal) => {

@@ -19,6 +19,8 @@ export interface ServerProcessOptions {
   workers: number;
   /** Extra SFU_* variables (limits for a scenario, for instance). */
   env?: Record<string, string>;
+  /** Where V8 writes the server's CPU profile when it exits (none when absent). */
+  profileDir?: string | undefined;
   log: (line: string) => void;
 }
 
@@ -67,7 +69,11 @@ export class ServerProcess {
     };
     // A config file named in the operator's environment must not change what is measured.
     delete env.SFU_CONFIG;
-    const child = spawn(process.execPath, [MAIN_PATH], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const nodeArgs = options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`] : [];
+    const child = spawn(process.execPath, [...nodeArgs, MAIN_PATH], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     this.child = child;
     const keep = (chunk: Buffer): void => {
       this.outputTail = (this.outputTail + chunk.toString('utf8')).slice(-OUTPUT_TAIL_CHARS);

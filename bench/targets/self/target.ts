@@ -28,9 +28,12 @@ export class SelfTarget implements Target {
     this.env = { ...options.env };
   }
 
-  /** Adds SFU_* variables for the next start (a scenario's limits). */
-  configure(env: Record<string, string>): void {
+  private profileDir: string | undefined;
+
+  /** Adds SFU_* variables for the next start (a scenario's limits), and where to profile the server. */
+  configure(env: Record<string, string>, profileDir?: string): void {
     this.env = { ...this.env, ...env };
+    if (profileDir !== undefined) this.profileDir = profileDir;
   }
 
   async start(options: TargetStartOptions): Promise<void> {
@@ -39,6 +42,7 @@ export class SelfTarget implements Target {
     await this.server.start({
       workers,
       log: options.log,
+      profileDir: this.profileDir,
       env: {
         // A session per room of two; the bench may open many rooms.
         SFU_LIMITS__MAX_ROOMS: String(Math.max(10_000, options.maxSessions * 2)),
