@@ -110,6 +110,7 @@ export class SignallingConnection {
         this.ctx.metrics.joinSeconds.observe((performance.now() - this.openedAt) / 1000);
       }
       this.send({ id, ok: true, result });
+      if (method === 'resume') this.replayHold();
     } catch (err) {
       this.ctx.metrics.wsMessages.inc({ method, outcome: 'error' });
       if (isSfuError(err)) {
@@ -119,6 +120,13 @@ export class SignallingConnection {
         this.fail(id, new SfuError('INTERNAL'));
       }
     }
+  }
+
+  /** A hold message sent while the participant was away must not be lost with its old socket. */
+  private replayHold(): void {
+    const participant = this.member?.participant;
+    if (participant?.heldMessage && !participant.mayExchangeMedia)
+      this.notify('admissionChanged', { state: participant.state, message: participant.heldMessage });
   }
 
   private setMember(member: { room: Room; participant: Participant }): void {

@@ -97,6 +97,25 @@ t.test('the practitioner sees who waits, holds with a message, and admits after 
   );
 });
 
+t.test('a hold message sent while the patient is disconnected reaches it when it resumes', async (t) => {
+  const roomId = await newRoom();
+  const doctor = await joinAs(roomId, 'doc', 'practitioner');
+  const patient = await joinAs(roomId, 'pat', 'patient');
+  t.teardown(() => doctor.client.close());
+  patient.client.close();
+  await patient.client.closed;
+  await doctor.client.request('hold', { participantId: 'pat', message: 'Encore quelques minutes.' });
+
+  const back = await SignallingClient.open(srv.wsUrl);
+  t.teardown(() => back.close());
+  const held = back.waitFor('admissionChanged', (d) => typeof d.message === 'string');
+  const resumed = await back.request('resume', { resumeToken: patient.joined.resumeToken });
+  t.equal(resumed.self.state, 'waiting', 'still waiting');
+  const notice = await held;
+  t.equal(notice.data.message, 'Encore quelques minutes.', 'the hold message is replayed after the resume');
+  t.equal(notice.data.state, 'waiting');
+});
+
 t.test('a declined patient is told and disconnected', async (t) => {
   const roomId = await newRoom();
   const doctor = await joinAs(roomId, 'doc', 'practitioner');
