@@ -50,6 +50,8 @@ const USAGE = `usage: npm run bench -- [options]
   --room-size N            signalling: participants per room (default 2)
   --server-env K=V         self: extra SFU_* variable for the server child (repeatable), e.g. to
                            switch a feature off and see what it costs
+  --media av|audio         consult: what each participant publishes: audio + 3-layer simulcast
+                           (av, default) or audio only (bare and self targets)
   --cpu-budget CORES       consult: confine the target's processes (server and workers, or Janus)
                            to CORES of CPU with a cgroup quota, the same for every target, so
                            that on a small host the target and not the load generator runs out
@@ -79,6 +81,11 @@ function positive(name: string, raw: string | undefined, fallback: number, allow
     );
   }
   return value;
+}
+
+function mediaOf(raw: string | undefined): 'av' | 'audio' {
+  if (raw === undefined || raw === 'av' || raw === 'audio') return raw ?? 'av';
+  throw new UsageError(`--media expects av or audio, got "${raw}"`);
 }
 
 interface Parsed {
@@ -123,6 +130,7 @@ function parse(argv: string[]): Parsed {
       'server-env': { type: 'string', multiple: true },
       'profile-server': { type: 'string' },
       'cpu-budget': { type: 'string' },
+      media: { type: 'string' },
       workers: { type: 'string' },
       ramp: { type: 'boolean', default: false },
       step: { type: 'string' },
@@ -171,6 +179,7 @@ function parse(argv: string[]): Parsed {
     ),
     settleS: positive('settle', values.settle, DEFAULT_OPTIONS.settleS, true),
     cpuBudgetCores: positive('cpu-budget', values['cpu-budget'], 0, true),
+    media: mediaOf(values.media),
     timeLimitS: positive(
       'time-limit',
       values['time-limit'],
@@ -282,6 +291,7 @@ async function runScenario(parsed: Parsed, log: (line: string) => void, progress
         rate: parsed.rate,
         joinConcurrency: options.joinConcurrency,
         holdS: parsed.holdS,
+        audioOnly: options.media === 'audio',
         joinTimeoutMs: options.joinTimeoutMs,
       });
     case 'waiting-room':

@@ -14,6 +14,7 @@ import type {
   Target,
   TransportInfo,
 } from './target.js';
+import { TargetError } from './target.js';
 
 /** Join phases of one participant, in milliseconds from the start of its join. */
 export interface JoinTimes {
@@ -25,8 +26,8 @@ export interface JoinTimes {
   connectedMs: number;
   /** The first RTP packet from the other participant arrived (any kind). */
   firstRtpMs: number;
-  /** The first video packet arrived. */
-  firstVideoMs: number;
+  /** The first video packet arrived (absent in an audio-only load). */
+  firstVideoMs?: number;
 }
 
 interface Participant extends PeerParticipant {
@@ -61,6 +62,8 @@ export interface ConsultOptions {
   joinConcurrency: number;
   /** Per-phase timeout while joining. */
   joinTimeoutMs: number;
+  /** Publish audio only (no video m-section): an audio consultation, or the phone fallback's load. */
+  audioOnly?: boolean;
   log: (line: string) => void;
 }
 
@@ -221,6 +224,8 @@ export class ConsultLoad {
   /** A target that negotiates SDP itself runs the joins; the harness waits for media as usual. */
   private async openPeerSession(target: Target, index: number): Promise<SessionRun> {
     const { scheduler, joinTimeoutMs } = this.options;
+    if (this.options.audioOnly)
+      throw new TargetError(`an audio-only load is not implemented for the ${target.name} target`);
     const session = await target.openPeerSession!(index, { scheduler, joinTimeoutMs });
     try {
       const joins = await Promise.all(session.participants.map((p) => this.waitJoined(p)));
@@ -248,7 +253,11 @@ export class ConsultLoad {
       signalling.createTransport('send'),
       signalling.createTransport('recv'),
     ]);
-    const publisher = new Publisher({ name: `s${session}p${index}-pub`, scheduler });
+    const publisher = new Publisher({
+      name: `s${session}p${index}-pub`,
+      scheduler,
+      ...(this.options.audioOnly ? { video: false as const } : {}),
+    });
     try {
       await signalling.connectTransport(sendTransport.id, publisher.dtlsParameters);
       publisher.connect(sendTransport);
@@ -297,13 +306,15 @@ export class ConsultLoad {
     await Promise.all([p.publisher.waitConnected(timeout), p.subscriber!.waitConnected(timeout)]);
     const connectedAt = Math.max(p.publisher.connectedAt!, p.subscriber!.connectedAt!);
     const firstRtpAt = await p.subscriber!.waitForMedia(undefined, timeout);
-    const firstVideoAt = await p.subscriber!.waitForMedia('video', timeout);
+    const firstVideoAt = this.options.audioOnly
+      ? undefined
+      : await p.subscriber!.waitForMedia('video', timeout);
     return {
       joinedMs: p.joinedAt - p.startedAt,
       signallingMs: (p.signalledAt ?? p.joinedAt) - p.startedAt,
       connectedMs: connectedAt - p.startedAt,
       firstRtpMs: firstRtpAt - p.startedAt,
-      firstVideoMs: firstVideoAt - p.startedAt,
+      ...(firstVideoAt !== undefined ? { firstVideoMs: firstVideoAt - p.startedAt } : {}),
     };
   }
 }

@@ -10,7 +10,7 @@ export function renderMarkdown(r: BenchReport): string {
   const lines = [
     `# Benchmark: ${r.scenario} on ${r.target}`,
     '',
-    `${r.sessions} sessions (${r.participantsPerSession} participants each) measured for ${f1(r.durationS)} s on ` +
+    `${r.sessions} sessions (${r.participantsPerSession} participants each${r.media === 'audio' ? ', audio only' : ''}) measured for ${f1(r.durationS)} s on ` +
       `${r.workers} mediasoup worker(s); ${r.host.cpus} CPUs, Node ${r.host.node}; load average ` +
       `${r.host.loadAverage.join(' / ')}; started ${r.startedAt}.`,
     '',

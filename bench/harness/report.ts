@@ -35,6 +35,8 @@ export interface StepReport {
 
 export interface BenchReport {
   scenario: string;
+  /** What each participant published: 'av' (audio + 3-layer simulcast) or 'audio'. */
+  media: 'av' | 'audio';
   target: string;
   sessions: number;
   participantsPerSession: number;
@@ -87,7 +89,7 @@ export function summariseJoins(joins: JoinTimes[]): JoinSummary {
     joined: percentilesOf(joins.map((j) => j.joinedMs)),
     signalling: percentilesOf(joins.map((j) => j.signallingMs)),
     connected: percentilesOf(joins.map((j) => j.connectedMs)),
-    firstVideo: percentilesOf(joins.map((j) => j.firstVideoMs)),
+    firstVideo: percentilesOf(joins.flatMap((j) => (j.firstVideoMs !== undefined ? [j.firstVideoMs] : []))),
     samples: joins.length,
   };
 }
@@ -134,6 +136,7 @@ export function stepOf(
 
 export function buildReport(input: {
   scenario: string;
+  media: 'av' | 'audio';
   target: string;
   workers: number;
   startedAt: Date;
@@ -148,6 +151,7 @@ export function buildReport(input: {
   const joinPhasesMs = summariseJoins(input.joins);
   return {
     scenario: input.scenario,
+    media: input.media,
     target: input.target,
     sessions: window.sessions,
     participantsPerSession: input.participantsPerSession,

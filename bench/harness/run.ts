@@ -27,6 +27,8 @@ export interface BenchOptions {
   timeLimitS: number;
   /** CPU cores the target's processes may use together (a cgroup quota); 0 = no limit. */
   cpuBudgetCores: number;
+  /** What each participant publishes: audio and simulcast video, or audio only. */
+  media: 'av' | 'audio';
   progress: (line: string) => void;
   log: (line: string) => void;
 }
@@ -46,6 +48,7 @@ export const DEFAULT_OPTIONS: BenchOptions = {
   settleS: 2,
   timeLimitS: 0,
   cpuBudgetCores: 0,
+  media: 'av',
   progress: () => undefined,
   log: () => undefined,
 };
@@ -77,6 +80,7 @@ export async function runBench(target: Target, options: BenchOptions): Promise<B
     scheduler,
     joinConcurrency: options.joinConcurrency,
     joinTimeoutMs: options.joinTimeoutMs,
+    audioOnly: options.media === 'audio',
     log: options.log,
   });
   try {
@@ -132,6 +136,7 @@ export async function runBench(target: Target, options: BenchOptions): Promise<B
     const reported = options.ramp ? (lastGood ?? lastWindow) : lastWindow;
     return buildReport({
       scenario: options.scenario,
+      media: options.media,
       target: target.name,
       workers,
       startedAt,

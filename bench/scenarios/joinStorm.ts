@@ -13,6 +13,8 @@ export interface JoinStormOptions {
   joinConcurrency: number;
   /** Seconds a session stays up after both its participants receive media, then it leaves. */
   holdS: number;
+  /** Publish audio only (default: audio and simulcast video). */
+  audioOnly?: boolean;
   workers: number;
   joinTimeoutMs: number;
   progress: (line: string) => void;
@@ -55,6 +57,7 @@ export async function runJoinStorm(
     scheduler,
     joinConcurrency: options.joinConcurrency,
     joinTimeoutMs: options.joinTimeoutMs,
+    audioOnly: options.audioOnly ?? false,
     log: options.log,
   });
   const joins: JoinTimes[] = [];
@@ -137,7 +140,7 @@ export async function runJoinStorm(
         joinToFirstRtp: pct(joins.map((j) => j.firstRtpMs)),
         joined: pct(joins.map((j) => j.joinedMs)),
         connected: pct(joins.map((j) => j.connectedMs)),
-        firstVideo: pct(joins.map((j) => j.firstVideoMs)),
+        firstVideo: pct(joins.flatMap((j) => (j.firstVideoMs !== undefined ? [j.firstVideoMs] : []))),
       },
       server: { storm },
       failures: failed,

@@ -14,6 +14,29 @@ t.teardown(closeAllPeers);
 // Compiled beside this test: dist/tests/bench -> dist/bench/cli.js.
 const CLI = fileURLToPath(new URL('../../bench/cli.js', import.meta.url));
 
+void t.test('an audio-only consult run carries audio and no video', async (t) => {
+  const report = await runBench(new BareTarget(), {
+    ...DEFAULT_OPTIONS,
+    sessions: 1,
+    durationS: 2,
+    workers: 1,
+    settleS: 0,
+    media: 'audio',
+  });
+  t.equal(report.media, 'audio');
+  t.equal(report.joined, 1);
+  t.ok(report.packets.received > 0, 'audio packets were received');
+  // Opus every 20 ms: about 50 packets per second and participant, no video on top.
+  t.ok(
+    report.packets.sent < 2 * 2 * 50 * 1.5 * (report.durationS + 1),
+    `${report.packets.sent} packets sent`,
+  );
+  t.equal(report.videoTopLayerShare, 0, 'no video stream was received');
+  t.equal(report.joinPhasesMs.firstVideo.p50, 0, 'no first video time');
+  t.ok(report.delayMs.samples > 0, 'delay measured on audio');
+  t.match(renderMarkdown(report), /audio only/);
+});
+
 void t.test('a two-session consult run against the bare target reports flowing media', async (t) => {
   const target = new BareTarget();
   const report = await runBench(target, {
