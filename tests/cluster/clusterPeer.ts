@@ -1,10 +1,5 @@
-import {
-  Publisher,
-  Subscriber,
-  subscriberRtpCapabilities,
-  type ConsumerDescription,
-  type RemoteTransportParams,
-} from '../../bench/peer/index.js';
+import type { ConsumerDescription } from '../../bench/peer/index.js';
+import { MediaPeer } from '../support/mediaPeer.js';
 import { RequestError, SignallingClient } from '../support/signallingClient.js';
 import { sleep } from './support.js';
 
@@ -19,20 +14,19 @@ export function signallingUrlOf(base: string): string {
 /**
  * A participant of a clustered deployment, with real WebRTC media (node-datachannel): it enters
  * through any node and follows ROOM_ELSEWHERE, and after its node dies it resumes through the
- * entry node, as the SDK does. Its signalling connection is replaced on each move.
+ * entry node, as the SDK does. Its signalling connection is replaced on each move; publishing and
+ * subscribing are MediaPeer's.
  */
-export class ClusterPeer {
-  client!: SignallingClient;
-  publisher: Publisher | undefined;
-  subscriber: Subscriber | undefined;
+export class ClusterPeer extends MediaPeer {
   resumeToken = '';
   /** ws URL of the node currently serving this peer. */
   hostUrl = '';
   /** Signalling URLs the peer was redirected to, in order. */
   readonly redirects: string[] = [];
-  private readonly usedConsumerIds = new Set<string>();
 
-  constructor(readonly id: string) {}
+  constructor(id: string) {
+    super(id);
+  }
 
   /** Joins through `entryWsUrl`, following ROOM_ELSEWHERE; a patient gives consent. */
   async join(entryWsUrl: string, token: string): Promise<void> {
@@ -101,71 +95,9 @@ export class ClusterPeer {
     this.resumeToken = resumeToken;
   }
 
-  /** Publishes Opus and VP8 simulcast; resolves once DTLS is up and both producers exist. */
-  async publish(): Promise<void> {
-    await this.client.request('setRtpCapabilities', { rtpCapabilities: subscriberRtpCapabilities() });
-    const transport = await this.client.request('createTransport', { direction: 'send' });
-    this.publisher?.close();
-    const publisher = new Publisher({
-      name: `${this.id}-pub`,
-      bindAddress: '127.0.0.1',
-      audio: true,
-      keyframeIntervalMs: 1000,
-    });
-    this.publisher = publisher;
-    await this.client.request('connectTransport', {
-      transportId: transport.id,
-      dtlsParameters: publisher.dtlsParameters,
-    });
-    publisher.connect(transport as unknown as RemoteTransportParams);
-    await publisher.waitConnected(15_000);
-    for (const [kind, rtpParameters] of [
-      ['audio', publisher.audioRtpParameters],
-      ['video', publisher.videoRtpParameters],
-    ] as const) {
-      if (!rtpParameters) continue;
-      await this.client.request('produce', {
-        transportId: transport.id,
-        kind,
-        rtpParameters,
-        source: kind === 'audio' ? 'microphone' : 'camera',
-      });
-    }
-    publisher.startMedia();
-  }
-
-  /** Creates the receive transport, waits for `expected` consumers, connects and resumes them. */
-  async subscribe(expected: number, timeoutMs = 15_000): Promise<ConsumerDescription[]> {
-    await this.client.request('setRtpCapabilities', { rtpCapabilities: subscriberRtpCapabilities() });
-    const transport = await this.client.request('createTransport', { direction: 'recv' });
-    const deadline = Date.now() + timeoutMs;
-    const fresh = () =>
-      this.client.notifications
-        .filter((n) => n.notification === 'consumerAdded')
-        .map((n) => n.data as { consumerId: string; kind: 'audio' | 'video'; rtpParameters: never })
-        .filter((d) => !this.usedConsumerIds.has(d.consumerId));
-    while (fresh().length < expected) {
-      if (Date.now() > deadline) throw new Error(`only ${fresh().length} consumers announced`);
-      await sleep(20);
-    }
-    const consumers: ConsumerDescription[] = fresh().map((d) => ({
-      id: d.consumerId,
-      kind: d.kind,
-      rtpParameters: d.rtpParameters,
-    }));
-    for (const consumer of consumers) this.usedConsumerIds.add(consumer.id!);
-    this.subscriber?.close();
-    const subscriber = new Subscriber({ name: `${this.id}-sub`, bindAddress: '127.0.0.1', consumers });
-    this.subscriber = subscriber;
-    await this.client.request('connectTransport', {
-      transportId: transport.id,
-      dtlsParameters: subscriber.dtlsParameters,
-    });
-    subscriber.connect(transport as unknown as RemoteTransportParams);
-    await subscriber.waitConnected(15_000);
-    for (const consumer of consumers)
-      await this.client.request('resumeConsumer', { consumerId: consumer.id! });
-    return consumers;
+  /** As MediaPeer's, with the cluster tests' longer default wait for the announcements. */
+  override async subscribe(expected: number, timeoutMs = 15_000): Promise<ConsumerDescription[]> {
+    return super.subscribe(expected, timeoutMs);
   }
 
   /** RTP packets received so far on the current subscriber, by kind. */
@@ -173,12 +105,6 @@ export class ClusterPeer {
     const streams = this.subscriber?.stats().streams ?? [];
     const sum = (kind: string) => streams.filter((s) => s.kind === kind).reduce((n, s) => n + s.packets, 0);
     return { audio: sum('audio'), video: sum('video') };
-  }
-
-  close(): void {
-    this.publisher?.close();
-    this.subscriber?.close();
-    this.client?.close();
   }
 }
 

@@ -13,18 +13,22 @@ import { SignallingClient } from './signallingClient.js';
 /**
  * A participant driven through the real signalling protocol with real WebRTC (node-datachannel)
  * media: joins with a token, publishes synthetic Opus + VP8 simulcast, subscribes to what the
- * server announces.
+ * server announces. Subclasses that replace the signalling connection (cluster moves) set `client`.
  */
 export class MediaPeer {
+  client!: SignallingClient;
   publisher: Publisher | undefined;
   subscriber: Subscriber | undefined;
   readonly producerIds: string[] = [];
-  private readonly usedConsumerIds = new Set<string>();
+  /** Consumers already given to a subscriber; a new connection's announcements start afresh. */
+  protected readonly usedConsumerIds = new Set<string>();
 
-  private constructor(
-    readonly client: SignallingClient,
+  protected constructor(
     readonly id: string,
-  ) {}
+    client?: SignallingClient,
+  ) {
+    if (client) this.client = client;
+  }
 
   /**
    * Joins; a patient also gives its teleconsultation consent unless `consent` is false. In a room
@@ -37,7 +41,7 @@ export class MediaPeer {
     options: { consent?: boolean } = {},
   ): Promise<MediaPeer> {
     const client = await SignallingClient.open(wsUrl);
-    const peer = new MediaPeer(client, id);
+    const peer = new MediaPeer(id, client);
     const joined = await client.request('join', { token });
     if (joined.self.role === 'patient' && options.consent !== false) {
       await client.consent();
@@ -165,7 +169,8 @@ export class MediaPeer {
   close(): void {
     this.publisher?.close();
     this.subscriber?.close();
-    this.client.close();
+    // A subclass may close before it ever connected.
+    (this.client as SignallingClient | undefined)?.close();
   }
 }
 
