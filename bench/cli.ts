@@ -160,6 +160,7 @@ function parse(argv: string[]): Parsed {
     if (unknown) throw new UsageError(`unknown target "${unknown}" in --targets`);
   }
   const ramp = values.ramp ?? false;
+  const repeat = Math.floor(positive('repeat', values.repeat, 1));
   const defaultDuration = scenario === 'consult' ? DEFAULT_OPTIONS.durationS : 10;
   const durationS = positive('duration', values.duration, defaultDuration, scenario === 'signalling');
   const sessions = Math.floor(positive('sessions', values.sessions, DEFAULT_SIZE[scenario] || 1));
@@ -186,8 +187,8 @@ function parse(argv: string[]): Parsed {
       scenario !== 'consult'
         ? 600
         : ramp
-          ? 900 * (compare?.length ?? 1) * Math.floor(positive('repeat', values.repeat, 1))
-          : (durationS + 120) * (compare?.length ?? 1) * Math.floor(positive('repeat', values.repeat, 1)),
+          ? 900 * (compare?.length ?? 1) * repeat
+          : (durationS + 120) * (compare?.length ?? 1) * repeat,
     ),
   };
   const size = scenario === 'rest' ? '' : `-${sessions}`;
@@ -212,7 +213,7 @@ function parse(argv: string[]): Parsed {
     options,
     targetName,
     compare,
-    repeat: Math.floor(positive('repeat', values.repeat, 1)),
+    repeat,
     rate: positive('rate', values.rate, 0, true),
     holdS: positive('hold', values.hold, 1, true),
     connections,

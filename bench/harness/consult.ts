@@ -30,6 +30,11 @@ export interface JoinTimes {
   firstVideoMs?: number;
 }
 
+/** First-video times of the joins that had video (none in an audio-only load). */
+export function firstVideoTimes(joins: readonly JoinTimes[]): number[] {
+  return joins.flatMap((j) => (j.firstVideoMs !== undefined ? [j.firstVideoMs] : []));
+}
+
 interface Participant extends PeerParticipant {
   signalling: ParticipantSignalling;
   recvTransport: TransportInfo;

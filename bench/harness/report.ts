@@ -2,6 +2,7 @@ import os from 'node:os';
 import { percentilesOf } from '../peer/index.js';
 import type { Percentiles } from '../peer/index.js';
 import type { JoinTimes } from './consult.js';
+import { firstVideoTimes } from './consult.js';
 import type { WindowResult } from './measure.js';
 
 export interface JoinSummary {
@@ -89,7 +90,7 @@ export function summariseJoins(joins: JoinTimes[]): JoinSummary {
     joined: percentilesOf(joins.map((j) => j.joinedMs)),
     signalling: percentilesOf(joins.map((j) => j.signallingMs)),
     connected: percentilesOf(joins.map((j) => j.connectedMs)),
-    firstVideo: percentilesOf(joins.flatMap((j) => (j.firstVideoMs !== undefined ? [j.firstVideoMs] : []))),
+    firstVideo: percentilesOf(firstVideoTimes(joins)),
     samples: joins.length,
   };
 }

@@ -1,5 +1,5 @@
 import { MediaScheduler, percentilesOf } from '../peer/index.js';
-import { ConsultLoad } from '../harness/consult.js';
+import { ConsultLoad, firstVideoTimes } from '../harness/consult.js';
 import type { JoinTimes } from '../harness/consult.js';
 import { hostInfo, measureServer } from '../harness/scenarioReport.js';
 import type { ScenarioReport } from '../harness/scenarioReport.js';
@@ -140,7 +140,7 @@ export async function runJoinStorm(
         joinToFirstRtp: pct(joins.map((j) => j.firstRtpMs)),
         joined: pct(joins.map((j) => j.joinedMs)),
         connected: pct(joins.map((j) => j.connectedMs)),
-        firstVideo: pct(joins.flatMap((j) => (j.firstVideoMs !== undefined ? [j.firstVideoMs] : []))),
+        firstVideo: pct(firstVideoTimes(joins)),
       },
       server: { storm },
       failures: failed,
