@@ -17,6 +17,7 @@ import { renderBarChart, renderCapacityCurve, renderLatencyChart, renderMarkdown
 import type { BenchReport } from './harness/report.js';
 import { DEFAULT_OPTIONS, runBench } from './harness/run.js';
 import type { BenchOptions } from './harness/run.js';
+import { ProvenanceRecorder, renderProvenance } from './harness/provenance.js';
 import { renderScenarioMarkdown } from './harness/scenarioReport.js';
 import { TargetError } from './harness/target.js';
 import type { Target } from './harness/target.js';
@@ -251,11 +252,21 @@ function progressPrinter(quiet: boolean): { print: (line: string) => void; done:
   };
 }
 
-function writeFiles(out: string, json: unknown, markdown: string, svg?: string): string {
+/** Set once the command line is parsed: every report written by this run carries it. */
+let provenance: ProvenanceRecorder | undefined;
+
+function writeFiles(out: string, json: object, markdown: string, svg?: string): string {
   const base = out.replace(/\.json$/i, '');
   fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
-  fs.writeFileSync(`${base}.json`, JSON.stringify(json, null, 2) + '\n');
-  fs.writeFileSync(`${base}.md`, markdown);
+  const origin = provenance?.finish();
+  fs.writeFileSync(
+    `${base}.json`,
+    JSON.stringify(origin ? { ...json, provenance: origin } : json, null, 2) + '\n',
+  );
+  fs.writeFileSync(
+    `${base}.md`,
+    origin ? `${markdown.trimEnd()}\n\n${renderProvenance(origin)}\n` : markdown,
+  );
   if (svg !== undefined) fs.writeFileSync(`${base}.svg`, svg);
   return base;
 }
@@ -334,6 +345,7 @@ async function main(): Promise<number> {
     process.stderr.write(`${USAGE}\n`);
     return message ? 2 : 0;
   }
+  provenance = new ProvenanceRecorder(process.argv.slice(2));
   const { options, targetName, out, quiet } = parsed;
   const progress = progressPrinter(quiet);
   const log = (line: string): void => {

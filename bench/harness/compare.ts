@@ -17,14 +17,25 @@ export interface ComparedTarget {
   rssMiB?: number;
   /** Last good ramp level, with --ramp. */
   capacitySessions?: number;
-  /** Each figure divided by the baseline's (the first target that ran). */
+  /**
+   * Each figure divided by the baseline's (the first target that ran), round by round (the target's
+   * k-th round against the baseline's k-th round, run next to it), then the median of those
+   * per-round ratios with their spread. A ratio of medians taken from different rounds would mix
+   * rounds that ran at different times.
+   */
   ratios?: {
-    cpuPerSession: number;
-    cpuPerForwardedMbit: number;
-    /** CPU per session against the baseline's in the same round, one per round. */
-    cpuPerSessionByRound: number[];
-    capacity?: number;
+    cpuPerSession: RatioSpread;
+    cpuPerForwardedMbit: RatioSpread;
+    capacity?: RatioSpread;
   };
+}
+
+/** A ratio over repeated rounds: the median of the per-round ratios, their range and each of them. */
+export interface RatioSpread {
+  median: number;
+  min: number;
+  max: number;
+  byRound: number[];
 }
 
 export interface Comparison {
@@ -55,6 +66,24 @@ export function median(values: readonly number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
+/** Per-round ratios of a figure (round k of the target against round k of the baseline), summarised. */
+function spreadOf(
+  reports: readonly BenchReport[],
+  base: readonly BenchReport[],
+  pick: (r: BenchReport) => number,
+): RatioSpread {
+  const byRound = reports.flatMap((r, i) => {
+    const b = base[i];
+    return b ? [ratio(pick(r), pick(b))] : [];
+  });
+  return {
+    median: median(byRound),
+    min: byRound.length ? Math.min(...byRound) : 0,
+    max: byRound.length ? Math.max(...byRound) : 0,
+    byRound,
+  };
+}
+
 /**
  * Side-by-side figures of the same load on each target, as ratios to the first one that ran.
  * With several rounds each figure is the median over the rounds, which keeps one disturbed round
@@ -69,7 +98,6 @@ export function compareReports(runs: TargetRuns[], startedAt: Date, loadAverage:
     const first = reports[0];
     if (!first) return { target: run.target, skipped: run.skipped ?? 'did not run' };
     const capacity = first.ramp ? of(reports, (r) => r.ramp?.lastGoodSessions ?? 0) : undefined;
-    const baseCapacity = base?.[0]?.ramp ? of(base, (r) => r.ramp?.lastGoodSessions ?? 0) : undefined;
     const cpuPerSession = of(reports, (r) => r.cpuCoresPerSession);
     const cpuPerMbit = of(reports, (r) => r.cpuMsPerForwardedMbit);
     return {
@@ -87,20 +115,10 @@ export function compareReports(runs: TargetRuns[], startedAt: Date, loadAverage:
       ...(base
         ? {
             ratios: {
-              cpuPerSession: ratio(
-                cpuPerSession,
-                of(base, (r) => r.cpuCoresPerSession),
-              ),
-              cpuPerForwardedMbit: ratio(
-                cpuPerMbit,
-                of(base, (r) => r.cpuMsPerForwardedMbit),
-              ),
-              cpuPerSessionByRound: reports.flatMap((r, i) => {
-                const b = base[i];
-                return b ? [ratio(r.cpuCoresPerSession, b.cpuCoresPerSession)] : [];
-              }),
-              ...(capacity !== undefined && baseCapacity !== undefined
-                ? { capacity: ratio(capacity, baseCapacity) }
+              cpuPerSession: spreadOf(reports, base, (r) => r.cpuCoresPerSession),
+              cpuPerForwardedMbit: spreadOf(reports, base, (r) => r.cpuMsPerForwardedMbit),
+              ...(capacity !== undefined && base[0]?.ramp
+                ? { capacity: spreadOf(reports, base, (r) => r.ramp?.lastGoodSessions ?? 0) }
                 : {}),
             },
           }
@@ -118,6 +136,9 @@ export function compareReports(runs: TargetRuns[], startedAt: Date, loadAverage:
 }
 
 const f2 = (n: number | undefined): string => (n === undefined ? '-' : n.toFixed(2));
+/** A ratio as printed: the median, and its range when the rounds disagree. */
+const spread = (r: RatioSpread | undefined): string =>
+  r === undefined ? '-' : r.min === r.max ? f2(r.median) : `${f2(r.median)} (${f2(r.min)}-${f2(r.max)})`;
 
 export function renderComparison(c: Comparison): string {
   const ramp = c.targets.some((t) => t.capacitySessions !== undefined);
@@ -127,7 +148,7 @@ export function renderComparison(c: Comparison): string {
     `Started ${c.startedAt}; load average at the end ${c.loadAverage.join(' / ')}. Ratios are to the baseline ` +
       '(1.00 = same cost; above 1 costs more).' +
       (c.rounds > 1
-        ? ` ${c.rounds} rounds, targets alternating in order; every figure is the median over the rounds.`
+        ? ` ${c.rounds} rounds, targets alternating in order; every figure is the median over the rounds, a ratio the median of the per-round ratios (range in brackets).`
         : ''),
     '',
     `| target | sessions | loss | delay p99 ms | join p95 ms | CPU/session % | CPU ms/Mbit | Mbit/s | RSS MiB | CPU/session ratio | CPU/Mbit ratio |${ramp ? ' capacity | capacity ratio |' : ''}`,
@@ -137,15 +158,15 @@ export function renderComparison(c: Comparison): string {
         ? `| ${t.target} | skipped: ${t.skipped.replace(/\|/g, '/')} |`
         : `| ${t.target} | ${t.sessions} | ${((t.lossRatio ?? 0) * 100).toFixed(2)} % | ${f2(t.delayP99Ms)} | ` +
           `${f2(t.joinP95Ms)} | ${f2((t.cpuCoresPerSession ?? 0) * 100)} | ${f2(t.cpuMsPerForwardedMbit)} | ` +
-          `${f2(t.forwardedMbps)} | ${f2(t.rssMiB)} | ${f2(t.ratios?.cpuPerSession)} | ${f2(t.ratios?.cpuPerForwardedMbit)} |` +
-          (ramp ? ` ${t.capacitySessions ?? '-'} | ${f2(t.ratios?.capacity)} |` : ''),
+          `${f2(t.forwardedMbps)} | ${f2(t.rssMiB)} | ${spread(t.ratios?.cpuPerSession)} | ${spread(t.ratios?.cpuPerForwardedMbit)} |` +
+          (ramp ? ` ${t.capacitySessions ?? '-'} | ${spread(t.ratios?.capacity)} |` : ''),
     ),
   ];
   if (c.rounds > 1) {
     lines.push('', 'CPU per session against the baseline, round by round:', '');
     for (const t of c.targets)
       if (t.ratios)
-        lines.push(`- ${t.target}: ${t.ratios.cpuPerSessionByRound.map((r) => f2(r)).join(', ')}`);
+        lines.push(`- ${t.target}: ${t.ratios.cpuPerSession.byRound.map((r) => f2(r)).join(', ')}`);
   }
   return lines.join('\n') + '\n';
 }

@@ -6,13 +6,15 @@ import { renderMarkdown } from '../../bench/harness/render.js';
 import { DEFAULT_OPTIONS, runBench } from '../../bench/harness/run.js';
 import { MediaScheduler, closeAllPeers } from '../../bench/peer/index.js';
 import { JanusTarget } from '../../bench/targets/janus/target.js';
+import { networkNamespaces } from '../support/hostCapabilities.js';
 
 t.teardown(closeAllPeers);
 
 /** Why the janus target cannot run here, if it cannot: it needs root (namespace) and the package. */
-function unavailable(): string | undefined {
-  if (process.getuid?.() !== 0) return 'the janus target needs root (network namespace, apt-get)';
-  if (fs.existsSync('/usr/bin/janus')) return undefined;
+function unavailable(): string | false {
+  const namespaces = networkNamespaces();
+  if (namespaces) return `the janus target runs in a network namespace: ${namespaces}`;
+  if (fs.existsSync('/usr/bin/janus')) return false;
   // The target installs the package itself; only a package apt cannot offer makes the test skip.
   try {
     const policy = execFileSync('apt-cache', ['policy', 'janus'], { encoding: 'utf8' });
@@ -20,7 +22,7 @@ function unavailable(): string | undefined {
   } catch {
     return 'janus is not installed and apt-cache is unavailable';
   }
-  return undefined;
+  return false;
 }
 
 const skip = unavailable();

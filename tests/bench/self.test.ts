@@ -61,7 +61,7 @@ void t.test('a two-session consult run against our real server reports flowing m
     [0, 0, 0],
   );
   t.equal(comparison.baseline, 'self');
-  t.equal(comparison.targets[1]?.ratios?.cpuPerSession, 1, 'a target compared with itself costs 1.00');
+  t.equal(comparison.targets[1]?.ratios?.cpuPerSession.median, 1, 'a target compared with itself costs 1.00');
   t.match(renderComparison(comparison), /janus \| skipped: not available/);
 
   const slower = { ...report, cpuCoresPerSession: report.cpuCoresPerSession * 2 };
@@ -74,8 +74,30 @@ void t.test('a two-session consult run against our real server reports flowing m
     [0, 0, 0],
   );
   t.equal(rounds.rounds, 3);
-  t.same(rounds.targets[1]?.ratios?.cpuPerSessionByRound, [1, 2, 1], 'a ratio per round');
-  t.equal(rounds.targets[1]?.ratios?.cpuPerSession, 1, 'one disturbed round does not move the median');
+  t.same(rounds.targets[1]?.ratios?.cpuPerSession.byRound, [1, 2, 1], 'a ratio per round');
+  t.equal(rounds.targets[1]?.ratios?.cpuPerSession.median, 1, 'one disturbed round does not move the median');
+
+  // Round k of the target is compared with round k of the baseline (they ran next to each other);
+  // the ratio is the median of those per-round ratios, not a ratio of medians of different rounds.
+  const withCpu = (cpu: number): typeof report => ({ ...report, cpuCoresPerSession: cpu });
+  const drifting = compareReports(
+    [
+      { target: 'a', reports: [withCpu(1), withCpu(2), withCpu(10)] },
+      { target: 'b', reports: [withCpu(2), withCpu(10), withCpu(1)] },
+    ],
+    new Date(),
+    [0, 0, 0],
+  );
+  const spread = drifting.targets[1]?.ratios?.cpuPerSession;
+  t.same(spread?.byRound, [2, 5, 0.1], 'per-round ratios');
+  t.equal(spread?.median, 2, 'the median of the per-round ratios (a ratio of medians would say 1)');
+  t.equal(spread?.min, 0.1, 'with its spread');
+  t.equal(spread?.max, 5);
+  t.match(
+    renderComparison(drifting),
+    /\| 2\.00 \(0\.10-5\.00\) \|/,
+    'the report prints the median and the range',
+  );
 });
 
 function isZombie(pid: number): boolean {

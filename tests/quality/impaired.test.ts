@@ -8,6 +8,7 @@ import { SignallingClient } from '../support/signallingClient.js';
 import { chromiumAvailable } from '../support/browser.js';
 import { releaseNativePeers } from '../support/mediaPeer.js';
 import { buildSdkBundle, waitFor } from '../browser/harness.js';
+import { networkNamespaces } from '../support/hostCapabilities.js';
 import { ImpairedLink, launchInNamespace, type NamespacedBrowser } from './impairedLink.js';
 
 /**
@@ -17,11 +18,7 @@ import { ImpairedLink, launchInNamespace, type NamespacedBrowser } from './impai
  * 120 kbit/s: video paused, audio still arriving; cap lifted: top layer again.
  */
 
-const skip = !(await chromiumAvailable())
-  ? 'chromium is not installed'
-  : !(await ImpairedLink.available())
-    ? 'network namespaces need root and iproute2'
-    : false;
+const skip = !(await chromiumAvailable()) ? 'chromium is not installed' : networkNamespaces({ tbf: true });
 
 /** Audio of the synthetic peer is ~76 kbit/s on the wire; dwell times shortened to keep the test short. */
 const QUALITY = {

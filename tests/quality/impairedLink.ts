@@ -29,14 +29,6 @@ export class ImpairedLink {
     this.nsAddress = `10.203.${subnet}.2`;
   }
 
-  static async available(): Promise<boolean> {
-    if (process.getuid?.() !== 0) return false;
-    return run('ip', ['netns', 'list']).then(
-      () => true,
-      () => false,
-    );
-  }
-
   static async create(): Promise<ImpairedLink> {
     await ImpairedLink.removeStale();
     const tag = process.pid.toString(36);
