@@ -16,7 +16,9 @@ const DOCUMENTS = ['README.md', 'bench/README.md', 'docs/operations.md'];
 
 const CITATION =
   /(-?\d[\d,]*(?:\.\d+)?)\s?(?:%|ms|s|KiB|MiB|GiB|×|joins\/s|req\/s|Mbit\/s|appends\/s)?\s?\[↗\]\(([^ )]+) "([^"]+)"\)/g;
-const UNIT_FIGURE = /\d(?:[\d,]*\d)?(?:\.\d+)?\s?(?:%|ms\b|KiB|MiB|×|joins\/s|req\/s|Mbit\/s|appends\/s)/g;
+/** A number with a unit; a threshold (`< 50 ms`, `within 5 %`, `under 30 KiB`) is not a measurement. */
+const UNIT_FIGURE =
+  /(?<![<>≤≥]\s?|within |under |[\d.,])\d(?:[\d,]*\d)?(?:\.\d+)?\s?(?:%|ms\b|KiB|MiB|×|joins\/s|req\/s|Mbit\/s|appends\/s)/g;
 
 interface Citation {
   doc: string;
@@ -53,8 +55,13 @@ export function printsAs(value: number, printed: string): boolean {
   return value.toFixed(decimals) === Number(plain).toFixed(decimals);
 }
 
-function citationsOf(doc: string): { citations: Citation[]; uncited: string[] } {
-  const text = fs.readFileSync(path.join(root, doc), 'utf8');
+function citationsOf(
+  doc: string,
+  text = fs.readFileSync(path.join(root, doc), 'utf8'),
+): {
+  citations: Citation[];
+  uncited: string[];
+} {
   const citations: Citation[] = [];
   const uncited: string[] = [];
   let fenced = false;
@@ -88,6 +95,20 @@ void t.test('the figure checker reads JSON paths and rounding as printed', async
   t.notOk(printsAs(1.034, '1.04'));
   t.ok(printsAs(20378.4, '20,378'));
   t.notOk(printsAs(9.6, '9'), 'rounded, not truncated: 9.6 prints as 10');
+
+  const sample = [
+    'Outside a block: 12 ms is not checked.',
+    '<!-- figures -->',
+    '| target p95 < 250 ms, within 5 %, under 30 KiB | 48 ms [↗](r.json "a.b") | 9.1 KiB |',
+    '<!-- /figures -->',
+  ].join('\n');
+  const { citations, uncited } = citationsOf('sample.md', sample);
+  t.same(
+    citations.map((c) => [c.printed, c.file, c.selector]),
+    [['48', 'r.json', 'a.b']],
+  );
+  t.equal(uncited.length, 1, 'thresholds pass, the uncited measurement does not');
+  t.match(uncited[0], /"9\.1 KiB"/);
 });
 
 for (const doc of DOCUMENTS) {
