@@ -91,6 +91,25 @@ export class SfuServer {
       retentionDays: config.journal.retentionDays,
       logger: log.child({ module: 'journal' }),
       metrics,
+      // A journal found corrupt is an incident the platform must hear of (the journal cannot hold it).
+      onCorrupt: (incident) => {
+        this.outbox
+          .enqueue({
+            type: 'consultation.incident',
+            data: {
+              consultationId: incident.consultationId,
+              kind: 'journal-corrupt',
+              at: incident.detectedAt,
+            },
+            idempotencyKey: `journal-corrupt:${incident.consultationId}:${incident.sha256.slice(0, 16)}`,
+          })
+          .catch((err: unknown) =>
+            log.error(
+              { room: incident.consultationId, err: (err as Error).message },
+              'corruption webhook not queued',
+            ),
+          );
+      },
     });
     this.journal.startRetentionSweep();
     this.outbox = await WebhookOutbox.open({

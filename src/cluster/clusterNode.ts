@@ -299,7 +299,7 @@ export class ClusterNode implements ClusterRouting {
       if (!record || record.node !== this.id) return undefined;
       const local = this.deps.rooms.get(roomId);
       if (local) return local;
-      const room = await this.deps.rooms.createRoom(record.options, roomId);
+      const room = await this.deps.rooms.createRoom(record.options, roomId, true);
       if (record.epoch > 1) this.deps.rooms.record.incident(roomId, 'worker-died', undefined, 'node-lost');
       this.log.info({ room: roomId, epoch: record.epoch }, 'room adopted');
       return room;

@@ -23,6 +23,10 @@ export const ERROR_CATALOGUE = {
   NOT_FOUND: { status: 404, message: 'No such resource.' },
   ROOM_FULL: { status: 409, message: 'The room has reached its participant limit.' },
   ROOM_CLOSED: { status: 410, message: 'The room has ended.' },
+  ROOM_ID_TAKEN: {
+    status: 409,
+    message: 'This room id belongs to a consultation that already has a journal; use a new id.',
+  },
   ROOM_LIMIT_REACHED: { status: 503, message: 'The server hosts as many rooms as it may.' },
   NOT_ADMITTED: { status: 403, message: 'Media is available only after admission to the consultation.' },
   FORBIDDEN_FOR_ROLE: { status: 403, message: 'This role may not perform this operation.' },

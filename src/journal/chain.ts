@@ -1,5 +1,10 @@
 import { canonicalJson, sha256Hex } from './canonical.js';
-import type { JournalEventData, JournalEventType } from './events.js';
+import {
+  explainInvalidEvent,
+  isJournalEventType,
+  type JournalEventData,
+  type JournalEventType,
+} from './events.js';
 
 /** One line of a journal file: an event and its place in the hash chain. */
 export interface JournalRecord<T extends JournalEventType = JournalEventType> {
@@ -13,6 +18,9 @@ export interface JournalRecord<T extends JournalEventType = JournalEventType> {
 
 export const HASH_PATTERN = /^[0-9a-f]{64}$/;
 
+/** The members of a record, all required; any other top-level member makes the line corrupt. */
+const RECORD_MEMBERS: ReadonlySet<string> = new Set(['seq', 'ts', 'type', 'data', 'prevHash', 'hash']);
+
 /**
  * The prevHash of a consultation's first record. Derived from the consultation id, so a journal
  * renamed or copied under another consultation's name fails verification.
@@ -21,17 +29,15 @@ export function genesisHash(consultationId: string): string {
   return sha256Hex(`teleconsult-journal/1:${consultationId}`);
 }
 
-/** SHA-256 over the canonical serialisation of (seq, ts, type, data, prevHash). */
-export function recordHash(fields: Omit<JournalRecord, 'hash'>): string {
-  return sha256Hex(
-    canonicalJson({
-      seq: fields.seq,
-      ts: fields.ts,
-      type: fields.type,
-      data: fields.data,
-      prevHash: fields.prevHash,
-    }),
-  );
+/**
+ * SHA-256 over the canonical serialisation of every member of the record but `hash` itself. The
+ * parser admits no member beyond (seq, ts, type, data, prevHash, hash), so nothing readable in a
+ * line escapes the hash.
+ */
+export function recordHash(fields: Omit<JournalRecord, 'hash'> & { hash?: string }): string {
+  const hashed: Record<string, unknown> = { ...fields };
+  delete hashed.hash;
+  return sha256Hex(canonicalJson(hashed));
 }
 
 export function buildRecord<T extends JournalEventType>(
@@ -47,17 +53,31 @@ export function buildRecord<T extends JournalEventType>(
 
 export interface ChainVerification {
   ok: boolean;
-  /** Records that parsed, in file order (all of them when ok). */
+  /** Records that verified, in file order (all of them when ok). */
   records: JournalRecord[];
   /** Sequence number expected at the first position where the chain breaks. */
   firstBadSeq?: number;
+  /** 1-based line of the file where the chain breaks (the same position as firstBadSeq). */
+  line?: number;
   reason?: string;
   /** True when the last record is consultation.ended. */
   ended: boolean;
   headHash: string;
 }
 
-function parseRecord(line: string): JournalRecord | string {
+/** A member name from an untrusted line, reduced to something safe to print. */
+function printable(name: string): string {
+  return JSON.stringify(name.replace(/[^A-Za-z0-9_.-]/g, '?').slice(0, 32));
+}
+
+/**
+ * Parses one line strictly: exactly the six members, typed, an event that matches its schema,
+ * and a line that is byte for byte the JSON serialisation of what it parsed to (so no duplicate
+ * member, whitespace or escape can carry anything the hash does not cover). Returns the reason
+ * when the line is not a record.
+ */
+export function parseRecord(line: string): JournalRecord | string {
+  if (line.includes('\u0000')) return 'line contains NUL bytes';
   let value: unknown;
   try {
     value = JSON.parse(line);
@@ -66,18 +86,32 @@ function parseRecord(line: string): JournalRecord | string {
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'line is not an object';
   const r = value as Record<string, unknown>;
+  for (const key of Object.keys(r)) {
+    if (!RECORD_MEMBERS.has(key)) return `unknown member ${printable(key)}`;
+  }
   if (!Number.isSafeInteger(r.seq)) return 'seq is not an integer';
-  if (typeof r.ts !== 'string' || Number.isNaN(Date.parse(r.ts))) return 'ts is not a timestamp';
+  if (typeof r.ts !== 'string' || !isIsoTimestamp(r.ts)) return 'ts is not an ISO timestamp';
   if (typeof r.type !== 'string') return 'type is not a string';
   if (typeof r.data !== 'object' || r.data === null || Array.isArray(r.data)) return 'data is not an object';
   if (typeof r.prevHash !== 'string' || !HASH_PATTERN.test(r.prevHash)) return 'prevHash is malformed';
   if (typeof r.hash !== 'string' || !HASH_PATTERN.test(r.hash)) return 'hash is malformed';
+  if (!isJournalEventType(r.type)) return 'unknown event type';
+  const problem = explainInvalidEvent(r.type, r.data);
+  if (problem) return `data does not match its schema (${problem})`;
+  if (JSON.stringify(value) !== line) {
+    return 'line is not the exact serialisation of its record (duplicate member, spacing or escape)';
+  }
   return value as JournalRecord;
 }
 
+function isIsoTimestamp(ts: string): boolean {
+  const at = Date.parse(ts);
+  return !Number.isNaN(at) && new Date(at).toISOString() === ts;
+}
+
 /**
- * Walks a journal's lines: each must parse, carry the next sequence number, point at the previous
- * record's hash, and hash to what it claims. Reports the first position that fails.
+ * Walks a journal's lines: each must parse strictly, carry the next sequence number, point at the
+ * previous record's hash, and hash to what it claims. Reports the first position that fails.
  */
 export function verifyChain(consultationId: string, lines: readonly string[]): ChainVerification {
   const records: JournalRecord[] = [];
@@ -86,6 +120,7 @@ export function verifyChain(consultationId: string, lines: readonly string[]): C
     ok: false,
     records,
     firstBadSeq: index + 1,
+    line: index + 1,
     reason,
     ended: false,
     headHash: prevHash,

@@ -33,28 +33,41 @@ export class ConsultationJournal {
     this.acked = this.lastSeq;
   }
 
-  /** Opens (or creates) the file, drops a torn tail, and refuses a chain that does not verify. */
+  /**
+   * Opens (or creates) the file and refuses a chain that does not verify (JOURNAL_CORRUPT, the file
+   * untouched); only then is a torn tail (bytes after the last newline) cut.
+   */
   static async open(
     filePath: string,
     consultationId: string,
     options: ConsultationJournalOptions,
   ): Promise<{ journal: ConsultationJournal; truncatedBytes: number }> {
+    let records: JournalRecord[] = [];
     let opened;
     try {
-      opened = await DurableLog.open(filePath, { maxPending: options.maxPending, onBatch: options.onBatch });
+      opened = await DurableLog.open(filePath, {
+        maxPending: options.maxPending,
+        onBatch: options.onBatch,
+        // Verified before the torn tail is cut: a corrupt journal is left exactly as found.
+        accept: (lines) => {
+          const check = verifyChain(consultationId, lines);
+          if (!check.ok) {
+            const corruption = { line: check.line ?? 0, reason: check.reason ?? 'does not verify' };
+            throw new JournalError(
+              'JOURNAL_CORRUPT',
+              `the journal of ${consultationId} breaks at line ${corruption.line}: ${corruption.reason}`,
+              { corruption },
+            );
+          }
+          records = check.records;
+        },
+      });
     } catch (cause) {
+      if (cause instanceof JournalError) throw cause;
       throw new JournalError('JOURNAL_IO', `cannot open the journal of ${consultationId}`, { cause });
     }
-    const check = verifyChain(consultationId, opened.lines);
-    if (!check.ok) {
-      await opened.log.close();
-      throw new JournalError(
-        'JOURNAL_CORRUPT',
-        `the journal of ${consultationId} breaks at seq ${check.firstBadSeq}: ${check.reason}`,
-      );
-    }
     return {
-      journal: new ConsultationJournal(consultationId, opened.log, check.records, options),
+      journal: new ConsultationJournal(consultationId, opened.log, records, options),
       truncatedBytes: opened.truncatedBytes,
     };
   }
@@ -86,6 +99,12 @@ export class ConsultationJournal {
     data: JournalEventData<T>,
     ts: string,
   ): Promise<JournalRecord<T>> {
+    // A consultation id is used once: its journal is never started again, ended or not.
+    if (type === 'consultation.created' && this.lastSeq > 0) {
+      return Promise.reject(
+        new JournalError('JOURNAL_EXISTS', `the consultation ${this.consultationId} already has a journal`),
+      );
+    }
     if (this.endedFlag) {
       return Promise.reject(
         new JournalError('JOURNAL_ENDED', `the consultation ${this.consultationId} has ended`),

@@ -9,8 +9,8 @@ import { performance } from 'node:perf_hooks';
  * and go to disk together in the next single write+fdatasync, so a burst costs a few syncs, not
  * one per record. Crash safety: a record is acknowledged after the fdatasync that covers it, and
  * every record is one line written with its '\n'; bytes after the last '\n' (a write torn by a
- * crash, never acknowledged) are cut off when the file is opened again. Shared by the journal and
- * the webhook outbox.
+ * crash, never acknowledged) are cut off when the file is opened again, once the caller has accepted
+ * the complete lines. Shared by the journal and the webhook outbox.
  */
 
 export type DurableLogErrorCode = 'BACKPRESSURE' | 'CLOSED' | 'IO';
@@ -34,6 +34,11 @@ export interface DurableLogOptions {
   maxBatchBytes?: number;
   /** Called after each write+fdatasync, for metrics. */
   onBatch?: (batch: { records: number; bytes: number; durationMs: number }) => void;
+  /**
+   * Checks the complete lines found on open before anything is written: when it throws, the file
+   * is closed untouched (the torn tail not cut either) and open() rejects with that error.
+   */
+  accept?: (lines: string[]) => void;
 }
 
 export interface OpenedLog {
@@ -70,18 +75,13 @@ export async function fsyncDirectory(dir: string): Promise<void> {
 }
 
 /**
- * Where the durable prefix of a file ends: after its last '\n', and before any trailing lines that
- * contain NUL bytes (what a filesystem may show of blocks allocated but never written before a
- * power loss).
+ * Where the complete lines of a file end: after its last '\n'. Only the bytes after it can be a
+ * write torn by a crash (every record is written with its '\n' and acknowledged after the
+ * fdatasync that covers it). A complete line that does not parse is never "torn": it is corruption,
+ * for the reader of the lines to refuse, and nothing here removes it.
  */
 export function durablePrefixLength(content: Buffer): number {
-  let end = content.lastIndexOf(NEWLINE) + 1;
-  while (end > 0) {
-    const start = content.lastIndexOf(NEWLINE, end - 2) + 1;
-    if (content.subarray(start, end).indexOf(0) === -1) break;
-    end = start;
-  }
-  return end;
+  return content.lastIndexOf(NEWLINE) + 1;
 }
 
 export function splitLines(content: Buffer): string[] {
@@ -123,6 +123,8 @@ export class DurableLog {
     try {
       const content = created ? Buffer.alloc(0) : await handle.readFile();
       const keep = durablePrefixLength(content);
+      const lines = splitLines(content.subarray(0, keep));
+      options.accept?.(lines);
       if (keep < content.length) {
         await handle.truncate(keep);
         await handle.datasync();
@@ -131,7 +133,7 @@ export class DurableLog {
       const log = new DurableLog(filePath, handle, keep, options);
       return {
         log,
-        lines: splitLines(content.subarray(0, keep)),
+        lines,
         truncatedBytes: content.length - keep,
         created,
       };

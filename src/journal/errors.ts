@@ -10,10 +10,17 @@ export type JournalErrorCode =
   | 'JOURNAL_BACKPRESSURE'
   | 'JOURNAL_TOO_MANY_OPEN'
   | 'JOURNAL_ENDED'
+  | 'JOURNAL_EXISTS'
   | 'JOURNAL_CORRUPT'
   | 'JOURNAL_NOT_FOUND'
   | 'JOURNAL_IO'
   | 'JOURNAL_CLOSED';
+
+/** Where a journal stops verifying: its 1-based line and the reason. */
+export interface JournalCorruption {
+  line: number;
+  reason: string;
+}
 
 export class JournalError extends Error {
   override readonly name = 'JournalError';
@@ -21,10 +28,14 @@ export class JournalError extends Error {
   constructor(
     readonly code: JournalErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; corruption?: JournalCorruption },
   ) {
-    super(`${code}: ${message}`, options);
+    super(`${code}: ${message}`, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.corruption = options?.corruption;
   }
+
+  /** With JOURNAL_CORRUPT: where the chain breaks and why (never any record content). */
+  readonly corruption: JournalCorruption | undefined;
 }
 
 export function isJournalError(value: unknown, code?: JournalErrorCode): value is JournalError {

@@ -68,6 +68,8 @@ export const IncidentKind = Type.Union([
   Type.Literal('phone-fallback'),
   Type.Literal('e2ee-downgraded'),
   Type.Literal('network-poor'),
+  // The consultation's journal was found corrupt and moved aside (sent as a webhook, not journalled).
+  Type.Literal('journal-corrupt'),
 ]);
 
 const ParticipantRef = { participantId: Id, role: ParticipantRole };

@@ -1,8 +1,8 @@
 /** Public surface of the consultation journal. */
 export { JournalStore, JOURNAL_EXPORT_FORMAT } from './journalStore.js';
-export type { JournalExport, JournalStoreOptions } from './journalStore.js';
+export type { JournalExport, JournalIncident, JournalStoreOptions } from './journalStore.js';
 export { JournalError, isJournalError } from './errors.js';
-export type { JournalErrorCode } from './errors.js';
+export type { JournalCorruption, JournalErrorCode } from './errors.js';
 export {
   JournalEventSchemas,
   JOURNAL_EVENT_TYPES,
@@ -13,7 +13,7 @@ export {
   isJournalEventType,
 } from './events.js';
 export type { JournalEventType, JournalEventData } from './events.js';
-export { verifyChain, genesisHash, recordHash } from './chain.js';
+export { verifyChain, genesisHash, recordHash, parseRecord } from './chain.js';
 export type { JournalRecord, ChainVerification } from './chain.js';
 export { verifyJournalDirectory, verifyJournalFile } from './verifyFiles.js';
 export type { JournalFileReport } from './verifyFiles.js';

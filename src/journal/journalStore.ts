@@ -1,4 +1,5 @@
-import { open, readdir, readFile, unlink } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -6,7 +7,7 @@ import { verifyChain, type JournalRecord } from './chain.js';
 import { ConsultationJournal } from './consultationJournal.js';
 import { isConsultationId } from './consultationId.js';
 import { durablePrefixLength, fsyncDirectory, splitLines } from './durableLog.js';
-import { JournalError, isJournalError } from './errors.js';
+import { JournalError, isJournalError, type JournalCorruption } from './errors.js';
 import { explainInvalidEvent, type JournalEventData, type JournalEventType } from './events.js';
 
 export const JOURNAL_EXPORT_FORMAT = 'teleconsult-journal/1';
@@ -21,7 +22,21 @@ export interface JournalExport {
   /** Hash of the last record: anchoring it elsewhere makes truncation of the tail detectable too. */
   headHash: string;
   ended: boolean;
-  verification: { ok: boolean; firstBadSeq?: number; reason?: string };
+  verification: { ok: boolean; firstBadSeq?: number; line?: number; reason?: string };
+  /** Present and true when the journal was found corrupt and moved aside (see docs/journal.md). */
+  quarantined?: boolean;
+}
+
+/** What is recorded (next to the moved file, and passed to onCorrupt) when a journal is moved aside. */
+export interface JournalIncident {
+  consultationId: string;
+  detectedAt: string;
+  line: number;
+  reason: string;
+  /** Where the file now is, untouched. */
+  movedTo: string;
+  bytes: number;
+  sha256: string;
 }
 
 export interface JournalStoreOptions {
@@ -41,6 +56,8 @@ export interface JournalStoreOptions {
   metrics?: Metrics;
   /** Milliseconds since the epoch; tests move time with it. */
   clock?: () => number;
+  /** Called once a corrupt journal has been moved aside (the server records the incident). */
+  onCorrupt?: (incident: JournalIncident) => void;
 }
 
 interface Entry {
@@ -76,8 +93,12 @@ export class JournalStore {
   private sweepTimer: NodeJS.Timeout | null = null;
   private closed = false;
 
+  /** Corrupt journals moved aside, untouched: `<dir>/corrupt/<consultationId>/<time>.jsonl`. */
+  readonly corruptDir: string;
+
   constructor(private readonly options: JournalStoreOptions) {
     this.journalsDir = path.join(options.dir, 'journals');
+    this.corruptDir = path.join(options.dir, 'corrupt');
     this.maxPending = options.maxPendingPerJournal ?? 1024;
     this.maxOpen = options.maxOpenJournals ?? 256;
     this.idleCloseMs = options.idleCloseMs ?? 60_000;
@@ -142,13 +163,24 @@ export class JournalStore {
   /** The acknowledged records of a consultation with their verification. JOURNAL_NOT_FOUND if none. */
   async export(consultationId: string): Promise<JournalExport> {
     assertConsultationId(consultationId);
-    const lines = await this.readLines(consultationId);
+    let lines: string[];
+    let quarantined = false;
+    try {
+      lines = await this.readLines(this.fileOf(consultationId), consultationId);
+    } catch (error) {
+      const moved = isJournalError(error, 'JOURNAL_NOT_FOUND')
+        ? await this.quarantinedFile(consultationId)
+        : null;
+      if (!moved) throw error;
+      lines = await this.readLines(moved, consultationId);
+      quarantined = true;
+    }
     // An open journal may have bytes on disk that are not yet acknowledged: leave them out.
-    const acked = this.entries.get(consultationId)?.journal?.ackedSeq;
+    const acked = quarantined ? undefined : this.entries.get(consultationId)?.journal?.ackedSeq;
     const check = verifyChain(consultationId, acked === undefined ? lines : lines.slice(0, acked));
     const verification: JournalExport['verification'] = check.ok
       ? { ok: true }
-      : { ok: false, firstBadSeq: check.firstBadSeq, reason: check.reason };
+      : { ok: false, firstBadSeq: check.firstBadSeq, line: check.line, reason: check.reason };
     return {
       format: JOURNAL_EXPORT_FORMAT,
       consultationId,
@@ -157,6 +189,7 @@ export class JournalStore {
       headHash: check.headHash,
       ended: check.ended,
       verification,
+      ...(quarantined ? { quarantined } : {}),
     };
   }
 
@@ -286,20 +319,13 @@ export class JournalStore {
       journal: null,
       inFlight: 0,
       lastUsed: this.clock(),
-      ready: ConsultationJournal.open(this.fileOf(consultationId), consultationId, {
-        maxPending: this.maxPending,
-        maxRecordBytes: this.maxRecordBytes,
-        onBatch: (batch) => {
-          this.options.metrics?.journalFsyncBatches.inc();
-          this.options.metrics?.journalFsyncSeconds.observe(batch.durationMs / 1000);
-        },
-      }).then(
+      ready: this.openJournal(consultationId).then(
         ({ journal, truncatedBytes }) => {
           entry.journal = journal;
           if (truncatedBytes > 0) {
             this.options.logger?.warn(
               { consultationId, truncatedBytes },
-              'journal had a torn tail from a crash; removed (it was never acknowledged)',
+              'journal had a torn tail from a crash (bytes after its last newline); removed',
             );
           }
           return journal;
@@ -307,9 +333,6 @@ export class JournalStore {
         (error: unknown) => {
           if (this.entries.get(consultationId) === entry) this.entries.delete(consultationId);
           this.options.metrics?.journalOpen.set(this.entries.size);
-          if (isJournalError(error, 'JOURNAL_CORRUPT')) {
-            this.options.logger?.error({ consultationId }, 'journal chain does not verify; appends refused');
-          }
           throw error;
         },
       ),
@@ -317,6 +340,99 @@ export class JournalStore {
     this.entries.set(consultationId, entry);
     this.options.metrics?.journalOpen.set(this.entries.size);
     return entry;
+  }
+
+  /**
+   * Opens a journal for appends. One moved aside as corrupt stays refused (its id is never started
+   * again); one found corrupt now is moved aside untouched and reported before the refusal.
+   */
+  private async openJournal(
+    consultationId: string,
+  ): Promise<{ journal: ConsultationJournal; truncatedBytes: number }> {
+    if (await this.quarantinedFile(consultationId)) {
+      throw new JournalError(
+        'JOURNAL_CORRUPT',
+        `the journal of ${consultationId} was moved aside as corrupt`,
+      );
+    }
+    try {
+      return await ConsultationJournal.open(this.fileOf(consultationId), consultationId, {
+        maxPending: this.maxPending,
+        maxRecordBytes: this.maxRecordBytes,
+        onBatch: (batch) => {
+          this.options.metrics?.journalFsyncBatches.inc();
+          this.options.metrics?.journalFsyncSeconds.observe(batch.durationMs / 1000);
+        },
+      });
+    } catch (error) {
+      if (isJournalError(error, 'JOURNAL_CORRUPT') && error.corruption) {
+        await this.quarantine(consultationId, error.corruption);
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Moves a corrupt journal aside by rename (its bytes untouched), writes the incident beside it,
+   * counts it and logs it (the consultation id, line and reason only; never record content).
+   */
+  private async quarantine(consultationId: string, corruption: JournalCorruption): Promise<void> {
+    const detectedAt = new Date(this.clock()).toISOString();
+    const folder = path.join(this.corruptDir, consultationId);
+    const stamp = detectedAt.replace(/[:.]/g, '-');
+    const movedTo = path.join(folder, `${stamp}${EXTENSION}`);
+    const source = this.fileOf(consultationId);
+    try {
+      const content = await readFile(source);
+      await mkdir(folder, { recursive: true });
+      await rename(source, movedTo);
+      await fsyncDirectory(folder);
+      await fsyncDirectory(this.journalsDir);
+      const incident: JournalIncident = {
+        consultationId,
+        detectedAt,
+        line: corruption.line,
+        reason: corruption.reason,
+        movedTo,
+        bytes: content.length,
+        sha256: createHash('sha256').update(content).digest('hex'),
+      };
+      await writeFile(path.join(folder, `${stamp}.incident.json`), `${JSON.stringify(incident)}\n`, {
+        flag: 'wx',
+      });
+      await fsyncDirectory(folder);
+      this.options.metrics?.journalCorrupt.inc();
+      this.options.logger?.error(
+        { consultationId, line: corruption.line, reason: corruption.reason },
+        'journal corrupt: moved aside untouched, appends refused',
+      );
+      try {
+        this.options.onCorrupt?.(incident);
+      } catch (err) {
+        this.options.logger?.error({ consultationId, err }, 'journal corruption handler failed');
+      }
+    } catch (cause) {
+      // Left in place, it is still refused at every open: nothing is lost by failing here.
+      this.options.logger?.error(
+        { consultationId, line: corruption.line, reason: corruption.reason, err: cause },
+        'journal corrupt: appends refused; moving it aside failed',
+      );
+      this.options.metrics?.journalCorrupt.inc();
+    }
+  }
+
+  /** The most recent file moved aside for this consultation, or null. */
+  private async quarantinedFile(consultationId: string): Promise<string | null> {
+    const folder = path.join(this.corruptDir, consultationId);
+    try {
+      if (!(await stat(folder)).isDirectory()) return null;
+      const moved = (await readdir(folder)).filter((n) => n.endsWith(EXTENSION)).sort();
+      const last = moved.at(-1);
+      return last ? path.join(folder, last) : null;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw error;
+    }
   }
 
   /** Forgets an entry and closes its journal once its writes are done. */
@@ -348,10 +464,10 @@ export class JournalStore {
     }
   }
 
-  private async readLines(consultationId: string): Promise<string[]> {
+  private async readLines(file: string, consultationId: string): Promise<string[]> {
     let content: Buffer;
     try {
-      content = await readFile(this.fileOf(consultationId));
+      content = await readFile(file);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
         throw new JournalError('JOURNAL_NOT_FOUND', `no journal for ${consultationId}`);

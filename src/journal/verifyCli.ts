@@ -1,6 +1,6 @@
 /**
  * Checks journals on disk: `node dist/src/journal/verifyCli.js <journalDir> [consultationId]`.
- * Prints one line per journal, OK or BROKEN with the first bad sequence number; exits 1 when any
+ * Prints one line per journal, OK or BROKEN with the line that breaks the chain and why; exits 1 when any
  * journal is broken, 2 on a usage or read error, 0 otherwise. Prints no event data.
  */
 import { isConsultationId } from './consultationId.js';
@@ -36,8 +36,10 @@ async function main(argv: readonly string[]): Promise<number> {
       );
     } else {
       broken++;
+      const where = r.line !== undefined ? ` line=${r.line} firstBadSeq=${r.firstBadSeq}` : '';
+      const aside = r.quarantined ? ' quarantined=true' : '';
       process.stdout.write(
-        `BROKEN ${r.consultationId} firstBadSeq=${r.firstBadSeq} reason="${r.reason}" validRecords=${r.records}${torn}\n`,
+        `BROKEN ${r.consultationId}${where} reason="${r.reason}" validRecords=${r.records}${aside}${torn}\n`,
       );
     }
   }

@@ -11,7 +11,11 @@ export interface JournalFileReport {
   ended: boolean;
   headHash: string;
   firstBadSeq?: number;
+  /** 1-based line where the chain breaks. */
+  line?: number;
   reason?: string;
+  /** The server found this journal corrupt and moved it aside (`<journal.dir>/corrupt/`). */
+  quarantined?: boolean;
   /** Bytes after the last complete record: a write torn by a crash, never acknowledged. */
   tornTailBytes: number;
 }
@@ -44,25 +48,58 @@ export async function verifyJournalFile(
   };
   if (!check.ok) {
     report.firstBadSeq = check.firstBadSeq;
+    report.line = check.line;
     report.reason = check.reason;
   }
   return report;
 }
 
-/** Verifies every journal of a directory, or only `consultationId`'s. */
+/** The latest file the server moved aside for each consultation under `<journal.dir>/corrupt/`. */
+async function quarantinedFiles(journalsDir: string): Promise<Map<string, string>> {
+  const corruptDir = path.join(path.dirname(journalsDir), 'corrupt');
+  const found = new Map<string, string>();
+  let ids: string[];
+  try {
+    ids = await readdir(corruptDir);
+  } catch {
+    return found;
+  }
+  for (const id of ids.filter((name) => isConsultationId(name))) {
+    const moved = (await readdir(path.join(corruptDir, id)).catch(() => [] as string[]))
+      .filter((name) => name.endsWith('.jsonl'))
+      .sort()
+      .at(-1);
+    if (moved) found.set(id, path.join(corruptDir, id, moved));
+  }
+  return found;
+}
+
+/**
+ * Verifies every journal of a directory, or only `consultationId`'s; journals the server moved
+ * aside as corrupt are reported too (never as intact).
+ */
 export async function verifyJournalDirectory(
   dir: string,
   consultationId?: string,
 ): Promise<JournalFileReport[]> {
   const journalsDir = await resolveJournalsDir(dir);
-  const ids = consultationId
-    ? [consultationId]
-    : (await readdir(journalsDir))
-        .filter((name) => name.endsWith('.jsonl'))
-        .map((name) => name.slice(0, -'.jsonl'.length))
-        .filter((id) => isConsultationId(id))
-        .sort();
+  const moved = await quarantinedFiles(journalsDir);
+  const present = (await readdir(journalsDir))
+    .filter((name) => name.endsWith('.jsonl'))
+    .map((name) => name.slice(0, -'.jsonl'.length))
+    .filter((id) => isConsultationId(id));
+  const ids = consultationId ? [consultationId] : [...new Set([...present, ...moved.keys()])].sort();
   const reports: JournalFileReport[] = [];
-  for (const id of ids) reports.push(await verifyJournalFile(path.join(journalsDir, `${id}.jsonl`), id));
+  for (const id of ids) {
+    const quarantined = moved.get(id);
+    if (present.includes(id) || !quarantined) {
+      reports.push(await verifyJournalFile(path.join(journalsDir, `${id}.jsonl`), id));
+    }
+    if (quarantined) {
+      const report = await verifyJournalFile(quarantined, id);
+      // Moved aside means the server refused it: never report it as a usable journal.
+      reports.push({ ...report, ok: false, quarantined: true, reason: report.reason ?? 'moved aside' });
+    }
+  }
   return reports;
 }

@@ -150,6 +150,11 @@ export class Metrics {
     help: 'Journals deleted by the retention sweep.',
     registers: [this.registry],
   });
+  readonly journalCorrupt = new Counter({
+    name: 'sfu_journal_corrupt_total',
+    help: 'Journals found corrupt on open (a complete line that does not verify) and moved aside.',
+    registers: [this.registry],
+  });
   readonly webhookEnqueued = new Counter({
     name: 'sfu_webhook_enqueued_total',
     help: 'Webhook deliveries persisted in the outbox, by event type.',

@@ -28,7 +28,15 @@ export function openApiDocument(version: string) {
         post: {
           summary: 'Create a consultation room',
           requestBody: { required: false, ...json(CreateRoomBody) },
-          responses: { '201': { description: 'Created', ...json(RoomView) }, ...errors },
+          responses: {
+            '201': { description: 'Created', ...json(RoomView) },
+            ...errors,
+            '409': {
+              description:
+                'ROOM_ID_TAKEN: the roomId names a consultation that already has a journal (ended, open, or moved aside as corrupt); ids are never reused',
+              ...json(ErrorView),
+            },
+          },
         },
         get: {
           summary: 'List rooms',
@@ -76,7 +84,13 @@ export function openApiDocument(version: string) {
         get: {
           summary:
             'Export the consultation journal (hash-chained records and their verification); available after the room ended',
-          responses: { '200': { description: 'Journal export' }, ...errors },
+          responses: {
+            '200': {
+              description:
+                'Journal export; verification.ok is false (with line and reason) when a line does not parse, hash or chain, and quarantined is true when the server moved the journal aside',
+            },
+            ...errors,
+          },
         },
       },
       '/v1/consent-texts': {

@@ -27,9 +27,34 @@ export class ConsultationRecord {
     try {
       await this.journal.append(roomId, type, data);
     } catch (err) {
-      // An ended consultation's id cannot be used again (e.g. a new room created with it).
+      // A consultation id that has a journal (ended, open or moved aside as corrupt) is never reused.
+      if (
+        type === 'consultation.created' &&
+        (isJournalError(err, 'JOURNAL_EXISTS') || isJournalError(err, 'JOURNAL_CORRUPT'))
+      )
+        throw new SfuError('ROOM_ID_TAKEN');
       if (isJournalError(err, 'JOURNAL_ENDED')) throw new SfuError('ROOM_CLOSED');
       this.log.error({ room: roomId, type, err: (err as Error).message }, 'journal append failed');
+      throw new SfuError('INTERNAL', 'journal unavailable');
+    }
+  }
+
+  /**
+   * The first record of a consultation. A room adopted by a cluster node whose journal store
+   * already holds that consultation continues its chain rather than starting it again.
+   */
+  async created(
+    roomId: string,
+    data: JournalEventData<'consultation.created'>,
+    adopted: boolean,
+  ): Promise<void> {
+    try {
+      await this.journal.append(roomId, 'consultation.created', data);
+    } catch (err) {
+      if (adopted && isJournalError(err, 'JOURNAL_EXISTS')) return;
+      if (isJournalError(err, 'JOURNAL_EXISTS') || isJournalError(err, 'JOURNAL_CORRUPT'))
+        throw new SfuError('ROOM_ID_TAKEN');
+      this.log.error({ room: roomId, err: (err as Error).message }, 'journal append failed');
       throw new SfuError('INTERNAL', 'journal unavailable');
     }
   }

@@ -73,7 +73,8 @@ export class RoomRegistry extends EventEmitter<RoomRegistryEvents> {
     return [...this.rooms.values()];
   }
 
-  async createRoom(options: Partial<RoomOptions>, roomId?: string): Promise<Room> {
+  /** `adopted`: a cluster node takes over a room; its journal, if this store has it, goes on. */
+  async createRoom(options: Partial<RoomOptions>, roomId?: string, adopted = false): Promise<Room> {
     const { config, metrics } = this.deps;
     if (this.draining) throw new SfuError('SERVER_DRAINING');
     // Counted where it is answered (REST counts every refusal).
@@ -88,12 +89,16 @@ export class RoomRegistry extends EventEmitter<RoomRegistryEvents> {
         config.limits.maxParticipantsPerRoom,
       ),
     };
-    await this.deps.record.record(id, 'consultation.created', {
-      consultationId: id,
-      createdAt: new Date().toISOString(),
-      e2ee: merged.e2eeRequired,
-      maxParticipants: merged.maxParticipants,
-    });
+    await this.deps.record.created(
+      id,
+      {
+        consultationId: id,
+        createdAt: new Date().toISOString(),
+        e2ee: merged.e2eeRequired,
+        maxParticipants: merged.maxParticipants,
+      },
+      adopted,
+    );
     const room = new Room(id, merged, await this.placeRouter(), {
       log: this.log,
       metrics,

@@ -54,6 +54,10 @@ const MESSAGES: Record<TeleconsultErrorCode, { fr: string; en: string }> = {
   NOT_FOUND: { fr: 'Élément introuvable.', en: 'No such resource.' },
   ROOM_FULL: { fr: 'La consultation est complète.', en: 'The consultation is full.' },
   ROOM_CLOSED: { fr: 'La consultation est terminée.', en: 'The consultation has ended.' },
+  ROOM_ID_TAKEN: {
+    fr: 'Cet identifiant de consultation a déjà servi ; utilisez-en un nouveau.',
+    en: 'This consultation id has already been used; use a new one.',
+  },
   ROOM_LIMIT_REACHED: {
     fr: 'Le service est saturé ; veuillez réessayer dans quelques minutes.',
     en: 'The service is at capacity; please try again in a few minutes.',
