@@ -12,7 +12,14 @@ import { RestApi } from './rest/restApi.js';
 import { HttpServer } from './http/httpServer.js';
 import { DemoEndpoint } from './http/demo.js';
 import { attachQualityControl } from './quality/roomQuality.js';
+import path from 'node:path';
 import { JournalStore } from './journal/index.js';
+import {
+  DEFAULT_SIGNING_KEY_FILE,
+  JournalKeyring,
+  keySetDocument,
+  loadSigningKey,
+} from './journal/signing.js';
 import { WebhookOutbox, reconcileEndedWebhooks } from './webhooks/index.js';
 import { ConsentRegistry } from './consent/consentRegistry.js';
 import { InvitationStore, DEFAULT_ACCESS_CODE_POLICY } from './auth/invitations.js';
@@ -40,6 +47,8 @@ export class SfuServer {
   tokenSecret!: Uint8Array;
   private stopping: Promise<void> | undefined;
   journal!: JournalStore;
+  /** The public keys that verify this server's journal checkpoints (current and retired). */
+  journalKeyring!: JournalKeyring;
   outbox!: WebhookOutbox;
   invitations!: InvitationStore;
   /** Cluster mode only (cluster.enabled): this process as one node of several sharing Redis. */
@@ -86,9 +95,26 @@ export class SfuServer {
       config.auth.apiKeys.length > 0
         ? [...config.auth.apiKeys]
         : [`dev_${randomBytes(24).toString('base64url')}`];
+    const signer = await loadSigningKey({
+      pem: config.journal.signingKey,
+      file: config.journal.signingKeyFile,
+      defaultFile: path.join(config.journal.dir, DEFAULT_SIGNING_KEY_FILE),
+      logger: log.child({ module: 'journal' }),
+    });
+    this.journalKeyring = new JournalKeyring([
+      signer.publicKey,
+      ...config.journal.previousPublicKeys.map((publicKey) => ({
+        keyId: '',
+        alg: 'Ed25519' as const,
+        publicKey,
+      })),
+    ]);
     this.journal = new JournalStore({
       dir: config.journal.dir,
       retentionDays: config.journal.retentionDays,
+      signer,
+      keyring: this.journalKeyring,
+      checkpointEvery: config.journal.checkpointEvery,
       logger: log.child({ module: 'journal' }),
       metrics,
       // A journal found corrupt is an incident the platform must hear of (the journal cannot hold it).
@@ -116,6 +142,8 @@ export class SfuServer {
       dir: config.journal.dir,
       url: config.webhooks.url,
       secret: config.webhooks.secret,
+      // Every consultation webhook carries the chain's latest signed head.
+      journalHead: (consultationId) => this.journal.signedHead(consultationId),
       logger: log.child({ module: 'webhooks' }),
       metrics,
     });
@@ -189,6 +217,7 @@ export class SfuServer {
         ? new DemoEndpoint(this.rooms, this.tokenSecret, config.auth.tokenAudience, this.invitations)
         : undefined,
       version: VERSION,
+      journalKeys: () => keySetDocument(this.journalKeyring),
     });
     this.address = await this.http.listen();
     await this.cluster?.start();

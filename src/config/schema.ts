@@ -197,6 +197,24 @@ export const ConfigSchema = Type.Object(
         default: 30,
         description: 'Journals of consultations ended longer ago are deleted.',
       }),
+      signingKey: NullableString(
+        'Ed25519 private key (PKCS#8 PEM) that signs journal checkpoints; give it from a secret (SFU_JOURNAL__SIGNING_KEY). Takes precedence over signingKeyFile.',
+      ),
+      signingKeyFile: NullableString(
+        'File holding that key (must exist). When both are null: <dir>/keys/journal-signing.pem, generated on first start and kept.',
+      ),
+      checkpointEvery: Type.Integer({
+        minimum: 1,
+        maximum: 10000,
+        default: 64,
+        description: 'A signed checkpoint is written after this many records, and after consultation.ended.',
+      }),
+      previousPublicKeys: Type.Array(Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' }), {
+        default: [],
+        maxItems: 32,
+        description:
+          'Retired signing keys (raw Ed25519 public keys, base64url) whose checkpoints still verify; published at /.well-known/teleconsult-journal-keys.json with the current key.',
+      }),
     }),
     webhooks: Section({
       url: NullableString('Platform endpoint that receives signed webhooks; none are sent when null.'),

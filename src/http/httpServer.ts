@@ -37,7 +37,12 @@ export interface HttpDeps {
   signalling: SignallingServer;
   demo: DemoEndpoint | undefined;
   version: string;
+  /** The journal's public keys, served unauthenticated at JOURNAL_KEYS_PATH. */
+  journalKeys: () => unknown;
 }
+
+/** Where verifiers fetch the keys that sign journal checkpoints (docs/journal.md). */
+export const JOURNAL_KEYS_PATH = '/.well-known/teleconsult-journal-keys.json';
 
 /** Health, readiness, metrics, the REST API, the try-it page, and the signalling upgrade path. */
 export class HttpServer {
@@ -131,6 +136,9 @@ export class HttpServer {
       case '/openapi.json':
         sendJson(res, 200, openApiDocument(this.deps.version));
         return 'openapi';
+      case JOURNAL_KEYS_PATH:
+        sendJson(res, 200, this.deps.journalKeys());
+        return 'journal-keys';
     }
     if (await this.deps.rest.handle(req, res, pathname)) return 'rest';
     // The SDK bundle is public code: served whether or not the try-it page is.

@@ -1,4 +1,5 @@
 import { canonicalJson, sha256Hex } from './canonical.js';
+import type { JournalKeyring, SignedHead } from './signing.js';
 import {
   explainInvalidEvent,
   isJournalEventType,
@@ -60,9 +61,17 @@ export interface ChainVerification {
   /** 1-based line of the file where the chain breaks (the same position as firstBadSeq). */
   line?: number;
   reason?: string;
-  /** True when the last record is consultation.ended. */
+  /** True when the last record is consultation.ended (or its final checkpoint). */
   ended: boolean;
   headHash: string;
+  /** Whether checkpoint signatures were checked (a keyring was given). */
+  signaturesChecked: boolean;
+  /** Highest sequence number covered by a checkpoint whose signature verified (0: none). */
+  anchoredSeq: number;
+  /** True when every record but the final checkpoint itself is covered by a verified signature. */
+  anchored: boolean;
+  /** The last verified checkpoint, as webhooks carry it. */
+  signedHead?: SignedHead;
 }
 
 /** A member name from an untrusted line, reduced to something safe to print. */
@@ -111,11 +120,21 @@ function isIsoTimestamp(ts: string): boolean {
 
 /**
  * Walks a journal's lines: each must parse strictly, carry the next sequence number, point at the
- * previous record's hash, and hash to what it claims. Reports the first position that fails.
+ * previous record's hash, and hash to what it claims; a checkpoint must sign the record before it
+ * and, when a keyring is given, verify with a key it holds. Reports the first position that fails,
+ * and how far the chain is anchored by verified signatures.
  */
-export function verifyChain(consultationId: string, lines: readonly string[]): ChainVerification {
+export function verifyChain(
+  consultationId: string,
+  lines: readonly string[],
+  keyring?: JournalKeyring,
+): ChainVerification {
   const records: JournalRecord[] = [];
   let prevHash = genesisHash(consultationId);
+  let anchoredSeq = 0;
+  let signedHead: SignedHead | undefined;
+  let endedAt = 0;
+  const signaturesChecked = keyring !== undefined;
   const fail = (index: number, reason: string): ChainVerification => ({
     ok: false,
     records,
@@ -124,6 +143,10 @@ export function verifyChain(consultationId: string, lines: readonly string[]): C
     reason,
     ended: false,
     headHash: prevHash,
+    signaturesChecked,
+    anchoredSeq,
+    anchored: false,
+    ...(signedHead ? { signedHead } : {}),
   });
   for (let index = 0; index < lines.length; index++) {
     const parsed = parseRecord(lines[index] as string);
@@ -138,11 +161,51 @@ export function verifyChain(consultationId: string, lines: readonly string[]): C
       return fail(index, 'record cannot be canonicalised');
     }
     if (computed !== parsed.hash) return fail(index, 'hash does not match the record content');
-    if (index > 0 && records[index - 1]?.type === 'consultation.ended') {
+    const previous = records[index - 1];
+    // consultation.ended may be followed by its checkpoint only, and that by nothing.
+    if (endedAt > 0 && (previous?.type !== 'consultation.ended' || parsed.type !== 'journal.checkpoint')) {
       return fail(index, 'record follows consultation.ended');
     }
+    if (parsed.type === 'journal.checkpoint') {
+      const checkpoint = parsed.data as JournalEventData<'journal.checkpoint'>;
+      if (checkpoint.signedSeq !== parsed.seq - 1 || checkpoint.signedHash !== parsed.prevHash) {
+        return fail(index, 'checkpoint does not sign the record before it');
+      }
+      if (previous?.type === 'journal.checkpoint') return fail(index, 'checkpoint follows a checkpoint');
+      if (keyring) {
+        const check = keyring.check(
+          consultationId,
+          checkpoint.signedSeq,
+          checkpoint.signedHash,
+          checkpoint.keyId,
+          checkpoint.signature,
+        );
+        if (check === 'unknown-key')
+          return fail(index, `checkpoint signed by unknown key ${checkpoint.keyId}`);
+        if (check === 'invalid') return fail(index, 'checkpoint signature does not verify');
+        anchoredSeq = checkpoint.signedSeq;
+        signedHead = {
+          consultationId,
+          seq: checkpoint.signedSeq,
+          hash: checkpoint.signedHash,
+          keyId: checkpoint.keyId,
+          signature: checkpoint.signature,
+        };
+      }
+    }
+    if (parsed.type === 'consultation.ended') endedAt = parsed.seq;
     records.push(parsed);
     prevHash = parsed.hash;
   }
-  return { ok: true, records, ended: records.at(-1)?.type === 'consultation.ended', headHash: prevHash };
+  const last = records.at(-1);
+  return {
+    ok: true,
+    records,
+    ended: endedAt > 0,
+    headHash: prevHash,
+    signaturesChecked,
+    anchoredSeq,
+    anchored: last !== undefined && last.type === 'journal.checkpoint' && anchoredSeq === last.seq - 1,
+    ...(signedHead ? { signedHead } : {}),
+  };
 }

@@ -2,11 +2,19 @@ import { buildRecord, genesisHash, verifyChain, type JournalRecord } from './cha
 import { DurableLog, DurableLogError } from './durableLog.js';
 import { JournalError } from './errors.js';
 import type { JournalEventData, JournalEventType } from './events.js';
+import type { JournalKeyring, JournalSigner, SignedHead } from './signing.js';
 
 export interface ConsultationJournalOptions {
   maxPending: number;
   maxRecordBytes: number;
   onBatch?: (batch: { records: number; bytes: number; durationMs: number }) => void;
+  /** Signs a checkpoint after every `checkpointEvery` records and after consultation.ended. */
+  signer?: JournalSigner;
+  checkpointEvery?: number;
+  /** Checks the checkpoints found on open: a chain re-forged without the key is refused. */
+  keyring?: JournalKeyring;
+  /** Called once a checkpoint is on disk. */
+  onCheckpoint?: (head: SignedHead) => void;
 }
 
 /**
@@ -19,6 +27,8 @@ export class ConsultationJournal {
   private headHash: string;
   private endedFlag: boolean;
   private acked: number;
+  /** Records appended since the last checkpoint (or since the start). */
+  private sinceCheckpoint: number;
 
   private constructor(
     readonly consultationId: string,
@@ -31,6 +41,8 @@ export class ConsultationJournal {
     this.headHash = last?.hash ?? genesisHash(consultationId);
     this.endedFlag = last?.type === 'consultation.ended';
     this.acked = this.lastSeq;
+    const lastCheckpoint = records.findLastIndex((r) => r.type === 'journal.checkpoint');
+    this.sinceCheckpoint = records.length - (lastCheckpoint + 1);
   }
 
   /**
@@ -46,11 +58,12 @@ export class ConsultationJournal {
     let opened;
     try {
       opened = await DurableLog.open(filePath, {
-        maxPending: options.maxPending,
+        // Room for the checkpoint each append may bring along.
+        maxPending: options.maxPending * 2,
         onBatch: options.onBatch,
         // Verified before the torn tail is cut: a corrupt journal is left exactly as found.
         accept: (lines) => {
-          const check = verifyChain(consultationId, lines);
+          const check = verifyChain(consultationId, lines, options.keyring);
           if (!check.ok) {
             const corruption = { line: check.line ?? 0, reason: check.reason ?? 'does not verify' };
             throw new JournalError(
@@ -131,6 +144,47 @@ export class ConsultationJournal {
     this.lastSeq = record.seq;
     this.headHash = record.hash;
     if (type === 'consultation.ended') this.endedFlag = true;
+    const written = this.write(record, line);
+    this.sinceCheckpoint++;
+    const every = this.options.checkpointEvery ?? 64;
+    if (this.options.signer && (type === 'consultation.ended' || this.sinceCheckpoint >= every)) {
+      // Queued right behind the record: the same group commit usually carries both.
+      this.checkpoint(this.options.signer, ts);
+    }
+    return written;
+  }
+
+  /** Appends a signed checkpoint over the current head; a failure shows in the log's state. */
+  private checkpoint(signer: JournalSigner, ts: string): void {
+    const signedSeq = this.lastSeq;
+    const signedHash = this.headHash;
+    const data: JournalEventData<'journal.checkpoint'> = {
+      signedSeq,
+      signedHash,
+      keyId: signer.keyId,
+      signature: signer.sign(this.consultationId, signedSeq, signedHash),
+    };
+    const record = buildRecord(signedSeq + 1, ts, 'journal.checkpoint', data, signedHash);
+    this.lastSeq = record.seq;
+    this.headHash = record.hash;
+    this.sinceCheckpoint = 0;
+    const head: SignedHead = {
+      consultationId: this.consultationId,
+      seq: signedSeq,
+      hash: signedHash,
+      keyId: signer.keyId,
+      signature: data.signature,
+    };
+    this.write(record, JSON.stringify(record)).then(
+      () => this.options.onCheckpoint?.(head),
+      () => undefined,
+    );
+  }
+
+  private write<T extends JournalEventType>(
+    record: JournalRecord<T>,
+    line: string,
+  ): Promise<JournalRecord<T>> {
     return this.log.append(line).then(
       () => {
         if (record.seq > this.acked) this.acked = record.seq;

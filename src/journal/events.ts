@@ -166,6 +166,19 @@ export const JournalEventSchemas = {
     },
     Strict,
   ),
+  /**
+   * Written by the journal itself (never by the room code) after every N records and after
+   * consultation.ended: an Ed25519 signature over the record just before it (see signing.ts).
+   */
+  'journal.checkpoint': Type.Object(
+    {
+      signedSeq: Type.Integer({ minimum: 1 }),
+      signedHash: Sha256,
+      keyId: Type.String({ pattern: '^[0-9a-f]{16}$' }),
+      signature: Type.String({ pattern: '^[A-Za-z0-9_-]{86}$' }),
+    },
+    Strict,
+  ),
 } as const satisfies Record<string, TSchema>;
 
 export type JournalEventType = keyof typeof JournalEventSchemas;

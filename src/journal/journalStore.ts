@@ -9,6 +9,7 @@ import { isConsultationId } from './consultationId.js';
 import { durablePrefixLength, fsyncDirectory, splitLines } from './durableLog.js';
 import { JournalError, isJournalError, type JournalCorruption } from './errors.js';
 import { explainInvalidEvent, type JournalEventData, type JournalEventType } from './events.js';
+import { JournalKeyring, type JournalSigner, type SignedHead } from './signing.js';
 
 export const JOURNAL_EXPORT_FORMAT = 'teleconsult-journal/1';
 
@@ -22,7 +23,20 @@ export interface JournalExport {
   /** Hash of the last record: anchoring it elsewhere makes truncation of the tail detectable too. */
   headHash: string;
   ended: boolean;
-  verification: { ok: boolean; firstBadSeq?: number; line?: number; reason?: string };
+  verification: {
+    ok: boolean;
+    firstBadSeq?: number;
+    line?: number;
+    reason?: string;
+    /** Checkpoint signatures were checked against the server's keys. */
+    signaturesChecked: boolean;
+    /** Highest sequence number covered by a verified checkpoint signature (0: none). */
+    anchoredSeq: number;
+    /** Every record is covered by a verified signature (the last record is a valid checkpoint). */
+    anchored: boolean;
+  };
+  /** The last verified checkpoint: keep it to detect a later truncation or re-forging. */
+  signedHead?: SignedHead;
   /** Present and true when the journal was found corrupt and moved aside (see docs/journal.md). */
   quarantined?: boolean;
 }
@@ -56,6 +70,12 @@ export interface JournalStoreOptions {
   metrics?: Metrics;
   /** Milliseconds since the epoch; tests move time with it. */
   clock?: () => number;
+  /** Signs checkpoints; without it the chain is only hash-linked (not anchored). */
+  signer?: JournalSigner;
+  /** Public keys that verify checkpoints (the signer's and retired ones); defaults to the signer's. */
+  keyring?: JournalKeyring;
+  /** A checkpoint after this many records (default 64), and after consultation.ended. */
+  checkpointEvery?: number;
   /** Called once a corrupt journal has been moved aside (the server records the incident). */
   onCorrupt?: (incident: JournalIncident) => void;
 }
@@ -69,6 +89,7 @@ interface Entry {
 }
 
 const EXTENSION = '.jsonl';
+const MAX_REMEMBERED_HEADS = 10_000;
 
 function assertConsultationId(consultationId: unknown): asserts consultationId is string {
   if (!isConsultationId(consultationId)) {
@@ -91,6 +112,9 @@ export class JournalStore {
   private readonly clock: () => number;
   private readonly idleTimer: NodeJS.Timeout;
   private sweepTimer: NodeJS.Timeout | null = null;
+  private readonly keyring: JournalKeyring | undefined;
+  /** Latest signed head per consultation written by this process (bounded, oldest dropped). */
+  private readonly heads = new Map<string, SignedHead>();
   private closed = false;
 
   /** Corrupt journals moved aside, untouched: `<dir>/corrupt/<consultationId>/<time>.jsonl`. */
@@ -104,6 +128,8 @@ export class JournalStore {
     this.idleCloseMs = options.idleCloseMs ?? 60_000;
     this.maxRecordBytes = options.maxRecordBytes ?? 16 * 1024;
     this.clock = options.clock ?? Date.now;
+    this.keyring =
+      options.keyring ?? (options.signer ? new JournalKeyring([options.signer.publicKey]) : undefined);
     this.idleTimer = setInterval(() => this.closeIdle(), Math.max(250, this.idleCloseMs / 2));
     this.idleTimer.unref();
   }
@@ -128,6 +154,9 @@ export class JournalStore {
     try {
       if (this.closed) throw new JournalError('JOURNAL_CLOSED', 'the journal store is closed');
       assertConsultationId(consultationId);
+      if (type === 'journal.checkpoint') {
+        throw new JournalError('JOURNAL_INVALID_EVENT', 'checkpoints are written by the journal itself');
+      }
       const problem = explainInvalidEvent(type, data);
       if (problem) throw new JournalError('JOURNAL_INVALID_EVENT', problem);
       // What is hashed is exactly what will be read back from the file.
@@ -177,10 +206,19 @@ export class JournalStore {
     }
     // An open journal may have bytes on disk that are not yet acknowledged: leave them out.
     const acked = quarantined ? undefined : this.entries.get(consultationId)?.journal?.ackedSeq;
-    const check = verifyChain(consultationId, acked === undefined ? lines : lines.slice(0, acked));
+    const check = verifyChain(
+      consultationId,
+      acked === undefined ? lines : lines.slice(0, acked),
+      this.keyring,
+    );
+    const anchoring = {
+      signaturesChecked: check.signaturesChecked,
+      anchoredSeq: check.anchoredSeq,
+      anchored: check.anchored,
+    };
     const verification: JournalExport['verification'] = check.ok
-      ? { ok: true }
-      : { ok: false, firstBadSeq: check.firstBadSeq, line: check.line, reason: check.reason };
+      ? { ok: true, ...anchoring }
+      : { ok: false, firstBadSeq: check.firstBadSeq, line: check.line, reason: check.reason, ...anchoring };
     return {
       format: JOURNAL_EXPORT_FORMAT,
       consultationId,
@@ -189,8 +227,14 @@ export class JournalStore {
       headHash: check.headHash,
       ended: check.ended,
       verification,
+      ...(check.signedHead ? { signedHead: check.signedHead } : {}),
       ...(quarantined ? { quarantined } : {}),
     };
+  }
+
+  /** The latest checkpoint this process signed for a consultation, if it remembers one. */
+  signedHead(consultationId: string): SignedHead | undefined {
+    return this.heads.get(consultationId);
   }
 
   /** Walks the hash chain of one consultation's journal on disk. */
@@ -359,6 +403,10 @@ export class JournalStore {
       return await ConsultationJournal.open(this.fileOf(consultationId), consultationId, {
         maxPending: this.maxPending,
         maxRecordBytes: this.maxRecordBytes,
+        signer: this.options.signer,
+        keyring: this.keyring,
+        checkpointEvery: this.options.checkpointEvery,
+        onCheckpoint: (head) => this.rememberHead(head),
         onBatch: (batch) => {
           this.options.metrics?.journalFsyncBatches.inc();
           this.options.metrics?.journalFsyncSeconds.observe(batch.durationMs / 1000);
@@ -418,6 +466,15 @@ export class JournalStore {
         'journal corrupt: appends refused; moving it aside failed',
       );
       this.options.metrics?.journalCorrupt.inc();
+    }
+  }
+
+  private rememberHead(head: SignedHead): void {
+    this.heads.delete(head.consultationId);
+    this.heads.set(head.consultationId, head);
+    if (this.heads.size > MAX_REMEMBERED_HEADS) {
+      const oldest = this.heads.keys().next().value;
+      if (oldest !== undefined) this.heads.delete(oldest);
     }
   }
 

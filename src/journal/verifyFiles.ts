@@ -1,6 +1,7 @@
 import { readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { verifyChain } from './chain.js';
+import type { JournalKeyring } from './signing.js';
 import { isConsultationId } from './consultationId.js';
 import { durablePrefixLength, splitLines } from './durableLog.js';
 
@@ -16,6 +17,11 @@ export interface JournalFileReport {
   reason?: string;
   /** The server found this journal corrupt and moved it aside (`<journal.dir>/corrupt/`). */
   quarantined?: boolean;
+  signaturesChecked: boolean;
+  /** Highest sequence number covered by a verified checkpoint signature. */
+  anchoredSeq: number;
+  /** The last record is a verified checkpoint over everything before it. */
+  anchored: boolean;
   /** Bytes after the last complete record: a write torn by a crash, never acknowledged. */
   tornTailBytes: number;
 }
@@ -34,16 +40,20 @@ export async function resolveJournalsDir(dir: string): Promise<string> {
 export async function verifyJournalFile(
   filePath: string,
   consultationId: string,
+  keyring?: JournalKeyring,
 ): Promise<JournalFileReport> {
   const content = await readFile(filePath);
   const keep = durablePrefixLength(content);
-  const check = verifyChain(consultationId, splitLines(content.subarray(0, keep)));
+  const check = verifyChain(consultationId, splitLines(content.subarray(0, keep)), keyring);
   const report: JournalFileReport = {
     consultationId,
     ok: check.ok,
     records: check.records.length,
     ended: check.ended,
     headHash: check.headHash,
+    signaturesChecked: check.signaturesChecked,
+    anchoredSeq: check.anchoredSeq,
+    anchored: check.anchored,
     tornTailBytes: content.length - keep,
   };
   if (!check.ok) {
@@ -81,6 +91,7 @@ async function quarantinedFiles(journalsDir: string): Promise<Map<string, string
 export async function verifyJournalDirectory(
   dir: string,
   consultationId?: string,
+  keyring?: JournalKeyring,
 ): Promise<JournalFileReport[]> {
   const journalsDir = await resolveJournalsDir(dir);
   const moved = await quarantinedFiles(journalsDir);
@@ -93,10 +104,10 @@ export async function verifyJournalDirectory(
   for (const id of ids) {
     const quarantined = moved.get(id);
     if (present.includes(id) || !quarantined) {
-      reports.push(await verifyJournalFile(path.join(journalsDir, `${id}.jsonl`), id));
+      reports.push(await verifyJournalFile(path.join(journalsDir, `${id}.jsonl`), id, keyring));
     }
     if (quarantined) {
-      const report = await verifyJournalFile(quarantined, id);
+      const report = await verifyJournalFile(quarantined, id, keyring);
       // Moved aside means the server refused it: never report it as a usable journal.
       reports.push({ ...report, ok: false, quarantined: true, reason: report.reason ?? 'moved aside' });
     }

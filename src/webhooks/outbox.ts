@@ -3,6 +3,7 @@ import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
 import { DurableLog, DurableLogError } from '../journal/durableLog.js';
+import type { SignedHead } from '../journal/signing.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { WebhookError } from './errors.js';
@@ -33,6 +34,11 @@ export interface WebhookOutboxOptions {
   maxBodyBytes?: number;
   /** The log is compacted past this size when most of it is settled deliveries (default 4 MiB). */
   compactAfterBytes?: number;
+  /**
+   * The latest signed head of a consultation's journal: added as `journalHead` to the data of
+   * every webhook about a consultation, so the platform holds an anchor before the end.
+   */
+  journalHead?: (consultationId: string) => SignedHead | undefined;
   logger?: Logger;
   metrics?: Metrics;
 }
@@ -77,7 +83,7 @@ export class WebhookOutbox {
   private compacting = false;
   private readonly agent: http.Agent | null;
   private readonly opts: Required<
-    Omit<WebhookOutboxOptions, 'logger' | 'metrics' | 'url' | 'secret' | 'dir'>
+    Omit<WebhookOutboxOptions, 'logger' | 'metrics' | 'url' | 'secret' | 'dir' | 'journalHead'>
   >;
 
   private constructor(
@@ -169,11 +175,13 @@ export class WebhookOutbox {
     if (!this.log) return { id, status: 'disabled' };
     if (this.pending.has(id) || this.settled.has(id) || this.enqueuing.has(id))
       return { id, status: 'duplicate' };
+    const consultationId = (event.data as { consultationId?: unknown }).consultationId;
+    const head = typeof consultationId === 'string' ? this.options.journalHead?.(consultationId) : undefined;
     const body: WebhookBody<T> = {
       id,
       type: event.type,
       createdAt: new Date().toISOString(),
-      data: event.data,
+      data: head ? { ...event.data, journalHead: head } : event.data,
     };
     const bodyText = JSON.stringify(body);
     const bodyBytes = Buffer.byteLength(bodyText, 'utf8');

@@ -252,7 +252,7 @@ void t.test('the consultation.ended webhook carries the journal export', async (
   const body = JSON.parse(receiver.requests[0]?.body ?? '{}') as WebhookBody<'consultation.ended'>;
   t.equal(body.data.journal.records.length, 2);
   t.equal(body.data.journal.headHash, ended.hash);
-  t.same(body.data.journal.verification, { ok: true });
+  t.match(body.data.journal.verification, { ok: true });
 });
 
 void t.test('bad configuration and bad events get typed errors; no url disables webhooks', async (t) => {
