@@ -12,15 +12,10 @@ import { RestApi } from './rest/restApi.js';
 import { HttpServer } from './http/httpServer.js';
 import { DemoEndpoint } from './http/demo.js';
 import { attachQualityControl } from './quality/roomQuality.js';
-import path from 'node:path';
-import { JournalStore } from './journal/index.js';
-import {
-  DEFAULT_SIGNING_KEY_FILE,
-  JournalKeyring,
-  keySetDocument,
-  loadSigningKey,
-} from './journal/signing.js';
-import { WebhookOutbox, reconcileEndedWebhooks } from './webhooks/index.js';
+import type { JournalStore } from './journal/index.js';
+import { keySetDocument, type JournalKeyring } from './journal/signing.js';
+import { openJournalStores, type JournalStores } from './journal/openStores.js';
+import { reconcileEndedWebhooks, type WebhookOutbox } from './webhooks/index.js';
 import { ConsentRegistry } from './consent/consentRegistry.js';
 import { InvitationStore, DEFAULT_ACCESS_CODE_POLICY } from './auth/invitations.js';
 import { ConsultationRecord } from './rooms/consultationRecord.js';
@@ -47,6 +42,8 @@ export class SfuServer {
   tokenSecret!: Uint8Array;
   private stopping: Promise<void> | undefined;
   journal!: JournalStore;
+  /** The journal and outbox as configured (files or PostgreSQL). */
+  private stores: JournalStores | undefined;
   /** The public keys that verify this server's journal checkpoints (current and retired). */
   journalKeyring!: JournalKeyring;
   outbox!: WebhookOutbox;
@@ -80,8 +77,7 @@ export class SfuServer {
       await this.phone?.close().catch(() => undefined);
       this.invitations?.close();
       await this.pool?.close().catch(() => undefined);
-      await this.outbox?.close().catch(() => undefined);
-      await this.journal?.close().catch(() => undefined);
+      await this.stores?.close().catch(() => undefined);
       throw err;
     }
   }
@@ -95,58 +91,26 @@ export class SfuServer {
       config.auth.apiKeys.length > 0
         ? [...config.auth.apiKeys]
         : [`dev_${randomBytes(24).toString('base64url')}`];
-    const signer = await loadSigningKey({
-      pem: config.journal.signingKey,
-      file: config.journal.signingKeyFile,
-      defaultFile: path.join(config.journal.dir, DEFAULT_SIGNING_KEY_FILE),
-      logger: log.child({ module: 'journal' }),
+    // A journal found corrupt is an incident the platform must hear of (the journal cannot hold it).
+    const stores = await openJournalStores(config, log, metrics, (incident) => {
+      this.outbox
+        .enqueue({
+          type: 'consultation.incident',
+          data: { consultationId: incident.consultationId, kind: 'journal-corrupt', at: incident.detectedAt },
+          idempotencyKey: `journal-corrupt:${incident.consultationId}:${Date.parse(incident.detectedAt)}`,
+        })
+        .catch((err: unknown) =>
+          log.error(
+            { room: incident.consultationId, err: (err as Error).message },
+            'corruption webhook not queued',
+          ),
+        );
     });
-    this.journalKeyring = new JournalKeyring([
-      signer.publicKey,
-      ...config.journal.previousPublicKeys.map((publicKey) => ({
-        keyId: '',
-        alg: 'Ed25519' as const,
-        publicKey,
-      })),
-    ]);
-    this.journal = new JournalStore({
-      dir: config.journal.dir,
-      retentionDays: config.journal.retentionDays,
-      signer,
-      keyring: this.journalKeyring,
-      checkpointEvery: config.journal.checkpointEvery,
-      logger: log.child({ module: 'journal' }),
-      metrics,
-      // A journal found corrupt is an incident the platform must hear of (the journal cannot hold it).
-      onCorrupt: (incident) => {
-        this.outbox
-          .enqueue({
-            type: 'consultation.incident',
-            data: {
-              consultationId: incident.consultationId,
-              kind: 'journal-corrupt',
-              at: incident.detectedAt,
-            },
-            idempotencyKey: `journal-corrupt:${incident.consultationId}:${incident.sha256.slice(0, 16)}`,
-          })
-          .catch((err: unknown) =>
-            log.error(
-              { room: incident.consultationId, err: (err as Error).message },
-              'corruption webhook not queued',
-            ),
-          );
-      },
-    });
+    this.stores = stores;
+    this.journal = stores.journal;
+    this.outbox = stores.outbox;
+    this.journalKeyring = stores.keyring;
     this.journal.startRetentionSweep();
-    this.outbox = await WebhookOutbox.open({
-      dir: config.journal.dir,
-      url: config.webhooks.url,
-      secret: config.webhooks.secret,
-      // Every consultation webhook carries the chain's latest signed head.
-      journalHead: (consultationId) => this.journal.signedHead(consultationId),
-      logger: log.child({ module: 'webhooks' }),
-      metrics,
-    });
     this.outbox.start();
     // Consultations whose end was journalled but whose webhook a crash left out.
     await reconcileEndedWebhooks(this.journal, this.outbox);
@@ -257,8 +221,7 @@ export class SfuServer {
     await this.http.close();
     await this.pool.close();
     this.invitations.close();
-    await this.outbox.close();
-    await this.journal.close();
+    await this.stores?.close();
     this.log.info('server stopped');
   }
 

@@ -209,6 +209,20 @@ export const ConfigSchema = Type.Object(
         default: 64,
         description: 'A signed checkpoint is written after this many records, and after consultation.ended.',
       }),
+      store: Type.Union([Type.Literal('auto'), Type.Literal('files'), Type.Literal('postgres')], {
+        default: 'auto',
+        description:
+          'Where journals and the webhook outbox live: files under dir (one node), or PostgreSQL at postgresUrl (shared by a cluster). auto: postgres when cluster.enabled and postgresUrl is set, files otherwise.',
+      }),
+      postgresUrl: NullableString(
+        'PostgreSQL URL (postgresql://user:password@host:port/db) of the journal database; give it from a secret (SFU_JOURNAL__POSTGRES_URL).',
+      ),
+      postgresPoolSize: Type.Integer({
+        minimum: 1,
+        maximum: 100,
+        default: 10,
+        description: 'Connections this node opens to the journal database.',
+      }),
       previousPublicKeys: Type.Array(Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' }), {
         default: [],
         maxItems: 32,

@@ -1,5 +1,8 @@
 /** Public surface of the consultation journal. */
-export { JournalStore, JOURNAL_EXPORT_FORMAT } from './journalStore.js';
+export { JournalStore as FileJournalStore, JOURNAL_EXPORT_FORMAT } from './journalStore.js';
+export { PgJournalStore } from './pgJournalStore.js';
+/** Either store: what the room code, the REST layer and the webhooks use. */
+export type { JournalStorage as JournalStore } from './storage.js';
 export type { JournalExport, JournalIncident, JournalStoreOptions } from './journalStore.js';
 export { JournalError, isJournalError } from './errors.js';
 export type { JournalCorruption, JournalErrorCode } from './errors.js';

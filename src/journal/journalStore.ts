@@ -9,6 +9,7 @@ import { isConsultationId } from './consultationId.js';
 import { durablePrefixLength, fsyncDirectory, splitLines } from './durableLog.js';
 import { JournalError, isJournalError, type JournalCorruption } from './errors.js';
 import { explainInvalidEvent, type JournalEventData, type JournalEventType } from './events.js';
+import type { JournalStorage } from './storage.js';
 import { JournalKeyring, type JournalSigner, type SignedHead } from './signing.js';
 
 export const JOURNAL_EXPORT_FORMAT = 'teleconsult-journal/1';
@@ -102,7 +103,7 @@ function assertConsultationId(consultationId: unknown): asserts consultationId i
  * directory belongs to one server process at a time. Open journals are bounded (idle ones close)
  * and so are the appends waiting for the disk per journal.
  */
-export class JournalStore {
+export class JournalStore implements JournalStorage {
   readonly journalsDir: string;
   private readonly entries = new Map<string, Entry>();
   private readonly maxPending: number;

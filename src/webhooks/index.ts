@@ -1,5 +1,8 @@
 /** Public surface of the signed webhook outbox. */
-export { WebhookOutbox } from './outbox.js';
+export { WebhookOutbox as FileWebhookOutbox } from './outbox.js';
+export { PgWebhookOutbox } from './pgOutbox.js';
+/** Either outbox: what the room code and the reconciliation use. */
+export type { WebhookOutboxPort as WebhookOutbox } from './port.js';
 export type { WebhookOutboxOptions, EnqueueResult } from './outbox.js';
 export { signWebhook, verifyWebhookSignature, SIGNATURE_SCHEME } from './signature.js';
 export { WebhookError, isWebhookError } from './errors.js';

@@ -8,7 +8,8 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { WebhookError } from './errors.js';
 import { WEBHOOK_EVENT_TYPES, type WebhookBody, type WebhookEvent, type WebhookEventType } from './events.js';
-import { signWebhook } from './signature.js';
+import type { WebhookOutboxPort } from './port.js';
+import { postWebhook } from './post.js';
 
 export interface WebhookOutboxOptions {
   /** `journal.dir`: the outbox log is `<dir>/webhooks/outbox.jsonl`. */
@@ -70,7 +71,7 @@ const SETTLED_MEMORY = 10_000;
  * 'failed' (attempts exhausted) durably. After a restart, open() + start() resume what is pending.
  * A crash between a 2xx and its 'delivered' record re-sends once: receivers dedupe by Webhook-Id.
  */
-export class WebhookOutbox {
+export class WebhookOutbox implements WebhookOutboxPort {
   private readonly pending = new Map<string, Delivery>();
   /** Ids being enqueued (not yet on disk), so a concurrent duplicate key is recognised. */
   private readonly enqueuing = new Set<string>();
@@ -397,43 +398,15 @@ export class WebhookOutbox {
       });
   }
 
-  /** One signed POST; resolves with the status code once the response is read. */
   private post(delivery: Delivery): Promise<number> {
-    const target = this.target as URL;
-    const timestamp = Math.floor(Date.now() / 1000);
-    const body = Buffer.from(delivery.body, 'utf8');
-    const request = target.protocol === 'https:' ? https.request : http.request;
-    return new Promise<number>((resolve, reject) => {
-      const req = request(
-        target,
-        {
-          method: 'POST',
-          agent: this.agent as http.Agent,
-          timeout: this.opts.requestTimeoutMs,
-          headers: {
-            'Content-Type': 'application/json',
-            'Content-Length': body.length,
-            'User-Agent': 'teleconsult-sfu-webhooks/1',
-            'Webhook-Id': delivery.id,
-            'Webhook-Timestamp': String(timestamp),
-            'Webhook-Signature': signWebhook(this.options.secret as string, timestamp, body),
-          },
-        },
-        (res) => {
-          res.on('error', reject);
-          res.on('end', () => resolve(res.statusCode ?? 0));
-          res.resume(); // the response body is not used; drain it so the socket is reused
-        },
-      );
-      const deadline = setTimeout(
-        () => req.destroy(new Error('webhook request timed out')),
-        this.opts.requestTimeoutMs,
-      );
-      req.on('close', () => clearTimeout(deadline));
-      req.on('timeout', () => req.destroy(new Error('webhook socket idle too long')));
-      req.on('error', reject);
-      req.end(body);
-    });
+    return postWebhook(
+      this.target as URL,
+      this.agent as http.Agent,
+      this.options.secret as string,
+      delivery.id,
+      delivery.body,
+      this.opts.requestTimeoutMs,
+    );
   }
 
   private wrap(cause: unknown): WebhookError {

@@ -1,5 +1,5 @@
-import type { JournalStore } from '../journal/journalStore.js';
-import type { WebhookOutbox } from './outbox.js';
+import type { JournalStorage as JournalStore } from '../journal/storage.js';
+import type { WebhookOutboxPort as WebhookOutbox } from './port.js';
 
 /** The idempotency key (and Webhook-Id) of a consultation's consultation.ended webhook. */
 export function endedWebhookKey(consultationId: string): string {
