@@ -1,10 +1,13 @@
 import t from 'tap';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { PgJournalStore } from '../../src/journal/pgJournalStore.js';
-import { JournalSigner } from '../../src/journal/signing.js';
+import { JournalKeyring, JournalSigner, keySetDocument } from '../../src/journal/signing.js';
+import { JournalStore } from '../../src/journal/journalStore.js';
 import { verifyChain } from '../../src/journal/chain.js';
 import { isJournalError } from '../../src/journal/errors.js';
 import { Metrics } from '../../src/observability/metrics.js';
@@ -21,6 +24,7 @@ import { postgresUnavailable, startPostgres, type TestPostgres } from './postgre
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const fixture = path.join(here, 'fixtures', 'pgBurst.js');
+const migrateCli = path.resolve(here, '../../src/journal/migrateCli.js');
 const SECRET = 'webhook-secret-0123456789';
 const KILL_TRIALS = Number(process.env.JOURNAL_PG_KILL_TRIALS ?? 3);
 
@@ -289,6 +293,52 @@ if (unavailable) {
       }
     },
   );
+
+  void t.test('the migration command moves file journals into PostgreSQL and verifies them', async (t) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'journal-migrate-'));
+    t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const files = new JournalStore({ dir, retentionDays: 30, signer, checkpointEvery: 5 });
+    for (const event of consultationEvents('mig-ended'))
+      await files.append('mig-ended', event.type, event.data);
+    for (const event of consultationEvents('mig-open').slice(0, 7))
+      await files.append('mig-open', event.type, event.data);
+    for (const event of consultationEvents('mig-bad').slice(0, 4))
+      await files.append('mig-bad', event.type, event.data);
+    await files.close();
+    const badFile = path.join(dir, 'journals', 'mig-bad.jsonl');
+    fs.writeFileSync(badFile, fs.readFileSync(badFile, 'utf8').replace('"p-pat"', '"p-xxx"'));
+    const keys = path.join(dir, 'keys.json');
+    fs.writeFileSync(keys, JSON.stringify(keySetDocument(new JournalKeyring([signer.publicKey]))));
+
+    const run = () =>
+      spawnSync(process.execPath, [migrateCli, '--postgres-url', server.url, '--keys', keys, dir], {
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+    const first = run();
+    t.equal(first.status, 1, 'a broken journal is not migrated, and says so');
+    t.match(first.stdout, /^MIGRATED mig-ended records=\d+ /m);
+    t.match(first.stdout, /^MIGRATED mig-open /m);
+    t.match(first.stdout, /^BROKEN mig-bad reason="line \d+: /m);
+    t.match(run().stdout, /^ALREADY mig-ended /m, 'running it again changes nothing');
+
+    const store = await PgJournalStore.open({ pool: newPool(2), retentionDays: 30, signer });
+    t.teardown(() => store.close());
+    const reader = new JournalStore({ dir, retentionDays: 30, signer });
+    t.teardown(() => reader.close());
+    for (const id of ['mig-ended', 'mig-open']) {
+      const fromDb = await store.export(id);
+      const fromFile = await reader.export(id);
+      t.same(fromDb.records, fromFile.records, `${id}: the same records`);
+      t.equal(fromDb.headHash, fromFile.headHash);
+      t.equal(fromDb.verification.ok, true);
+    }
+    t.equal((await store.export('mig-ended')).verification.anchored, true);
+    // The migrated open consultation goes on in the database.
+    await store.append('mig-open', 'consultation.ended', { reason: 'ended-by-practitioner' });
+    t.match(await store.verify('mig-open'), { ok: true, anchored: true });
+    await t.rejects(store.export('mig-bad'), { code: 'JOURNAL_NOT_FOUND' });
+  });
 
   void t.test('a webhook is delivered once per id across nodes', async (t) => {
     const receiver = await WebhookReceiver.start(SECRET);
