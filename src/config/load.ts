@@ -101,6 +101,12 @@ function checkPhone(phone: Config['phone']): void {
     fail('sipTlsCertFile', 'a certificate and phone.sipTlsKeyFile when phone.sipTlsPort is set', null);
   if (phone.sipUdpPort === null && phone.sipTcpPort === null && phone.sipTlsPort === null)
     fail('sipUdpPort', 'at least one SIP transport (sipUdpPort, sipTcpPort or sipTlsPort)', null);
+  if (phone.srtp === 'required' && phone.sipTlsPort === null)
+    fail(
+      'srtp',
+      "'offered' or 'off' without phone.sipTlsPort (SRTP keys travel only over SIP TLS)",
+      'required',
+    );
   if ((phone.registrar === null) !== (phone.aor === null))
     fail(phone.registrar === null ? 'registrar' : 'aor', 'registrar and aor set together', null);
   if (phone.authPassword !== null && phone.authUsername === null)

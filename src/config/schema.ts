@@ -438,6 +438,11 @@ export const ConfigSchema = Type.Object(
         description:
           "Symmetric RTP (latching): the first RTP packet fixes the address the phone's media is accepted from and sent to, whatever its SDP says (trunks behind NAT); when false, only the SDP address.",
       }),
+      srtp: Type.Union([Type.Literal('off'), Type.Literal('offered'), Type.Literal('required')], {
+        default: 'offered',
+        description:
+          "SRTP towards the trunk (SDES, AES_CM_128_HMAC_SHA1_80, only over SIP TLS): 'offered' accepts RTP/SAVP offers that come over TLS, 'required' also refuses plain RTP offers (488) and dial-out (which offers plain RTP only), 'off' refuses RTP/SAVP.",
+      }),
       mediaTimeoutS: Type.Integer({
         minimum: 10,
         maximum: 3600,

@@ -63,6 +63,8 @@ export interface PhoneConfig {
     globalAttemptsPerMinute: number;
     globalBurst: number;
   };
+  /** SRTP towards the trunk: SDES over SIP TLS only. */
+  srtp: 'off' | 'offered' | 'required';
   language: 'fr' | 'en';
   /** Folder holding the generated prompt files (`<lang>/<name>.ulaw`). */
   promptsDir: string;
@@ -126,6 +128,7 @@ export function phoneConfigFrom(config: Config): PhoneConfig {
       globalAttemptsPerMinute: p.pinGlobalAttemptsPerMinute,
       globalBurst: p.pinGlobalBurst,
     },
+    srtp: p.srtp,
     language: p.language,
     promptsDir: PROMPTS_DIR,
     noticeVersion: p.noticeVersion,

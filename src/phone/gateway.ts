@@ -7,6 +7,7 @@ import type { Metrics } from '../observability/metrics.js';
 import { PhoneCall, type CallDirection, type CallState } from './call.js';
 import type { PhoneConfig } from './config.js';
 import { PhoneMediaLeg } from './media/phoneMediaLeg.js';
+import { SrtpContext } from './media/srtp.js';
 import { parseDtmfInfo } from './media/rfc4733.js';
 import { PinGuard } from './pinGuard.js';
 import { loadPrompts, type PromptName } from './prompts.js';
@@ -94,6 +95,8 @@ export type DialOutFailure =
   | 'no-common-codec'
   /** Too many calls in progress (maxCalls). */
   | 'busy-here'
+  /** phone.srtp is 'required' and dial-out offers plain RTP only (SRTP dial-out is not built yet). */
+  | 'srtp-required'
   | 'closed';
 
 export class DialOutError extends Error {
@@ -165,6 +168,8 @@ interface CallRecord {
   state: PhoneCallState;
   /** Dial-out: why it failed, set before the record goes. */
   failure: DialOutError | undefined;
+  /** SRTP: our crypto attribute (the phone's key is in `negotiated.srtp`). */
+  localCrypto: { tag: number; keyAndSalt: Buffer } | undefined;
 }
 
 const RESPONSE_REASONS: Readonly<Record<number, string>> = {
@@ -431,6 +436,10 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
     const offer = parseAudioSdp(request.body.toString('utf8'));
     const negotiated = offer.ok ? negotiateAudio(offer.value, ['PCMU', 'PCMA']) : offer;
     if (!negotiated.ok) return this.refuse(request, peer, 488);
+    // SDES keys travel in the SDP: only over TLS. 'required' refuses plain RTP.
+    const srtp = negotiated.value.srtp;
+    if (srtp && (peer.transport !== 'tls' || config.srtp === 'off')) return this.refuse(request, peer, 488);
+    if (!srtp && config.srtp === 'required') return this.refuse(request, peer, 488);
 
     const caller = this.callerOf(request, peer, sipCallId);
     if (this.pinGuard.isLocked(caller.number)) return this.refuse(request, peer, 403);
@@ -473,7 +482,15 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
       invitation: undefined,
       state: 'pin',
       failure: undefined,
+      localCrypto: srtp ? { tag: srtp.tag, keyAndSalt: randomBytes(30) } : undefined,
     };
+    if (srtp && record.localCrypto) {
+      const mine = record.localCrypto.keyAndSalt;
+      media.setSrtp(
+        new SrtpContext(mine.subarray(0, 16), mine.subarray(16)),
+        new SrtpContext(srtp.masterKey, srtp.masterSalt),
+      );
+    }
     this.addRecord(record, sipCallId);
     if (this.closed) {
       this.respond(request, peer, 503, { toTag: localTag });
@@ -524,6 +541,7 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
         codecs: [{ codec: negotiated.codec, pt: negotiated.payloadType }],
         telephoneEventPt: negotiated.telephoneEventPt,
         direction,
+        ...(record.localCrypto ? { crypto: record.localCrypto } : {}),
       }),
     );
     const response = this.respond(request, peer, 200, {
@@ -581,6 +599,12 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
       const offer = parseAudioSdp(request.body.toString('utf8'));
       const negotiated = offer.ok ? negotiateAudio(offer.value, [record.negotiated?.codec ?? 'PCMU']) : offer;
       if (!negotiated.ok) return this.refuse(request, peer, 488);
+      // The SRTP keys stay those of the first offer: a change of either is refused.
+      const before = record.negotiated?.srtp;
+      const after = negotiated.value.srtp;
+      if ((before === undefined) !== (after === undefined)) return this.refuse(request, peer, 488);
+      if (before && after && !before.masterKey.equals(after.masterKey))
+        return this.refuse(request, peer, 488);
       record.negotiated = negotiated.value;
       record.media.setRemote(negotiated.value);
     }
@@ -690,6 +714,7 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
     if (this.closed) throw new DialOutError('closed');
     if (!parseSipUri(request.to)) throw new DialOutError('invalid-target');
     if (this.calls.size >= config.maxCalls) throw new DialOutError('busy-here');
+    if (config.srtp === 'required') throw new DialOutError('srtp-required');
     const invitation: PhoneInvitation = {
       roomId: request.roomId,
       participantId: request.participantId,
@@ -721,6 +746,7 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
       invitation,
       state: 'ringing',
       failure: undefined,
+      localCrypto: undefined,
     };
     this.addRecord(record, sipCallId);
     const localHeader = `<sip:${config.trunk.fromUser}@${this.local.host}>;tag=${localTag}`;
@@ -845,7 +871,8 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
     record.confirmed = true;
     const answer = parseAudioSdp(response.body.toString('utf8'));
     const negotiated = answer.ok ? negotiateAudio(answer.value, ['PCMU', 'PCMA']) : answer;
-    if (!negotiated.ok) {
+    // We offered plain RTP: an RTP/SAVP answer does not match the offer (RFC 3264 6).
+    if (!negotiated.ok || negotiated.value.srtp) {
       this.endCall(record, 'error');
       throw new DialOutError('no-common-codec');
     }

@@ -102,6 +102,7 @@ t.test('phone settings that only make sense together are refused with the key na
     message: /"phone\.pinGlobalAttemptsPerMinute"/,
   });
   t.throws(() => resolveConfig({ phone: { ringTimeoutS: 1 } }), { message: /"phone\.ringTimeoutS"/ });
+  t.throws(() => resolveConfig({ phone: { srtp: 'required' } }), { message: /"phone\.srtp"/ });
   t.throws(() => resolveConfig({ phone: { sipUdpPort: null, sipTcpPort: null } }), {
     message: /at least one SIP transport/,
   });

@@ -9,6 +9,7 @@ import { AudioMixer } from './mixer.js';
 import { OpusToNarrowband } from './opusDecoder.js';
 import { DtmfReceiver, type DtmfDigit } from './rfc4733.js';
 import { RtpSender, parseRtp } from './rtp.js';
+import type { SrtpContext } from './srtp.js';
 
 const FRAME_MS = 20;
 const FRAME_SAMPLES = 160;
@@ -83,6 +84,8 @@ export class PhoneMediaLeg extends EventEmitter<PhoneMediaLegEvents> {
   /** Where the phone's RTP comes from and goes to: the SDP address, or the latched source. */
   private peer: { address: string; port: number } | undefined;
   private latched = false;
+  /** SRTP towards the phone, when negotiated: one context per direction. */
+  private srtp: { send: SrtpContext; receive: SrtpContext } | undefined;
   private sender: RtpSender | undefined;
   private readonly dtmf = new DtmfReceiver();
   private readonly mixer = new AudioMixer(FRAME_SAMPLES);
@@ -157,6 +160,11 @@ export class PhoneMediaLeg extends EventEmitter<PhoneMediaLegEvents> {
     }
   }
 
+  /** From now on, RTP to and from the phone is SRTP with these contexts. */
+  setSrtp(send: SrtpContext, receive: SrtpContext): void {
+    this.srtp = { send, receive };
+  }
+
   /**
    * Plays a prompt to the phone. With bargeIn, a key press stops it (type-ahead); without, it plays
    * to its end. Resolves when it ends; a new prompt interrupts the current one.
@@ -184,7 +192,7 @@ export class PhoneMediaLeg extends EventEmitter<PhoneMediaLegEvents> {
     this.emit('digit', digit);
   }
 
-  private fromPhone(data: Buffer, info: dgram.RemoteInfo): void {
+  private fromPhone(received: Buffer, info: dgram.RemoteInfo): void {
     const remote = this.remote;
     const peer = this.peer;
     if (!remote || !peer) {
@@ -196,6 +204,12 @@ export class PhoneMediaLeg extends EventEmitter<PhoneMediaLegEvents> {
     const latching = this.options.symmetric === true && !this.latched;
     const portMoved = this.latched && info.port !== peer.port && info.port !== 0;
     if (!latching && (info.address !== peer.address || portMoved)) {
+      this.stats.dropped++;
+      return;
+    }
+    // SRTP: only packets that authenticate with the phone's key count (and latch).
+    const data = this.srtp ? this.srtp.receive.unprotect(received) : received;
+    if (!data) {
       this.stats.dropped++;
       return;
     }
@@ -269,7 +283,8 @@ export class PhoneMediaLeg extends EventEmitter<PhoneMediaLegEvents> {
       this.mixer.mix(frame);
     }
     if (remote.direction === 'sendonly' || remote.direction === 'inactive') return;
-    const packet = sender.next(encodeG711(remote.codec, frame), FRAME_SAMPLES);
+    const plain = sender.next(encodeG711(remote.codec, frame), FRAME_SAMPLES);
+    const packet = this.srtp ? this.srtp.send.protect(plain) : plain;
     this.phoneSocket.send(packet, peer.port, peer.address, () => undefined);
     this.stats.toPhone++;
   }

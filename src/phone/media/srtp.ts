@@ -6,8 +6,8 @@ import { createCipheriv, createHmac, timingSafeEqual } from 'node:crypto';
  * rate 0, no MKI. Built on node:crypto only. One context per direction and SSRC-independent master
  * key: protect() for what the gateway sends, unprotect() for what it receives.
  *
- * Not wired into calls yet (docs/phone.md: SDES over SIP TLS is the next step); tested against the
- * RFC 3711 Appendix B vectors and by round trips.
+ * Used by the media leg when SDES keys were negotiated over SIP TLS (docs/phone.md); tested against
+ * the RFC 3711 Appendix B vectors.
  */
 export const SRTP_SUITE = 'AES_CM_128_HMAC_SHA1_80';
 const MASTER_KEY_BYTES = 16;
