@@ -21,7 +21,8 @@ import { InvitationStore, DEFAULT_ACCESS_CODE_POLICY } from './auth/invitations.
 import { ConsultationRecord } from './rooms/consultationRecord.js';
 import { ClusterNode } from './cluster/clusterNode.js';
 import { SipGateway } from './phone/gateway.js';
-import { phoneConfigFrom } from './phone/fromConfig.js';
+import { phoneConfigFrom } from './phone/config.js';
+import { sendPhoneCallWebhooks } from './phone/callWebhooks.js';
 import { PhoneRoomPortImpl } from './rooms/phoneRoomPort.js';
 
 const VERSION = (
@@ -141,6 +142,7 @@ export class SfuServer {
         log: log.child({ module: 'phone' }),
         metrics,
       });
+      sendPhoneCallWebhooks(this.phone, this.outbox, log.child({ module: 'webhooks' }));
     }
     const tokens = new JoinTokenVerifier(config.auth, this.tokenSecret);
     this.signalling = new SignallingServer({

@@ -110,13 +110,25 @@ export class InvitationStore {
     if (this.globalFailures.lockedUntil > now) throw new SfuError('RATE_LIMITED', 'access codes paused');
     const entry = this.failures.get(address);
     if (entry && entry.lockedUntil > now) throw new SfuError('RATE_LIMITED', 'too many wrong codes');
-    // Looked up by digest: no comparison of the code itself that timing could reveal.
-    const invitation = this.byCodeDigest.get(codeDigest(code).toString('hex'));
-    const valid = invitation !== undefined && !invitation.used && invitation.expiresAt > now;
-    if (!valid || !invitation) {
+    const claims = this.claim(code);
+    if (!claims) {
       this.countFailure(address, now);
       throw new SfuError('ACCESS_DENIED');
     }
+    return claims;
+  }
+
+  /**
+   * Exchanges an access code for the claims of its invitation, once, counting nothing: for a
+   * caller that limits attempts itself (the phone gateway's PIN policy, src/phone/pinGuard.ts),
+   * so that one attempt is never judged by two policies. Undefined for an unknown, used or
+   * expired code.
+   */
+  claim(code: string): JoinClaims | undefined {
+    const now = this.now();
+    // Looked up by digest: no comparison of the code itself that timing could reveal.
+    const invitation = this.byCodeDigest.get(codeDigest(code).toString('hex'));
+    if (invitation === undefined || invitation.used || invitation.expiresAt <= now) return undefined;
     this.consume(invitation);
     return {
       room: invitation.roomId,

@@ -82,7 +82,39 @@ export function resolveConfig(raw: Record<string, Json>): Config {
       `invalid configuration key "media.rtcMinPort": expected at most media.rtcMaxPort (${config.media.rtcMaxPort}); found ${config.media.rtcMinPort}`,
     );
   }
+  checkPhone(config.phone);
   return config;
+}
+
+/** Phone settings that only make sense together; each error names the key to fix. */
+function checkPhone(phone: Config['phone']): void {
+  const fail = (key: string, expected: string, found: unknown) => {
+    throw new ConfigError(
+      `invalid configuration key "phone.${key}": expected ${expected}; found ${describe(found)}`,
+    );
+  };
+  if (phone.rtpMinPort > phone.rtpMaxPort)
+    fail('rtpMinPort', `at most phone.rtpMaxPort (${phone.rtpMaxPort})`, phone.rtpMinPort);
+  if (phone.rtpMinPort !== 0 && phone.rtpMaxPort - phone.rtpMinPort < 1)
+    fail('rtpMaxPort', 'a range of at least two ports above phone.rtpMinPort', phone.rtpMaxPort);
+  if (phone.sipTlsPort !== null && (phone.sipTlsCertFile === null || phone.sipTlsKeyFile === null))
+    fail('sipTlsCertFile', 'a certificate and phone.sipTlsKeyFile when phone.sipTlsPort is set', null);
+  if (phone.sipUdpPort === null && phone.sipTcpPort === null && phone.sipTlsPort === null)
+    fail('sipUdpPort', 'at least one SIP transport (sipUdpPort, sipTcpPort or sipTlsPort)', null);
+  if (phone.srtp === 'required' && phone.sipTlsPort === null)
+    fail(
+      'srtp',
+      "'offered' or 'off' without phone.sipTlsPort (SRTP keys travel only over SIP TLS)",
+      'required',
+    );
+  if ((phone.registrar === null) !== (phone.aor === null))
+    fail(phone.registrar === null ? 'registrar' : 'aor', 'registrar and aor set together', null);
+  if (phone.authPassword !== null && phone.authUsername === null)
+    fail('authUsername', 'a username with phone.authPassword', null);
+  for (const key of ['outboundProxy', 'registrar', 'aor'] as const) {
+    const value = phone[key];
+    if (value !== null && !/^sips?:[^\s]+$/.test(value)) fail(key, 'a sip: or sips: URI', value);
+  }
 }
 
 /**

@@ -427,21 +427,27 @@ export const ConfigSchema = Type.Object(
       sipListenHost: Type.String({ default: '127.0.0.1', description: 'Address the SIP sockets bind.' }),
       sipUdpPort: Type.Union([Type.Integer({ minimum: 0, maximum: 65535 }), Type.Null()], {
         default: 5060,
-        description: 'SIP over UDP; null disables it.',
+        description: 'SIP over UDP; null disables it, 0 picks a free port.',
       }),
       sipTcpPort: Type.Union([Type.Integer({ minimum: 0, maximum: 65535 }), Type.Null()], {
         default: 5060,
-        description: 'SIP over TCP; null disables it.',
+        description: 'SIP over TCP; null disables it, 0 picks a free port.',
       }),
       sipTlsPort: Type.Union([Type.Integer({ minimum: 0, maximum: 65535 }), Type.Null()], {
         default: null,
-        description: 'SIP over TLS (needs sipTlsCertFile and sipTlsKeyFile).',
+        description: 'SIP over TLS (needs sipTlsCertFile and sipTlsKeyFile); null disables it.',
       }),
       sipTlsCertFile: NullableString('PEM certificate for SIP over TLS.'),
       sipTlsKeyFile: NullableString('PEM private key for SIP over TLS.'),
       sipPublicHost: NullableString(
         'Host put in Via and Contact (public name or address); sipListenHost when null.',
       ),
+      sipMaxConnections: Type.Integer({
+        minimum: 1,
+        maximum: 100000,
+        default: 256,
+        description: 'SIP connections over TCP and TLS open at once; more are closed at once.',
+      }),
       rtpListenHost: Type.String({
         default: '127.0.0.1',
         description: 'Address the phone-facing RTP sockets bind.',
@@ -451,7 +457,7 @@ export const ConfigSchema = Type.Object(
         minimum: 0,
         maximum: 65535,
         default: 50000,
-        description: 'First phone-facing RTP port.',
+        description: 'First phone-facing RTP port (0 and 0: any free port).',
       }),
       rtpMaxPort: Type.Integer({
         minimum: 0,
@@ -459,31 +465,88 @@ export const ConfigSchema = Type.Object(
         default: 50999,
         description: 'Last phone-facing RTP port.',
       }),
+      rtpSymmetric: Type.Boolean({
+        default: false,
+        description:
+          "Symmetric RTP (latching): the first RTP packet fixes the address the phone's media is accepted from and sent to, whatever its SDP says (trunks behind NAT); when false, only the SDP address.",
+      }),
+      srtp: Type.Union([Type.Literal('off'), Type.Literal('offered'), Type.Literal('required')], {
+        default: 'offered',
+        description:
+          "SRTP towards the trunk (SDES, AES_CM_128_HMAC_SHA1_80, only over SIP TLS): 'offered' accepts RTP/SAVP offers that come over TLS, 'required' also refuses plain RTP offers (488) and dial-out (which offers plain RTP only), 'off' refuses RTP/SAVP.",
+      }),
+      mediaTimeoutS: Type.Integer({
+        minimum: 10,
+        maximum: 3600,
+        default: 60,
+        description: 'A call without RTP from the phone for this long is ended.',
+      }),
       trunkAllowedSources: Type.Array(Type.String({ minLength: 2, maxLength: 64 }), {
         default: [],
+        maxItems: 256,
         description: "Source IPs trusted to send SIP requests (the operator's SBC or trunk).",
       }),
       outboundProxy: NullableString('Where dial-out INVITEs go (sip:host:port;transport=udp).'),
       authUsername: NullableString('Username for digest challenges (dial-out, registration).'),
-      authPassword: NullableString('Password for digest challenges.'),
+      authPassword: NullableString('Password for digest challenges (needs authUsername).'),
       fromUser: Type.String({
         default: 'teleconsult',
+        minLength: 1,
         maxLength: 64,
+        pattern: '^[A-Za-z0-9+._-]+$',
         description: 'Caller ID user part of dial-out calls.',
       }),
-      registrar: NullableString('Registrar URI; trunk-by-address only when null.'),
-      aor: NullableString('Address of record to register.'),
+      registrar: NullableString('Registrar URI (needs aor); trunk-by-address only when null.'),
+      aor: NullableString('Address of record to register (needs registrar).'),
       registrationExpiresS: Type.Integer({
         minimum: 60,
         maximum: 86400,
         default: 600,
         description: 'REGISTER expiry.',
       }),
-      maxPinAttemptsPerCall: Type.Integer({
+      pinMaxAttemptsPerCall: Type.Integer({
         minimum: 1,
         maximum: 10,
         default: 3,
-        description: 'Wrong PINs in one call before hang-up.',
+        description: 'Wrong PINs (invitation access codes) in one call before hang-up.',
+      }),
+      pinDigitTimeoutS: Type.Integer({
+        minimum: 2,
+        maximum: 60,
+        default: 10,
+        description: 'Silence that ends a PIN entry (a partial PIN then counts as an attempt).',
+      }),
+      pinCallerMaxFailures: Type.Integer({
+        minimum: 1,
+        maximum: 1000,
+        default: 6,
+        description:
+          'Wrong PINs from one caller number within pinCallerWindowS before that number is locked out (anonymous callers: global budget only).',
+      }),
+      pinCallerWindowS: Type.Integer({
+        minimum: 10,
+        maximum: 86400,
+        default: 900,
+        description: 'Sliding window of pinCallerMaxFailures.',
+      }),
+      pinCallerLockoutS: Type.Integer({
+        minimum: 10,
+        maximum: 86400,
+        default: 900,
+        description: 'How long a caller number stays locked out.',
+      }),
+      pinGlobalAttemptsPerMinute: Type.Integer({
+        minimum: 1,
+        maximum: 6000,
+        default: 60,
+        description:
+          'PIN checks per minute from all callers together; beyond it callers wait their turn (first come, first served) and sfu_sip_pin_budget_exhausted turns 1.',
+      }),
+      pinGlobalBurst: Type.Integer({
+        minimum: 1,
+        maximum: 1000,
+        default: 10,
+        description: 'PIN checks allowed at once above the steady rate before callers wait.',
       }),
       language: Type.Union([Type.Literal('fr'), Type.Literal('en')], {
         default: 'fr',
@@ -491,6 +554,7 @@ export const ConfigSchema = Type.Object(
       }),
       noticeVersion: Type.String({
         default: 'phone-notice-1',
+        minLength: 1,
         maxLength: 32,
         description: 'Version of the spoken notice a phone consent refers to.',
       }),
@@ -498,7 +562,19 @@ export const ConfigSchema = Type.Object(
         minimum: 1,
         maximum: 10000,
         default: 50,
-        description: 'Concurrent phone calls.',
+        description: 'Concurrent phone calls; further INVITEs get 486 and dial-out requests fail.',
+      }),
+      consentTimeoutS: Type.Integer({
+        minimum: 5,
+        maximum: 300,
+        default: 30,
+        description: 'Time to press 1 after the consent question before the call ends.',
+      }),
+      ringTimeoutS: Type.Integer({
+        minimum: 5,
+        maximum: 600,
+        default: 60,
+        description: 'How long a dial-out call may ring before it is cancelled.',
       }),
     }),
   },

@@ -226,8 +226,18 @@ export class Metrics {
   });
   readonly sipPinLockouts = new Counter({
     name: 'sfu_sip_pin_lockouts_total',
-    help: 'PIN lockouts started, by scope (caller or global).',
+    help: 'PIN lockouts of a caller number started, by scope (caller).',
     labelNames: ['scope'],
+    registers: [this.registry],
+  });
+  readonly sipPinThrottled = new Counter({
+    name: 'sfu_sip_pin_throttled_total',
+    help: 'PIN checks that waited for the global PIN attempt budget.',
+    registers: [this.registry],
+  });
+  readonly sipPinBudgetExhausted = new Gauge({
+    name: 'sfu_sip_pin_budget_exhausted',
+    help: '1 while callers wait for the global PIN attempt budget (a sign of PIN guessing: alert on it).',
     registers: [this.registry],
   });
   readonly sipRegistered = new Gauge({

@@ -23,8 +23,8 @@ export interface PhoneCallOptions {
   readonly callId: string;
   readonly direction: CallDirection;
   readonly caller: PhoneCaller;
-  /** Key of the caller for PIN limits (number, or source address for anonymous callers). */
-  readonly callerKey: string;
+  /** The caller's number for per-caller PIN limits; undefined for anonymous callers. */
+  readonly callerNumber: string | undefined;
   readonly media: PhoneMediaLeg;
   readonly config: PhoneConfig;
   readonly port: PhoneRoomPort;
@@ -35,6 +35,8 @@ export interface PhoneCallOptions {
   /** Asks the signalling side to end the call (BYE); it then calls end(). */
   readonly requestHangup: (reason: PhoneLeaveReason) => void;
   readonly onState: (state: CallState) => void;
+  /** The invitation the call now acts for (after the PIN, or the dial-out request's). */
+  readonly onInvitation: (invitation: PhoneInvitation) => void;
 }
 
 /** Thrown inside the script when the call ends under it; never escapes `run`. */
@@ -44,6 +46,8 @@ class CallEnded extends Error {}
 const MAX_QUEUED_DIGITS = 32;
 /** Pause between repetitions of the waiting-room prompt. */
 const WAITING_REPEAT_MS = 15_000;
+/** After the room's media worker died: how long to wait for the room to come back on another one. */
+const MEDIA_MOVE_TIMEOUT_MS = 15_000;
 
 /**
  * One phone participant's script: PIN entry (dial-in), spoken notice and consent, waiting room,
@@ -59,6 +63,10 @@ export class PhoneCall {
   private invitation: PhoneInvitation | undefined;
   private joined: PhoneParticipant | undefined;
   private leaveSent = false;
+  private consentGiven = false;
+  /** Set while the leg's transport is gone and the room's new router is awaited. */
+  private moveTimer: NodeJS.Timeout | undefined;
+  private reconnecting: Promise<void> | undefined;
   state: CallState = 'pin';
 
   constructor(private readonly options: PhoneCallOptions) {
@@ -102,6 +110,7 @@ export class PhoneCall {
     if (this.endReason) return;
     this.endReason = reason;
     this.setState('ended');
+    clearTimeout(this.moveTimer);
     this.digitWaiter?.(undefined);
     this.digitWaiter = undefined;
     this.options.media.close();
@@ -162,13 +171,17 @@ export class PhoneCall {
     const invitation = preset ?? (await this.enterPin());
     if (!invitation) return;
     this.invitation = invitation;
+    this.options.onInvitation(invitation);
     if (!(await this.askConsent())) return;
     await this.joinRoom(invitation);
   }
 
-  /** Dial-in: collects PINs until one resolves, the attempts run out or a lockout starts. */
+  /**
+   * Dial-in: collects PINs until one resolves, the attempts run out or the caller's number is
+   * locked out. Every check waits for the global PIN budget first (src/phone/pinGuard.ts).
+   */
   private async enterPin(): Promise<PhoneInvitation | undefined> {
-    const { config, pinGuard, callerKey, metrics } = this.options;
+    const { config, pinGuard, callerNumber, metrics } = this.options;
     this.setState('pin');
     void this.say('welcome', true).catch(() => undefined);
     let attempts = 0;
@@ -183,10 +196,13 @@ export class PhoneCall {
         continue;
       }
       if (pin === '') continue; // A bare '#' (e.g. after a full-length PIN) is no attempt.
-      if (pinGuard.lockFor(callerKey)) {
+      if (pinGuard.isLocked(callerNumber)) {
         metrics.sipPinAttempts.inc({ outcome: 'locked' });
         return this.finish('locked', 'ended');
       }
+      if (pinGuard.waiting > 0) metrics.sipPinThrottled.inc();
+      if (!(await pinGuard.acquire(this.ended))) return undefined;
+      this.check();
       const invitation = await this.options.port.resolvePin(pin, this.options.caller);
       this.check();
       if (invitation) {
@@ -195,10 +211,9 @@ export class PhoneCall {
       }
       metrics.sipPinAttempts.inc({ outcome: 'rejected' });
       attempts++;
-      const lock = pinGuard.recordFailure(callerKey);
-      if (lock) {
-        metrics.sipPinLockouts.inc({ scope: lock });
-        this.options.log.warn({ callId: this.callId, scope: lock }, 'PIN entry locked out');
+      if (pinGuard.recordFailure(callerNumber)) {
+        metrics.sipPinLockouts.inc({ scope: 'caller' });
+        this.options.log.warn({ callId: this.callId, scope: 'caller' }, 'PIN entry locked out');
         return this.finish('locked', 'ended');
       }
       if (attempts >= config.pin.maxAttemptsPerCall) return this.finish('pin-failed', 'ended');
@@ -223,7 +238,10 @@ export class PhoneCall {
     }
   }
 
-  /** Notice (heard to the end: keys pressed meanwhile are dropped), then "press 1 to accept". */
+  /**
+   * Notice (heard to the end: keys pressed meanwhile are dropped), then "press 1 to accept" where
+   * the invitation's role consents itself; other roles hear the notice only.
+   */
   private async askConsent(): Promise<boolean> {
     const { config, port, direction } = this.options;
     const invitation = this.invitation;
@@ -231,6 +249,7 @@ export class PhoneCall {
     this.setState('consent');
     if (direction === 'dial-out') await this.say('dial-out-intro');
     await this.say('notice');
+    if (!port.mustConsent(invitation.role)) return true;
     for (let question = 0; question < 3; question++) {
       this.digits.length = 0;
       const asked = this.say('consent', true);
@@ -249,6 +268,7 @@ export class PhoneCall {
           at: Date.now(),
         });
         this.check();
+        this.consentGiven = true;
         return true;
       }
       if (digit === undefined) break;
@@ -262,7 +282,10 @@ export class PhoneCall {
     let participant: PhoneParticipant;
     try {
       participant = await port.joinPhoneParticipant({
-        ...invitation,
+        roomId: invitation.roomId,
+        participantId: invitation.participantId,
+        role: invitation.role,
+        consentGiven: this.consentGiven,
         callId: this.callId,
         direction,
         codec: media.codec ?? 'PCMU',
@@ -306,22 +329,59 @@ export class PhoneCall {
   }
 
   private async connect(participant: PhoneParticipant): Promise<void> {
-    const { media, log } = this.options;
+    const { media } = this.options;
+    participant.events.on('audioProducerAdded', (producer) => void this.hear(participant, producer));
+    participant.events.on('audioProducerRemoved', (producerId) => media.stopHearing(producerId));
+    // The room's worker died: the leg's transport went with it. Follow the room to its new router,
+    // or end the call if it does not come back in time (never relay into a dead transport).
+    media.on('roomDisconnected', () => {
+      if (this.isEnded || this.moveTimer) return;
+      this.options.log.warn({ callId: this.callId }, 'phone leg lost its room transport');
+      this.moveTimer = setTimeout(() => this.hangup('error'), MEDIA_MOVE_TIMEOUT_MS);
+    });
+    participant.events.on('mediaMoved', () => {
+      if (this.isEnded) return;
+      this.reconnecting = (this.reconnecting ?? Promise.resolve())
+        .then(() => this.attach(participant))
+        .then(() => {
+          clearTimeout(this.moveTimer);
+          this.moveTimer = undefined;
+          this.options.log.info({ callId: this.callId }, 'phone leg followed the room to a new router');
+        })
+        .catch((error: unknown) => {
+          if (error instanceof CallEnded) return;
+          this.options.log.warn(
+            { err: error instanceof Error ? error.message : 'unknown' },
+            'phone leg could not follow the room',
+          );
+          this.hangup('error');
+        });
+    });
+    await this.attach(participant);
+    await this.say('admitted');
+    this.setState('in-call');
+  }
+
+  /** Transport, producer and consumers on the room's current router. */
+  private async attach(participant: PhoneParticipant): Promise<void> {
+    const { media } = this.options;
     const appData = { phoneCallId: this.callId, participantId: this.invitation?.participantId };
+    media.disconnectRoom();
     const producer = await media.connectRoom(participant.router, appData);
     this.check();
     await participant.publishPhoneProducer(producer);
     this.check();
-    const hear = (producer: Parameters<PhoneMediaLeg['hear']>[1]) =>
-      media.hear(participant.router, producer).catch((error: unknown) => {
-        log.warn({ err: error instanceof Error ? error.message : 'unknown' }, 'cannot hear producer');
-      });
-    participant.events.on('audioProducerAdded', (producer) => void hear(producer));
-    participant.events.on('audioProducerRemoved', (producerId) => media.stopHearing(producerId));
-    await Promise.all(participant.audioProducersToHear().map(hear));
+    await Promise.all(participant.audioProducersToHear().map((p) => this.hear(participant, p)));
     this.check();
-    await this.say('admitted');
-    this.setState('in-call');
+  }
+
+  private hear(participant: PhoneParticipant, producer: Parameters<PhoneMediaLeg['hear']>[1]): Promise<void> {
+    return this.options.media.hear(participant.router, producer).catch((error: unknown) => {
+      this.options.log.warn(
+        { err: error instanceof Error ? error.message : 'unknown' },
+        'cannot hear producer',
+      );
+    });
   }
 
   /** Says a last prompt and hangs up (the prompt is skipped if the call already ended). */

@@ -1,129 +1,151 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DEFAULT_ACCESS_CODE_POLICY } from '../auth/invitations.js';
+import { resolveConfig } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+
 /**
- * Settings of the phone gateway. Kept here until they are merged into src/config/schema.ts as a
- * `phone` section; every key, its meaning and default is listed in docs/phone.md.
+ * The gateway's settings, grouped by concern. They come from the `phone` section of the server
+ * configuration (src/config/schema.ts, the one description of every key, its bounds and default;
+ * listed in docs/configuration.md and docs/phone.md); nothing here has a default of its own.
  */
 export interface PhoneConfig {
   sip: {
-    /** Address the SIP sockets bind. */
     listenHost: string;
-    /** UDP port; null disables UDP; 0 picks a free port (tests). */
+    /** null disables the transport; 0 picks a free port. */
     udpPort: number | null;
-    /** TCP port; null disables TCP. */
     tcpPort: number | null;
-    /** TLS port; used only when both certificate files are set. */
     tlsPort: number | null;
     tlsCertFile: string | null;
     tlsKeyFile: string | null;
-    /** Host put in Via and Contact headers (a public name or address); listenHost when null. */
+    /** Host put in Via and Contact headers; listenHost when null. */
     publicHost: string | null;
     /** Open stream connections accepted at once (TCP plus TLS). */
     maxConnections: number;
   };
   rtp: {
-    /** Address the phone-facing RTP sockets bind. */
     listenHost: string;
     /** Address written in SDP; listenHost when null. */
     announcedAddress: string | null;
-    /** Port range for phone-facing RTP sockets; 0 and 0 let the system choose (tests). */
+    /** Port range for phone-facing RTP sockets; 0 and 0 let the system choose. */
     minPort: number;
     maxPort: number;
     /** Address of the gateway's relay sockets and of the mediasoup plain transports (loopback). */
     mediasoupListenIp: string;
+    /** Latch onto the source of the phone's first RTP packet (symmetric RTP, for NATed trunks). */
+    symmetric: boolean;
+    /** A call without RTP from the phone for this long ends. */
+    timeoutS: number;
   };
   trunk: {
     /** Source addresses (exact IPs) trusted to send requests, e.g. the operator's SBC. */
     allowedSources: string[];
-    /** Where dial-out INVITEs go (`sip:host:port;transport=udp`); the request URI's host when null. */
+    /** Where dial-out INVITEs go; the request URI's host when null. */
     outboundProxy: string | null;
-    /** Credentials used to answer 401/407 challenges on dial-out and registration. */
     authUsername: string | null;
     authPassword: string | null;
     /** Caller ID put in the From of dial-out calls (user part only). */
     fromUser: string;
   };
   registration: {
-    /** Registrar URI (`sip:registrar.example:5060`); null means trunk-by-address only. */
     registrar: string | null;
-    /** Address of record to register (`sip:user@domain`). */
     aor: string | null;
     expiresS: number;
   };
   pin: {
-    /** Digits of a PIN; entry ends at this length or at '#'. */
+    /** Digits of a PIN: the invitation access code's length (entry also ends at '#'). */
     length: number;
-    /** Wrong PINs tolerated in one call before the gateway hangs up. */
     maxAttemptsPerCall: number;
-    /** Seconds of silence after which a partial PIN entry counts as an attempt. */
     digitTimeoutS: number;
-    /** Wrong PINs from one caller number within the window before it is locked out. */
     callerMaxFailures: number;
-    /** Wrong PINs from everyone within the window before all PIN entry is locked out. */
-    globalMaxFailures: number;
-    failureWindowS: number;
-    lockoutS: number;
+    callerWindowS: number;
+    callerLockoutS: number;
+    globalAttemptsPerMinute: number;
+    globalBurst: number;
   };
-  /** Language of prompts: French by default. */
+  /** SRTP towards the trunk: SDES over SIP TLS only. */
+  srtp: 'off' | 'offered' | 'required';
   language: 'fr' | 'en';
   /** Folder holding the generated prompt files (`<lang>/<name>.ulaw`). */
   promptsDir: string;
-  /** Version of the spoken notice a consent refers to, journalled with it. */
   noticeVersion: string;
-  /** Concurrent calls; further INVITEs get 486/503. */
   maxCalls: number;
-  /** Seconds to press 1 after the consent question before the call ends. */
   consentTimeoutS: number;
-  /** Seconds a dial-out call may ring before it is cancelled. */
   ringTimeoutS: number;
 }
 
-export const DEFAULT_PHONE_CONFIG: PhoneConfig = {
-  sip: {
-    listenHost: '127.0.0.1',
-    udpPort: 5060,
-    tcpPort: 5060,
-    tlsPort: null,
-    tlsCertFile: null,
-    tlsKeyFile: null,
-    publicHost: null,
-    maxConnections: 256,
-  },
-  rtp: {
-    listenHost: '127.0.0.1',
-    announcedAddress: null,
-    minPort: 50000,
-    maxPort: 50999,
-    mediasoupListenIp: '127.0.0.1',
-  },
-  trunk: {
-    allowedSources: [],
-    outboundProxy: null,
-    authUsername: null,
-    authPassword: null,
-    fromUser: 'teleconsult',
-  },
-  registration: { registrar: null, aor: null, expiresS: 600 },
-  pin: {
-    length: 6,
-    maxAttemptsPerCall: 3,
-    digitTimeoutS: 10,
-    callerMaxFailures: 6,
-    globalMaxFailures: 100,
-    failureWindowS: 900,
-    lockoutS: 900,
-  },
-  language: 'fr',
-  promptsDir: 'assets/prompts',
-  noticeVersion: 'phone-notice-1',
-  maxCalls: 50,
-  consentTimeoutS: 30,
-  ringTimeoutS: 60,
-};
+export const PROMPTS_DIR = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '..',
+  '..',
+  '..',
+  'assets',
+  'prompts',
+);
+
+/**
+ * The gateway's settings from the server configuration. A PIN is an invitation's access code, so
+ * its length is the access-code length; media relays stay on the worker's listen IP (loopback when
+ * the worker listens on every address).
+ */
+export function phoneConfigFrom(config: Config): PhoneConfig {
+  const p = config.phone;
+  return {
+    sip: {
+      listenHost: p.sipListenHost,
+      udpPort: p.sipUdpPort,
+      tcpPort: p.sipTcpPort,
+      tlsPort: p.sipTlsPort,
+      tlsCertFile: p.sipTlsCertFile,
+      tlsKeyFile: p.sipTlsKeyFile,
+      publicHost: p.sipPublicHost,
+      maxConnections: p.sipMaxConnections,
+    },
+    rtp: {
+      listenHost: p.rtpListenHost,
+      announcedAddress: p.rtpAnnouncedAddress,
+      minPort: p.rtpMinPort,
+      maxPort: p.rtpMaxPort,
+      mediasoupListenIp: config.media.listenIp === '0.0.0.0' ? '127.0.0.1' : config.media.listenIp,
+      symmetric: p.rtpSymmetric,
+      timeoutS: p.mediaTimeoutS,
+    },
+    trunk: {
+      allowedSources: [...p.trunkAllowedSources],
+      outboundProxy: p.outboundProxy,
+      authUsername: p.authUsername,
+      authPassword: p.authPassword,
+      fromUser: p.fromUser,
+    },
+    registration: { registrar: p.registrar, aor: p.aor, expiresS: p.registrationExpiresS },
+    pin: {
+      length: DEFAULT_ACCESS_CODE_POLICY.digits,
+      maxAttemptsPerCall: p.pinMaxAttemptsPerCall,
+      digitTimeoutS: p.pinDigitTimeoutS,
+      callerMaxFailures: p.pinCallerMaxFailures,
+      callerWindowS: p.pinCallerWindowS,
+      callerLockoutS: p.pinCallerLockoutS,
+      globalAttemptsPerMinute: p.pinGlobalAttemptsPerMinute,
+      globalBurst: p.pinGlobalBurst,
+    },
+    srtp: p.srtp,
+    language: p.language,
+    promptsDir: PROMPTS_DIR,
+    noticeVersion: p.noticeVersion,
+    maxCalls: p.maxCalls,
+    consentTimeoutS: p.consentTimeoutS,
+    ringTimeoutS: p.ringTimeoutS,
+  };
+}
+
+/** The schema's defaults. */
+export const DEFAULT_PHONE_CONFIG: PhoneConfig = phoneConfigFrom(resolveConfig({}));
 
 type DeepPartial<T> = {
   [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]>) : T[K];
 };
 
-/** Defaults overlaid with the given values (one level of sections). */
+/** Defaults overlaid with the given values (one level of sections); for embedding and tests. */
 export function phoneConfig(overrides: DeepPartial<PhoneConfig> = {}): PhoneConfig {
   const base = structuredClone(DEFAULT_PHONE_CONFIG);
   return {

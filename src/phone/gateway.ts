@@ -7,10 +7,11 @@ import type { Metrics } from '../observability/metrics.js';
 import { PhoneCall, type CallDirection, type CallState } from './call.js';
 import type { PhoneConfig } from './config.js';
 import { PhoneMediaLeg } from './media/phoneMediaLeg.js';
+import { SrtpContext } from './media/srtp.js';
 import { parseDtmfInfo } from './media/rfc4733.js';
 import { PinGuard } from './pinGuard.js';
 import { loadPrompts, type PromptName } from './prompts.js';
-import type { PhoneCaller, PhoneLeaveReason, PhoneRoomPort } from './roomPort.js';
+import type { PhoneCaller, PhoneInvitation, PhoneLeaveReason, PhoneRoomPort } from './roomPort.js';
 import { buildAuthorization, chooseChallenge } from './sip/digest.js';
 import {
   ALLOW_HEADER,
@@ -67,7 +68,7 @@ export interface DialOutRequest {
   readonly to: string;
   readonly roomId: string;
   readonly participantId: string;
-  /** Role recorded with the consent; 'patient' when omitted. */
+  /** Role the callee joins with (consent by keypress only where that role consents); 'patient' when omitted. */
   readonly role?: string;
 }
 
@@ -77,27 +78,67 @@ export interface DialOutCall {
   readonly answered: Promise<void>;
 }
 
+export type DialOutFailure =
+  | 'invalid-target'
+  /** The room cannot take this participant (unknown or ended room, phone not allowed, ...). */
+  | 'room-unavailable'
+  /** The phone or the network answered with a final error (4xx/5xx/6xx other than busy). */
+  | 'rejected'
+  /** 486 Busy Here or 600 Busy Everywhere. */
+  | 'busy'
+  /** Nobody answered within ringTimeoutS (CANCEL sent). */
+  | 'no-answer'
+  /** Hung up (REST DELETE, gateway.hangup) while it was still ringing (CANCEL sent). */
+  | 'cancelled'
+  | 'auth-failed'
+  | 'unreachable'
+  | 'no-common-codec'
+  /** Too many calls in progress (maxCalls). */
+  | 'busy-here'
+  /** phone.srtp is 'required' and dial-out offers plain RTP only (SRTP dial-out is not built yet). */
+  | 'srtp-required'
+  | 'closed';
+
 export class DialOutError extends Error {
   override readonly name = 'DialOutError';
   constructor(
-    readonly reason:
-      | 'invalid-target'
-      | 'rejected'
-      | 'no-answer'
-      | 'auth-failed'
-      | 'unreachable'
-      | 'no-common-codec'
-      | 'closed',
+    readonly reason: DialOutFailure,
     readonly status?: number,
   ) {
     super(status ? `${reason} (${status})` : reason);
   }
 }
 
+/**
+ * Where a call is, as the REST API reports it: `ringing` (dial-out, not answered yet), then the
+ * script's states, then `ended` (after being answered) or `failed` (a dial-out never answered).
+ */
+export type PhoneCallState = 'ringing' | 'answered' | CallState | 'failed';
+
+export interface PhoneCallStatus {
+  readonly callId: string;
+  readonly direction: CallDirection;
+  readonly state: PhoneCallState;
+  readonly roomId: string | undefined;
+  readonly participantId: string | undefined;
+  readonly role: string | undefined;
+  /** Why it ended or failed (a PhoneLeaveReason or a DialOutFailure). */
+  readonly reason: string | undefined;
+  /** The final SIP status of a failed dial-out, when there was one. */
+  readonly sipStatus: number | undefined;
+}
+
 export interface SipGatewayEvents {
   callStarted: [{ callId: string; direction: CallDirection }];
   callState: [{ callId: string; state: CallState }];
-  callEnded: [{ callId: string; direction: CallDirection; reason: PhoneLeaveReason }];
+  /** A dial-out call was answered by the phone. */
+  callAnswered: [PhoneCallStatus];
+  /** A dial-out call ended before being answered (never followed by callEnded). */
+  callFailed: [PhoneCallStatus];
+  /** An answered call ended. */
+  callEnded: [
+    { callId: string; direction: CallDirection; reason: PhoneLeaveReason; status: PhoneCallStatus },
+  ];
   registration: [{ registered: boolean }];
 }
 
@@ -122,6 +163,13 @@ interface CallRecord {
   outgoingPeer: SipPeer | undefined;
   confirmed: boolean;
   ending: boolean;
+  /** The room participant the call acts for, once known (dial-out: at once; dial-in: after the PIN). */
+  invitation: PhoneInvitation | undefined;
+  state: PhoneCallState;
+  /** Dial-out: why it failed, set before the record goes. */
+  failure: DialOutError | undefined;
+  /** SRTP: our crypto attribute (the phone's key is in `negotiated.srtp`). */
+  localCrypto: { tag: number; keyAndSalt: Buffer } | undefined;
 }
 
 const RESPONSE_REASONS: Readonly<Record<number, string>> = {
@@ -152,9 +200,9 @@ const OTHER_SIP_METHODS = new Set([
   'PRACK',
   'PUBLISH',
 ]);
-/** Media without RTP from the phone for this long ends the call (the phone vanished without BYE). */
-const MEDIA_TIMEOUT_MS = 60_000;
 const REGISTRATION_RETRY_MS = 30_000;
+/** Ended calls whose final state the REST API can still report. */
+const RECENT_CALLS_KEPT = 1024;
 
 /**
  * The SIP gateway of the phone-audio fallback: answers dial-in calls (PIN, notice, consent, waiting
@@ -162,6 +210,7 @@ const REGISTRATION_RETRY_MS = 30_000;
  */
 export class SipGateway extends EventEmitter<SipGatewayEvents> {
   private readonly calls = new Map<string, CallRecord>();
+  private readonly recentlyEnded = new Map<string, PhoneCallStatus>();
   private readonly bySipCallId = new Map<string, CallRecord>();
   /** INVITEs whose media is being set up, so a CANCEL arriving meanwhile is honoured. */
   private readonly invitesInProgress = new Map<string, { cancelled: boolean }>();
@@ -189,7 +238,14 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
     const { config } = options;
     this.log = options.log.child({ module: 'sip-gateway' });
     this.prompts = options.prompts ?? loadPrompts(config.promptsDir, config.language);
-    this.pinGuard = new PinGuard(config.pin);
+    this.pinGuard = new PinGuard({
+      ...config.pin,
+      onBudgetExhausted: (exhausted) => {
+        options.metrics.sipPinBudgetExhausted.set(exhausted ? 1 : 0);
+        // The alert an operator sees: someone is trying PINs faster than the budget allows.
+        if (exhausted) this.log.warn('PIN attempt budget exhausted: callers wait their turn (brute force?)');
+      },
+    });
     this.allowedSources = new Set(config.trunk.allowedSources);
     this.clientTransactions = new ClientTransactions((request, peer) => transport.send(request, peer));
     const ports = transport.ports;
@@ -236,6 +292,18 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
       throw error;
     }
     await gateway.startRegistration();
+    const { rtp } = options.config;
+    gateway.log.info(
+      {
+        sipHost: sip.listenHost,
+        udp: transport.ports.udp ?? null,
+        tcp: transport.ports.tcp ?? null,
+        tls: transport.ports.tls ?? null,
+        rtpHost: rtp.listenHost,
+        rtpPorts: rtp.minPort === 0 && rtp.maxPort === 0 ? 'any' : `${rtp.minPort}-${rtp.maxPort}`,
+      },
+      'SIP gateway listening',
+    );
     return gateway;
   }
 
@@ -250,6 +318,12 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
 
   get isRegistered(): boolean {
     return this.registered;
+  }
+
+  /** The state of a call in progress or recently ended; undefined for an unknown call id. */
+  callStatus(callId: string): PhoneCallStatus | undefined {
+    const record = this.calls.get(callId);
+    return record ? statusOf(record) : this.recentlyEnded.get(callId);
   }
 
   /** Media counters of a call, for diagnostics and tests. */
@@ -362,13 +436,13 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
     const offer = parseAudioSdp(request.body.toString('utf8'));
     const negotiated = offer.ok ? negotiateAudio(offer.value, ['PCMU', 'PCMA']) : offer;
     if (!negotiated.ok) return this.refuse(request, peer, 488);
+    // SDES keys travel in the SDP: only over TLS. 'required' refuses plain RTP.
+    const srtp = negotiated.value.srtp;
+    if (srtp && (peer.transport !== 'tls' || config.srtp === 'off')) return this.refuse(request, peer, 488);
+    if (!srtp && config.srtp === 'required') return this.refuse(request, peer, 488);
 
     const caller = this.callerOf(request, peer, sipCallId);
-    const callerKey = caller.number ?? `anonymous@${peer.address}`;
-    const lock = this.pinGuard.lockFor(callerKey);
-    if (lock === 'global')
-      return this.refuse(request, peer, 503, [{ name: 'Retry-After', value: String(config.pin.lockoutS) }]);
-    if (lock === 'caller') return this.refuse(request, peer, 403);
+    if (this.pinGuard.isLocked(caller.number)) return this.refuse(request, peer, 403);
 
     this.respond(request, peer, 100);
     const callId = randomBytes(12).toString('hex');
@@ -405,7 +479,18 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
       outgoingPeer: undefined,
       confirmed: false,
       ending: false,
+      invitation: undefined,
+      state: 'pin',
+      failure: undefined,
+      localCrypto: srtp ? { tag: srtp.tag, keyAndSalt: randomBytes(30) } : undefined,
     };
+    if (srtp && record.localCrypto) {
+      const mine = record.localCrypto.keyAndSalt;
+      media.setSrtp(
+        new SrtpContext(mine.subarray(0, 16), mine.subarray(16)),
+        new SrtpContext(srtp.masterKey, srtp.masterSalt),
+      );
+    }
     this.addRecord(record, sipCallId);
     if (this.closed) {
       this.respond(request, peer, 503, { toTag: localTag });
@@ -427,7 +512,7 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
     media.setRemote(negotiated.value);
     record.pendingInvite = undefined;
     this.sendOk(record, request, peer, answerDirection(negotiated.value.direction));
-    record.call = this.createCall(record, caller, callerKey);
+    record.call = this.createCall(record, caller);
   }
 
   private callerOf(request: SipRequest, peer: SipPeer, sipCallId: string): PhoneCaller {
@@ -456,6 +541,7 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
         codecs: [{ codec: negotiated.codec, pt: negotiated.payloadType }],
         telephoneEventPt: negotiated.telephoneEventPt,
         direction,
+        ...(record.localCrypto ? { crypto: record.localCrypto } : {}),
       }),
     );
     const response = this.respond(request, peer, 200, {
@@ -513,6 +599,12 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
       const offer = parseAudioSdp(request.body.toString('utf8'));
       const negotiated = offer.ok ? negotiateAudio(offer.value, [record.negotiated?.codec ?? 'PCMU']) : offer;
       if (!negotiated.ok) return this.refuse(request, peer, 488);
+      // The SRTP keys stay those of the first offer: a change of either is refused.
+      const before = record.negotiated?.srtp;
+      const after = negotiated.value.srtp;
+      if ((before === undefined) !== (after === undefined)) return this.refuse(request, peer, 488);
+      if (before && after && !before.masterKey.equals(after.masterKey))
+        return this.refuse(request, peer, 488);
       record.negotiated = negotiated.value;
       record.media.setRemote(negotiated.value);
     }
@@ -579,7 +671,23 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
   /** Calls a phone for a room participant; the call then goes through notice, consent and admission. */
   dialOut(request: DialOutRequest): DialOutCall {
     const callId = randomBytes(12).toString('hex');
-    const answered = this.placeCall(callId, request);
+    const answered = this.placeCall(callId, request).catch((error: unknown) => {
+      const failure = error instanceof DialOutError ? error : new DialOutError('unreachable');
+      const status: PhoneCallStatus = {
+        callId,
+        direction: 'dial-out',
+        state: 'failed',
+        roomId: request.roomId,
+        participantId: request.participantId,
+        role: request.role ?? 'patient',
+        reason: failure.reason,
+        sipStatus: failure.status,
+      };
+      this.remember(status);
+      this.log.info({ callId, reason: failure.reason, status: failure.status }, 'dial-out failed');
+      this.emit('callFailed', status);
+      throw failure;
+    });
     answered.catch(() => undefined); // The caller may not listen; failures are also events.
     return { callId, answered };
   }
@@ -605,7 +713,16 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
     const { config } = this.options;
     if (this.closed) throw new DialOutError('closed');
     if (!parseSipUri(request.to)) throw new DialOutError('invalid-target');
-    if (this.calls.size >= config.maxCalls) throw new DialOutError('rejected', 503);
+    if (this.calls.size >= config.maxCalls) throw new DialOutError('busy-here');
+    if (config.srtp === 'required') throw new DialOutError('srtp-required');
+    const invitation: PhoneInvitation = {
+      roomId: request.roomId,
+      participantId: request.participantId,
+      role: request.role ?? 'patient',
+    };
+    await this.options.port.checkDialOut(invitation).catch(() => {
+      throw new DialOutError('room-unavailable');
+    });
     const peer = await this.targetOf(request.to);
     const media = await this.openMedia();
     const sipCallId = newSipCallId(this.local.host);
@@ -626,6 +743,10 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
       outgoingPeer: undefined,
       confirmed: false,
       ending: false,
+      invitation,
+      state: 'ringing',
+      failure: undefined,
+      localCrypto: undefined,
     };
     this.addRecord(record, sipCallId);
     const localHeader = `<sip:${config.trunk.fromUser}@${this.local.host}>;tag=${localTag}`;
@@ -687,7 +808,7 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
         if (record.ending) {
           if (response && response.status < 300)
             this.byeAfterLateAnswer(response, peer, sipCallId, localHeader, seq);
-          throw new DialOutError('closed');
+          throw new DialOutError(this.closed ? 'closed' : 'cancelled', response?.status);
         }
         if (!response) throw new DialOutError('no-answer');
         if ((response.status === 401 || response.status === 407) && round < 2) {
@@ -699,14 +820,22 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
         if (response.status === 487) throw new DialOutError('no-answer', 487);
         if (response.status >= 300)
           throw new DialOutError(
-            response.status === 401 || response.status === 407 ? 'auth-failed' : 'rejected',
+            response.status === 401 || response.status === 407
+              ? 'auth-failed'
+              : response.status === 486 || response.status === 600
+                ? 'busy'
+                : 'rejected',
             response.status,
           );
         this.confirmOutgoing(record, response, peer, sipCallId, localHeader, seq, request.to);
-        this.startOutgoingScript(record, request);
+        record.state = 'answered';
+        this.log.info({ callId }, 'dial-out answered');
+        this.emit('callAnswered', statusOf(record));
+        this.startOutgoingScript(record, invitation);
         return;
       }
     } catch (error) {
+      record.failure = error instanceof DialOutError ? error : new DialOutError('unreachable');
       this.removeRecord(record, 'ended');
       throw error;
     } finally {
@@ -742,7 +871,8 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
     record.confirmed = true;
     const answer = parseAudioSdp(response.body.toString('utf8'));
     const negotiated = answer.ok ? negotiateAudio(answer.value, ['PCMU', 'PCMA']) : answer;
-    if (!negotiated.ok) {
+    // We offered plain RTP: an RTP/SAVP answer does not match the offer (RFC 3264 6).
+    if (!negotiated.ok || negotiated.value.srtp) {
       this.endCall(record, 'error');
       throw new DialOutError('no-common-codec');
     }
@@ -751,18 +881,14 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
   }
 
   /** Starts the script of an answered dial-out call (separate so placeCall's errors stay SIP ones). */
-  private startOutgoingScript(record: CallRecord, request: DialOutRequest): void {
+  private startOutgoingScript(record: CallRecord, invitation: PhoneInvitation): void {
     const caller: PhoneCaller = {
       number: undefined,
       sourceAddress: record.dialog?.peer.address ?? '',
       callId: record.callId,
     };
-    record.call = this.createCall(record, caller, `dial-out@${record.callId}`);
-    record.call.run({
-      roomId: request.roomId,
-      participantId: request.participantId,
-      role: request.role ?? 'patient',
-    });
+    record.call = this.createCall(record, caller);
+    record.call.run(invitation);
   }
 
   /** The phone answered after we gave up (CANCEL crossed the 200): ACK and BYE that dialog. */
@@ -916,6 +1042,7 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
       minPort: rtp.minPort,
       maxPort: rtp.maxPort,
       mediasoupListenIp: rtp.mediasoupListenIp,
+      symmetric: rtp.symmetric,
       log: this.log,
     });
   }
@@ -937,17 +1064,31 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
     else record.media.close();
     this.options.metrics.sipCalls.dec({ direction: record.direction });
     this.options.metrics.sipCallsEnded.inc({ direction: record.direction, reason });
+    // A dial-out that was never answered failed (placeCall reports it); it did not end.
+    if (record.direction === 'dial-out' && !record.confirmed) return;
+    record.state = 'ended';
+    const status = { ...statusOf(record), reason };
+    this.remember(status);
     this.log.info({ callId: record.callId, direction: record.direction, reason }, 'phone call ended');
-    this.emit('callEnded', { callId: record.callId, direction: record.direction, reason });
+    this.emit('callEnded', { callId: record.callId, direction: record.direction, reason, status });
   }
 
-  private createCall(record: CallRecord, caller: PhoneCaller, callerKey: string): PhoneCall {
+  private remember(status: PhoneCallStatus): void {
+    this.recentlyEnded.delete(status.callId);
+    this.recentlyEnded.set(status.callId, status);
+    if (this.recentlyEnded.size > RECENT_CALLS_KEPT) {
+      const oldest = this.recentlyEnded.keys().next().value;
+      if (oldest !== undefined) this.recentlyEnded.delete(oldest);
+    }
+  }
+
+  private createCall(record: CallRecord, caller: PhoneCaller): PhoneCall {
     const { config, port, metrics } = this.options;
     return new PhoneCall({
       callId: record.callId,
       direction: record.direction,
       caller,
-      callerKey,
+      callerNumber: record.direction === 'dial-in' ? caller.number : undefined,
       media: record.media,
       config,
       port,
@@ -956,7 +1097,11 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
       log: this.log.child({ callId: record.callId }),
       metrics,
       requestHangup: (reason) => this.endCall(record, reason),
-      onState: (state) => this.emit('callState', { callId: record.callId, state }),
+      onState: (state) => {
+        if (state !== 'ended') record.state = state;
+        this.emit('callState', { callId: record.callId, state });
+      },
+      onInvitation: (invitation) => (record.invitation = invitation),
     });
   }
 
@@ -977,10 +1122,20 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
     this.removeRecord(record, reason);
   }
 
-  /** Hangs up a call (BYE, or CANCEL while a dial-out call still rings). */
-  hangup(callId: string): void {
+  /**
+   * Hangs up a call (BYE, or CANCEL while a dial-out call still rings) and returns its final state;
+   * a call that already ended keeps the state it ended in; undefined for an unknown call.
+   */
+  hangup(callId: string): PhoneCallStatus | undefined {
     const record = this.calls.get(callId);
-    if (record) this.endCall(record, 'ended');
+    if (!record) return this.recentlyEnded.get(callId);
+    const ringing = record.direction === 'dial-out' && !record.confirmed;
+    this.endCall(record, 'ended');
+    if (ringing) {
+      // placeCall reports the failure when the 487 comes; the answer is known now.
+      this.remember({ ...statusOf(record), state: 'failed', reason: 'cancelled' });
+    }
+    return this.recentlyEnded.get(callId);
   }
 
   private checkMediaTimeouts(): void {
@@ -989,7 +1144,7 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
       if (
         record.confirmed &&
         record.negotiated?.direction === 'sendrecv' &&
-        now - record.media.lastPhonePacketAt > MEDIA_TIMEOUT_MS
+        now - record.media.lastPhonePacketAt > this.options.config.rtp.timeoutS * 1000
       )
         this.endCall(record, 'media-timeout');
     }
@@ -1001,6 +1156,7 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
     this.closed = true;
     clearInterval(this.mediaWatch);
     clearTimeout(this.registrationTimer);
+    this.pinGuard.close();
     for (const record of [...this.calls.values()]) this.endCall(record, 'ended');
     if (this.registered) await Promise.race([this.register(false), new Promise((r) => setTimeout(r, 2000))]);
     // Give the BYEs a moment on the wire before the sockets close.
@@ -1010,6 +1166,19 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
     this.transport.close();
     this.removeAllListeners();
   }
+}
+
+function statusOf(record: CallRecord): PhoneCallStatus {
+  return {
+    callId: record.callId,
+    direction: record.direction,
+    state: record.state,
+    roomId: record.invitation?.roomId,
+    participantId: record.invitation?.participantId,
+    role: record.invitation?.role,
+    reason: record.failure?.reason,
+    sipStatus: record.failure?.status,
+  };
 }
 
 /**

@@ -7,8 +7,9 @@ import type { types } from 'mediasoup';
  * the room and participant ids the room gave it, and by the call id the gateway chose.
  *
  * Order of calls for one phone leg:
- *   dial-in:  resolvePin -> recordConsent -> joinPhoneParticipant -> (admitted) publishPhoneProducer -> leave
- *   dial-out: (room calls gateway.dialOut) -> recordConsent -> joinPhoneParticipant -> ... -> leave
+ *   dial-in:  resolvePin -> [recordConsent] -> joinPhoneParticipant -> (admitted) publishPhoneProducer -> leave
+ *   dial-out: checkDialOut -> (answered) [recordConsent] -> joinPhoneParticipant -> ... -> leave
+ * recordConsent is called only for roles that consent themselves (`mustConsent`), after "press 1".
  * `leave` is called exactly once for every successful `joinPhoneParticipant`, whatever ends the call.
  */
 export interface PhoneRoomPort {
@@ -18,6 +19,18 @@ export interface PhoneRoomPort {
    * A PIN is single-use like a join link: the room marks it used when the participant joins.
    */
   resolvePin(pin: string, caller: PhoneCaller): Promise<PhoneInvitation | undefined>;
+
+  /**
+   * Whether a participant of this role gives its own consent (by pressing 1 after the notice).
+   * Others hear the notice and join without being asked (a third party is covered by the patient).
+   */
+  mustConsent(role: string): boolean;
+
+  /**
+   * Before a dial-out call rings: rejects with an SfuError (NOT_FOUND, ROOM_CLOSED,
+   * FORBIDDEN_FOR_ROLE, ...) when that participant could not join the room.
+   */
+  checkDialOut(invitation: PhoneInvitation): Promise<void>;
 
   /**
    * Journals the caller's answer to the spoken notice (phone audio is not end-to-end encrypted, the
@@ -67,6 +80,10 @@ export interface PhoneConsent {
 export interface PhoneJoinRequest {
   readonly roomId: string;
   readonly participantId: string;
+  /** The role of the invitation the caller redeemed (or of the dial-out request). */
+  readonly role: string;
+  /** The caller consented by keypress (only asked where mustConsent(role)). */
+  readonly consentGiven: boolean;
   readonly callId: string;
   readonly direction: 'dial-in' | 'dial-out';
   /** Negotiated G.711 law, so the room can show it (the producer uses it too). */
@@ -95,11 +112,16 @@ export interface PhoneParticipantEvents {
   audioProducerRemoved: [string];
   /** The room removed the participant or closed: the gateway hangs up. */
   removed: [string];
+  /**
+   * The room's media moved to this router (its worker died): the phone leg's transport is gone
+   * and is rebuilt there; the phone then hears `audioProducersToHear()` again.
+   */
+  mediaMoved: [types.Router];
 }
 
 /** The phone participant's presence in a room, as returned by joinPhoneParticipant. */
 export interface PhoneParticipant {
-  /** The room's router; the gateway creates its plain transport(s) on it. */
+  /** The room's router now; the gateway creates its plain transport on it. */
   readonly router: types.Router;
   /**
    * Resolves when the practitioner admits the participant; rejects when declined or the room closes.

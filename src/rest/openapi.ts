@@ -1,4 +1,12 @@
-import { CreateInvitationBody, CreateRoomBody, ErrorView, InvitationView, RoomView } from './schemas.js';
+import {
+  CreateInvitationBody,
+  CreateRoomBody,
+  DialOutBody,
+  ErrorView,
+  InvitationView,
+  PhoneCallView,
+  RoomView,
+} from './schemas.js';
 import { ConsentTextInput } from '../consent/consentRegistry.js';
 
 const json = (schema: unknown) => ({ content: { 'application/json': { schema } } });
@@ -8,6 +16,18 @@ const errors = {
   '404': { description: 'No such room or participant (NOT_FOUND)', ...json(ErrorView) },
 };
 const roomIdParam = { name: 'roomId', in: 'path', required: true, schema: { type: 'string' } };
+const callIdParam = { name: 'callId', in: 'path', required: true, schema: { type: 'string' } };
+const phoneErrors = {
+  ...errors,
+  '403': {
+    description: 'The room does not allow phone participants (FORBIDDEN_FOR_ROLE)',
+    ...json(ErrorView),
+  },
+  '404': {
+    description: 'No such room (an ended room included), call, or the phone gateway is disabled (NOT_FOUND)',
+    ...json(ErrorView),
+  },
+};
 
 /** The OpenAPI 3.1 document served at /openapi.json, built from the same schemas that validate. */
 export function openApiDocument(version: string) {
@@ -58,8 +78,31 @@ export function openApiDocument(version: string) {
         parameters: [roomIdParam],
         post: {
           summary: 'Issue a single-use join token and link for one invitee',
+          description:
+            "The answer also carries `accessCode`, an 8-digit single-use code: typed in the join page instead of the link, or keyed in as the PIN when dialling in by phone (the caller then joins with this invitation's role).",
           requestBody: { required: true, ...json(CreateInvitationBody) },
           responses: { '201': { description: 'Invitation', ...json(InvitationView) }, ...errors },
+        },
+      },
+      '/v1/rooms/{roomId}/phone-calls': {
+        parameters: [roomIdParam],
+        post: {
+          summary: 'Call a phone into the room (dial-out, phone-audio fallback)',
+          description:
+            "The server calls `to` through the SIP trunk. The person called joins with `role` (default patient): after the spoken notice, a patient consents by pressing 1; other roles are not asked. Then the waiting room and admission apply as for everyone. The answer states the call's state (`ringing`); follow it with GET or the phone.call.answered / phone.call.failed / phone.call.ended webhooks. A phone participant is not end-to-end encrypted; the others are told.",
+          requestBody: { required: true, ...json(DialOutBody) },
+          responses: { '201': { description: 'Calling', ...json(PhoneCallView) }, ...phoneErrors },
+        },
+      },
+      '/v1/rooms/{roomId}/phone-calls/{callId}': {
+        parameters: [roomIdParam, callIdParam],
+        get: {
+          summary: "A phone call's state (in progress, or among the last 1024 ended)",
+          responses: { '200': { description: 'Call', ...json(PhoneCallView) }, ...phoneErrors },
+        },
+        delete: {
+          summary: 'Hang up: CANCEL while it rings (state failed, reason cancelled), BYE after (state ended)',
+          responses: { '200': { description: 'Final state', ...json(PhoneCallView) }, ...phoneErrors },
         },
       },
       '/v1/rooms/{roomId}/participants': {

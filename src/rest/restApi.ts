@@ -8,7 +8,8 @@ import type { Room } from '../rooms/room.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { firstViolation } from '../protocol/validators.js';
-import { CreateInvitationBody, CreateRoomBody, DialOutBody } from './schemas.js';
+import { CreateInvitationBody, CreateRoomBody } from './schemas.js';
+import { handlePhoneCalls } from './phoneCalls.js';
 import type { InvitationStore } from '../auth/invitations.js';
 import { ConsentTextInput, type ConsentRegistry } from '../consent/consentRegistry.js';
 import { isJournalError, type JournalStore } from '../journal/index.js';
@@ -20,7 +21,6 @@ import { isRoomElsewhere } from '../cluster/roomElsewhere.js';
 const createRoomCheck = TypeCompiler.Compile(CreateRoomBody);
 const invitationCheck = TypeCompiler.Compile(CreateInvitationBody);
 const consentTextCheck = TypeCompiler.Compile(ConsentTextInput);
-const dialOutCheck = TypeCompiler.Compile(DialOutBody);
 const MAX_BODY_BYTES = 64 * 1024;
 const DEFAULT_INVITATION_TTL_S = 600;
 
@@ -161,6 +161,8 @@ export class RestApi {
         [...room.participants.values()].map((p) => p.info()),
       );
     }
+    if ((parts.length === 4 || parts.length === 5) && parts[3] === 'phone-calls')
+      return handlePhoneCalls(this.deps.phone, room, parts[4], method, req, res, readJsonBody, sendJson);
     if (parts.length === 5 && parts[3] === 'participants' && method === 'DELETE') {
       const participant = room.participants.get(parts[4] ?? '');
       if (!participant) throw new SfuError('NOT_FOUND');
@@ -220,19 +222,6 @@ export class RestApi {
       joinUrl: `${this.deps.publicUrl()}/?token=${encodeURIComponent(token)}`,
       expiresAt: new Date(Date.now() + ttlS * 1000).toISOString(),
     });
-  }
-
-  /** Calls a patient's phone into the room; the callee then consents by keypress and waits for admission. */
-  private async dialOut(req: IncomingMessage, res: ServerResponse, room: Room): Promise<void> {
-    if (!this.deps.phone) throw new SfuError('NOT_FOUND', 'phone gateway disabled');
-    if (!room.options.phoneAllowed)
-      throw new SfuError('FORBIDDEN_FOR_ROLE', 'phone not allowed in this room');
-    const body = await readJsonBody(req);
-    if (!dialOutCheck.Check(body)) throw new SfuError('MESSAGE_INVALID', firstViolation(dialOutCheck, body));
-    const participantId = body.participantId ?? `phone_${randomUUID()}`;
-    const call = this.deps.phone.dialOut({ to: body.to, roomId: room.id, participantId });
-    call.answered.catch(() => undefined);
-    sendJson(res, 202, { callId: call.callId, participantId });
   }
 
   private async exportJournal(res: ServerResponse, roomId: string): Promise<void> {

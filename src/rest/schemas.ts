@@ -37,7 +37,11 @@ export const InvitationView = Type.Object({
   role: Role,
   token: Type.String(),
   /** Short numeric code, an alternative to the link for people who type it (single use). */
-  accessCode: Type.String(),
+  accessCode: Type.String({
+    pattern: '^[0-9]{8}$',
+    description:
+      'Single-use 8-digit code: typed instead of the link, and the PIN a caller keys in when dialling in by phone.',
+  }),
   joinUrl: Type.String(),
   expiresAt: Type.String(),
 });
@@ -51,8 +55,38 @@ export const ErrorView = Type.Object({
 export const DialOutBody = Type.Object(
   {
     /** SIP URI of the phone to call, e.g. `sip:+33612345678@trunk.example`. Never logged. */
-    to: Type.String({ minLength: 8, maxLength: 256, pattern: '^sips?:' }),
+    to: Type.String({ minLength: 8, maxLength: 256, pattern: '^sips?:[^\\s<>"]+$' }),
+    /** Role the person called joins with; only a patient is asked to consent by keypress. */
+    role: Type.Optional(Role),
     participantId: Type.Optional(Id),
   },
   { additionalProperties: false },
 );
+
+const CallState = Type.Union(
+  ['ringing', 'answered', 'pin', 'consent', 'waiting', 'in-call', 'ended', 'failed'].map((s) =>
+    Type.Literal(s),
+  ),
+  {
+    description:
+      'ringing (not answered yet), answered, consent (notice and keypress), waiting (waiting room), in-call, ended (after being answered) or failed (never answered).',
+  },
+);
+
+export const PhoneCallView = Type.Object({
+  callId: Type.String(),
+  roomId: Id,
+  participantId: Id,
+  role: Role,
+  direction: Type.Union([Type.Literal('dial-out'), Type.Literal('dial-in')]),
+  state: CallState,
+  reason: Type.Optional(
+    Type.String({
+      description:
+        'Why it ended (hangup: the phone hung up; ended: hung up through the API; removed; declined; media-timeout; error) or failed (busy, rejected, no-answer, cancelled, unreachable, auth-failed, no-common-codec, room-unavailable, busy-here, srtp-required, closed).',
+    }),
+  ),
+  sipStatus: Type.Optional(
+    Type.Integer({ description: 'Final SIP status of a failed call, when one came.' }),
+  ),
+});

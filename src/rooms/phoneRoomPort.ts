@@ -18,6 +18,12 @@ import type {
 import type { RoomRegistry } from './roomRegistry.js';
 import type { Participant, ParticipantLink } from './participant.js';
 import type { Room } from './room.js';
+import { Role } from '../protocol/messages.js';
+
+const ROLES: readonly string[] = Role.anyOf.map((literal) => literal.const);
+function isRole(role: string): role is Role {
+  return ROLES.includes(role);
+}
 
 /**
  * The rooms' side of the phone gateway's port: PINs are invitation access codes; a phone
@@ -34,17 +40,27 @@ export class PhoneRoomPortImpl implements PhoneRoomPort {
     private readonly promptsDir: string,
   ) {}
 
-  resolvePin(pin: string, caller: PhoneCaller): Promise<PhoneInvitation | undefined> {
-    // Callers behind one trunk share its address: count failures per calling number too.
-    const key = `phone:${caller.sourceAddress}:${caller.number ?? caller.callId}`;
-    try {
-      const claims = this.invitations.redeem(pin, key);
-      if (!this.rooms.get(claims.room)) return Promise.resolve(undefined);
-      return Promise.resolve({ roomId: claims.room, participantId: claims.sub, role: claims.role });
-    } catch (err) {
-      if (err instanceof SfuError) return Promise.resolve(undefined);
-      throw err;
-    }
+  resolvePin(pin: string, _caller: PhoneCaller): Promise<PhoneInvitation | undefined> {
+    // The gateway's PIN policy counts attempts (src/phone/pinGuard.ts); the store's own
+    // access-code limit must not judge the same attempt a second time.
+    const claims = this.invitations.claim(pin);
+    if (!claims || !this.rooms.get(claims.room)) return Promise.resolve(undefined);
+    return Promise.resolve({ roomId: claims.room, participantId: claims.sub, role: claims.role });
+  }
+
+  /** Patients consent to the teleconsultation themselves; third parties are covered by the patient. */
+  mustConsent(role: string): boolean {
+    return role === 'patient';
+  }
+
+  checkDialOut(invitation: PhoneInvitation): Promise<void> {
+    const room = this.rooms.get(invitation.roomId);
+    if (!room) return Promise.reject(new SfuError('NOT_FOUND'));
+    if (room.closed) return Promise.reject(new SfuError('ROOM_CLOSED'));
+    if (!room.options.phoneAllowed)
+      return Promise.reject(new SfuError('FORBIDDEN_FOR_ROLE', 'phone not allowed in this room'));
+    if (!isRole(invitation.role)) return Promise.reject(new SfuError('MESSAGE_INVALID', 'role'));
+    return Promise.resolve();
   }
 
   async recordConsent(consent: PhoneConsent): Promise<void> {
@@ -72,8 +88,11 @@ export class PhoneRoomPortImpl implements PhoneRoomPort {
       refuse = reject;
     });
     admitted.catch(() => undefined);
+    if (!isRole(request.role)) throw new SfuError('MESSAGE_INVALID', 'role');
     const link: ParticipantLink = {
       notify: (name, data) => {
+        // The room moved to another worker: the phone leg follows it (its transport died).
+        if (name === 'mediaReset') events.emit('mediaMoved', room.currentRouter);
         if (name !== 'admissionChanged') return;
         const state = (data as { state: string }).state;
         if (state === 'admitted') admit();
@@ -88,14 +107,14 @@ export class PhoneRoomPortImpl implements PhoneRoomPort {
       {
         room: room.id,
         sub: request.participantId,
-        role: 'patient',
+        role: request.role,
         name: 'Téléphone',
         jti: `phone-${randomUUID()}`,
         exp: Math.floor(Date.now() / 1000) + 3600,
       },
       link,
       { e2ee: false },
-      { consentGiven: true },
+      { consentGiven: request.consentGiven },
     );
     this.rooms.record.incident(room.id, 'phone-fallback', participant.id, request.direction);
     this.rooms.record.incident(room.id, 'e2ee-downgraded', participant.id, 'phone-leg');
@@ -103,7 +122,9 @@ export class PhoneRoomPortImpl implements PhoneRoomPort {
     if (participant.mayExchangeMedia) admit();
     this.relayAudio(room, participant, events);
     return {
-      router: room.currentRouter,
+      get router() {
+        return room.currentRouter;
+      },
       admitted,
       audioProducersToHear: () => this.audioFor(room, participant),
       publishPhoneProducer: (producer: types.Producer) => room.adoptProducer(participant, producer),

@@ -29,6 +29,34 @@ export interface WebhookEventMap {
     participantId?: string;
     at: string;
   };
+  /** A phone the server called (POST .../phone-calls) answered. */
+  'phone.call.answered': {
+    consultationId: string;
+    callId: string;
+    participantId: string;
+    role: string;
+    at: string;
+  };
+  /** A phone the server called never answered: busy, rejected, no-answer, cancelled, ... */
+  'phone.call.failed': {
+    consultationId: string;
+    callId: string;
+    participantId: string;
+    role: string;
+    reason: string;
+    sipStatus?: number;
+    at: string;
+  };
+  /** An answered phone call (dial-out, or dial-in after its PIN) ended. */
+  'phone.call.ended': {
+    consultationId: string;
+    callId: string;
+    participantId: string;
+    role: string;
+    direction: 'dial-in' | 'dial-out';
+    reason: string;
+    at: string;
+  };
   /** The consultation ended: carries the journal export, the record the platform must keep. */
   'consultation.ended': {
     consultationId: string;
@@ -44,6 +72,9 @@ export const WEBHOOK_EVENT_TYPES: readonly WebhookEventType[] = [
   'invitation.expired',
   'participant.waiting',
   'consultation.incident',
+  'phone.call.answered',
+  'phone.call.failed',
+  'phone.call.ended',
   'consultation.ended',
 ];
 

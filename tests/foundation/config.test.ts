@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig, overridesFromEnv, resolveConfig, ConfigError } from '../../src/config/load.js';
+import { ConfigSchema } from '../../src/config/schema.js';
 
 t.test('the embedded defaults form a valid configuration', async (t) => {
   const config = loadConfig([], {});
@@ -69,4 +70,44 @@ t.test('docs/configuration.md is generated from the current schema', async (t) =
   const fresh = execFileSync(process.execPath, [script.pathname], { encoding: 'utf8' });
   const committed = fs.readFileSync(new URL('../../../docs/configuration.md', import.meta.url), 'utf8');
   t.equal(committed, fresh, 'run `node scripts/config-reference.mjs --write` after changing the schema');
+});
+
+t.test("docs/phone.md lists exactly the schema's phone keys, generated from it", async (t) => {
+  const { execFileSync } = await import('node:child_process');
+  const script = new URL('../../../scripts/config-reference.mjs', import.meta.url);
+  const fresh = execFileSync(process.execPath, [script.pathname, '--phone'], { encoding: 'utf8' });
+  const committed = fs.readFileSync(new URL('../../../docs/phone.md', import.meta.url), 'utf8');
+  t.equal(committed, fresh, 'run `node scripts/config-reference.mjs --write` after changing the schema');
+  // Every `phone.<key>` the document mentions anywhere must be a real key.
+  const keys = new Set(Object.keys(ConfigSchema.properties.phone.properties));
+  const mentioned = [...committed.matchAll(/`phone\.([A-Za-z]+)[`/ ]/g)].map((m) => m[1] ?? '');
+  t.same(
+    mentioned.filter((key) => !keys.has(key)),
+    [],
+    'no documented phone key is unknown to the schema',
+  );
+});
+
+t.test('phone settings that only make sense together are refused with the key named', async (t) => {
+  t.throws(() => resolveConfig({ phone: { rtpMinPort: 50010, rtpMaxPort: 50000 } }), {
+    message: /"phone\.rtpMinPort": expected at most phone\.rtpMaxPort/,
+  });
+  t.throws(() => resolveConfig({ phone: { sipTlsPort: 5061 } }), { message: /"phone\.sipTlsCertFile"/ });
+  t.throws(() => resolveConfig({ phone: { registrar: 'sip:reg.example' } }), { message: /"phone\.aor"/ });
+  t.throws(() => resolveConfig({ phone: { authPassword: 'x' } }), { message: /"phone\.authUsername"/ });
+  t.throws(() => resolveConfig({ phone: { outboundProxy: 'http://x' } }), {
+    message: /"phone\.outboundProxy": expected a sip: or sips: URI/,
+  });
+  t.throws(() => resolveConfig({ phone: { pinGlobalAttemptsPerMinute: 0 } }), {
+    message: /"phone\.pinGlobalAttemptsPerMinute"/,
+  });
+  t.throws(() => resolveConfig({ phone: { ringTimeoutS: 1 } }), { message: /"phone\.ringTimeoutS"/ });
+  t.throws(() => resolveConfig({ phone: { srtp: 'required' } }), { message: /"phone\.srtp"/ });
+  t.throws(() => resolveConfig({ phone: { sipUdpPort: null, sipTcpPort: null } }), {
+    message: /at least one SIP transport/,
+  });
+  const ok = resolveConfig({
+    phone: { pinDigitTimeoutS: 5, consentTimeoutS: 20, ringTimeoutS: 30, sipMaxConnections: 10 },
+  });
+  t.equal(ok.phone.pinDigitTimeoutS, 5, 'the limits the documentation lists are accepted');
 });

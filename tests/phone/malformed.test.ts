@@ -69,6 +69,18 @@ const UDP_CASES: { name: string; bytes: Buffer; answer: string | undefined }[] =
     answer: 'binary',
   },
   {
+    name: 'a readable request with a bad start line (lowercase version)',
+    bytes: Buffer.from(
+      request(GOOD_HEADERS('bad-start').map((h, i) => (i === 0 ? h.replace('SIP/2.0', 'sip/2.0') : h))),
+    ),
+    answer: 'bad-start',
+  },
+  {
+    name: 'a readable request with a start line missing its URI',
+    bytes: Buffer.from(request(GOOD_HEADERS('no-uri').map((h, i) => (i === 0 ? 'OPTIONS SIP/2.0' : h)))),
+    answer: 'no-uri',
+  },
+  {
     name: 'a malformed ACK',
     bytes: Buffer.from(
       request(GOOD_HEADERS('ack', 'ACK').map((h) => (h.startsWith('CSeq') ? 'CSeq: x ACK' : h))),

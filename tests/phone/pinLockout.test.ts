@@ -14,7 +14,7 @@ async function countsBy(counter: Counter, label: string): Promise<Record<string,
 }
 
 void t.test(
-  'wrong PINs: three per call then a hang-up, then the caller and finally everyone are locked out',
+  'wrong PINs: three per call then a hang-up, then that caller number is locked out, and nobody else',
   async (t) => {
     const room = await FixtureRoomPort.create();
     t.teardown(() => room.close());
@@ -26,9 +26,8 @@ void t.test(
           length: 4,
           maxAttemptsPerCall: 3,
           callerMaxFailures: 5,
-          globalMaxFailures: 8,
-          failureWindowS: 600,
-          lockoutS: 600,
+          callerWindowS: 600,
+          callerLockoutS: 600,
         },
       },
       beepPrompts(),
@@ -104,18 +103,27 @@ void t.test(
       0,
       other.exitCode === 0 ? 'a second caller is hung up after their wrong PINs' : other.output,
     );
-    t.equal(room.pinLookups.length, 8, 'another caller still gets to try, until the global limit');
+    t.equal(room.pinLookups.length, 8, 'another caller still gets to try');
 
-    const anyone = await refusedInvite('0600000003', 503);
+    const anonymous = await callUntilHangup('anonymous');
     t.equal(
-      anyone.exitCode,
+      anonymous.exitCode,
       0,
-      anyone.exitCode === 0 ? 'past the global limit, every caller is refused with 503' : anyone.output,
+      anonymous.exitCode === 0 ? 'an anonymous caller may try' : anonymous.output,
     );
+    const anonymousAgain = await callUntilHangup('anonymous');
+    t.equal(
+      anonymousAgain.exitCode,
+      0,
+      anonymousAgain.exitCode === 0
+        ? 'anonymous callers are not locked out by number (that would lock out all of them)'
+        : anonymousAgain.output,
+    );
+    t.equal(room.pinLookups.length, 14, 'every caller but the locked-out number still gets to try');
 
-    t.same(await attempts(), { rejected: 8 });
+    t.same(await attempts(), { rejected: 14 });
     const lockouts = await countsBy(metrics.sipPinLockouts, 'scope');
-    t.same(lockouts, { caller: 1, global: 1 });
+    t.same(lockouts, { caller: 1 });
     t.same(room.consents, [], 'nobody reached the consent step');
     t.same(room.participants.size, 0, 'nobody joined the room');
   },

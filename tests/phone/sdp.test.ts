@@ -62,7 +62,17 @@ check('offers without a usable audio stream are refused', (t) => {
   if (noCommon.ok) t.notOk(negotiateAudio(noCommon.value, ['PCMU', 'PCMA']).ok);
   const declined = parseAudioSdp('v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 0 RTP/AVP 0\r\n');
   t.ok(declined.ok && !negotiateAudio(declined.value, ['PCMU']).ok);
-  t.notOk(parseAudioSdp('v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/SAVP 0\r\n').ok, 'SRTP is not offered');
+  const noKey = parseAudioSdp('v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/SAVP 0\r\n');
+  t.ok(noKey.ok && !negotiateAudio(noKey.value, ['PCMU']).ok, 'RTP/SAVP without a usable SDES key');
+  const otherSuite = parseAudioSdp(
+    `v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_256_CM_HMAC_SHA1_80 inline:${Buffer.alloc(46).toString('base64')}\r\n`,
+  );
+  t.ok(otherSuite.ok && !negotiateAudio(otherSuite.value, ['PCMU']).ok, 'another suite only');
+  const sdes = parseAudioSdp(
+    `v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/SAVP 0\r\na=crypto:7 AES_CM_128_HMAC_SHA1_80 inline:${Buffer.alloc(30, 1).toString('base64')}|2^31\r\n`,
+  );
+  const negotiated = sdes.ok ? negotiateAudio(sdes.value, ['PCMU']) : undefined;
+  t.equal(negotiated?.ok && negotiated.value.srtp?.tag, 7, 'the SDES key and its tag are taken');
   t.notOk(parseAudioSdp('v=0\r\nc=IN IP4 10.0.0.1\r\nm=video 4000 RTP/AVP 96\r\n').ok, 'no audio');
   t.notOk(parseAudioSdp('hello').ok);
   t.notOk(parseAudioSdp('v=0\r\nm=audio 4000 RTP/AVP 0\r\n').ok, 'no connection address');

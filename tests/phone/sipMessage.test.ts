@@ -88,8 +88,20 @@ check('folded header lines are joined to the previous header', (t) => {
 
 const refusals: [string, string, boolean][] = [
   ['garbage', 'hello world\r\n\r\n', false],
-  ['a lowercase SIP version', INVITE.replace('SIP/2.0\r\n', 'sip/2.0\r\n'), false],
-  ['two spaces in the request line', INVITE.replace('INVITE sip:', 'INVITE  sip:'), false],
+  // A bad start line with readable Via, From, To, Call-ID and CSeq still gets its 400.
+  ['a lowercase SIP version', INVITE.replace('SIP/2.0\r\n', 'sip/2.0\r\n'), true],
+  ['two spaces in the request line', INVITE.replace('INVITE sip:', 'INVITE  sip:'), true],
+  ['a request line without a version', INVITE.replace(' SIP/2.0\r\n', '\r\n'), true],
+  [
+    'a bad start line and a missing CSeq',
+    INVITE.replace(' SIP/2.0\r\n', '\r\n').replace('CSeq: 1 INVITE\r\n', ''),
+    false,
+  ],
+  [
+    'a bad start line and a response-like version',
+    INVITE.replace(/^INVITE sip:\S+ SIP\/2\.0/, 'SIP/2.0 OK'),
+    false,
+  ],
   ['a missing Call-ID', INVITE.replace('i: call-1@host\r\n', ''), false],
   ['a missing CSeq', INVITE.replace('CSeq: 1 INVITE\r\n', ''), false],
   ['a CSeq for another method', INVITE.replace('CSeq: 1 INVITE', 'CSeq: 1 BYE'), true],

@@ -9,6 +9,7 @@ import { AudioMixer } from './mixer.js';
 import { OpusToNarrowband } from './opusDecoder.js';
 import { DtmfReceiver, type DtmfDigit } from './rfc4733.js';
 import { RtpSender, parseRtp } from './rtp.js';
+import type { SrtpContext } from './srtp.js';
 
 const FRAME_MS = 20;
 const FRAME_SAMPLES = 160;
@@ -52,11 +53,18 @@ export interface PhoneMediaLegOptions {
   readonly maxPort: number;
   /** Loopback address of the relay socket and the mediasoup plain transport. */
   readonly mediasoupListenIp: string;
+  /**
+   * Symmetric RTP (latching): the first RTP packet after the SDP fixes the address media is
+   * accepted from and sent to, whatever the SDP says (a phone or trunk behind NAT).
+   */
+  readonly symmetric?: boolean;
   readonly log: Logger;
 }
 
 export interface PhoneMediaLegEvents {
   digit: [DtmfDigit];
+  /** The room's plain transport closed under the leg (its worker died): nothing is relayed now. */
+  roomDisconnected: [];
 }
 
 interface HeardSource {
@@ -73,6 +81,11 @@ interface HeardSource {
  */
 export class PhoneMediaLeg extends EventEmitter<PhoneMediaLegEvents> {
   private remote: NegotiatedAudio | undefined;
+  /** Where the phone's RTP comes from and goes to: the SDP address, or the latched source. */
+  private peer: { address: string; port: number } | undefined;
+  private latched = false;
+  /** SRTP towards the phone, when negotiated: one context per direction. */
+  private srtp: { send: SrtpContext; receive: SrtpContext } | undefined;
   private sender: RtpSender | undefined;
   private readonly dtmf = new DtmfReceiver();
   private readonly mixer = new AudioMixer(FRAME_SAMPLES);
@@ -91,7 +104,7 @@ export class PhoneMediaLeg extends EventEmitter<PhoneMediaLegEvents> {
   /** Last time RTP came from the phone (ms), for media timeouts. */
   lastPhonePacketAt = Date.now();
   /** Counters for tests and logs. */
-  readonly stats = { fromPhone: 0, toPhone: 0, relayedToRoom: 0, fromRoom: 0, dropped: 0 };
+  readonly stats = { fromPhone: 0, toPhone: 0, relayedToRoom: 0, fromRoom: 0, dropped: 0, latched: 0 };
 
   private constructor(
     private readonly phoneSocket: dgram.Socket,
@@ -128,7 +141,16 @@ export class PhoneMediaLeg extends EventEmitter<PhoneMediaLegEvents> {
   /** Sets (or updates, on a re-INVITE) where the phone receives and what it speaks; starts the clock. */
   setRemote(remote: NegotiatedAudio): void {
     const codecChanged = this.remote?.codec !== remote.codec;
+    const before = this.remote;
+    const moved =
+      before === undefined ||
+      before.remoteAddress !== remote.remoteAddress ||
+      before.remotePort !== remote.remotePort;
     this.remote = remote;
+    if (moved || !this.latched) {
+      this.peer = { address: remote.remoteAddress, port: remote.remotePort };
+      this.latched = false;
+    }
     if (!this.sender || codecChanged)
       this.sender = new RtpSender(randomInt(1, 0xffffffff), remote.payloadType);
     if (!this.clockTimer && !this.closed) {
@@ -136,6 +158,11 @@ export class PhoneMediaLeg extends EventEmitter<PhoneMediaLegEvents> {
       this.framesSent = 0;
       this.scheduleTick();
     }
+  }
+
+  /** From now on, RTP to and from the phone is SRTP with these contexts. */
+  setSrtp(send: SrtpContext, receive: SrtpContext): void {
+    this.srtp = { send, receive };
   }
 
   /**
@@ -165,15 +192,35 @@ export class PhoneMediaLeg extends EventEmitter<PhoneMediaLegEvents> {
     this.emit('digit', digit);
   }
 
-  private fromPhone(data: Buffer, info: dgram.RemoteInfo): void {
+  private fromPhone(received: Buffer, info: dgram.RemoteInfo): void {
     const remote = this.remote;
-    // Only the address the phone announced may send to this socket.
-    if (!remote || info.address !== remote.remoteAddress) {
+    const peer = this.peer;
+    if (!remote || !peer) {
+      this.stats.dropped++;
+      return;
+    }
+    // Only the address the phone announced may send to this socket; with symmetric RTP, the first
+    // RTP packet from anywhere latches instead, and only that source is accepted afterwards.
+    const latching = this.options.symmetric === true && !this.latched;
+    const portMoved = this.latched && info.port !== peer.port && info.port !== 0;
+    if (!latching && (info.address !== peer.address || portMoved)) {
+      this.stats.dropped++;
+      return;
+    }
+    // SRTP: only packets that authenticate with the phone's key count (and latch).
+    const data = this.srtp ? this.srtp.receive.unprotect(received) : received;
+    if (!data) {
       this.stats.dropped++;
       return;
     }
     const packet = parseRtp(data);
     if (!packet) return;
+    if (latching) {
+      // Source port 0 means "no reply port" (RFC 768): keep the SDP port then.
+      this.peer = { address: info.address, port: info.port === 0 ? peer.port : info.port };
+      this.latched = true;
+      this.stats.latched++;
+    }
     this.stats.fromPhone++;
     this.lastPhonePacketAt = Date.now();
     if (remote.telephoneEventPt !== undefined && packet.payloadType === remote.telephoneEventPt) {
@@ -182,6 +229,7 @@ export class PhoneMediaLeg extends EventEmitter<PhoneMediaLegEvents> {
       return;
     }
     if (packet.payloadType !== remote.payloadType || !this.plain || !this.producer) return;
+    if (this.plain.closed) return;
     const tuple = this.plain.tuple;
     const relayed = Buffer.from(data);
     relayed[1] = ((relayed[1] ?? 0) & 0x80) | (this.producer.rtpParameters.codecs[0]?.payloadType ?? 0);
@@ -216,8 +264,9 @@ export class PhoneMediaLeg extends EventEmitter<PhoneMediaLegEvents> {
 
   private sendFrame(): void {
     const remote = this.remote;
+    const peer = this.peer;
     const sender = this.sender;
-    if (!remote || !sender) return;
+    if (!remote || !peer || !sender) return;
     const frame = this.frame;
     const prompt = this.prompt;
     if (prompt) {
@@ -234,8 +283,9 @@ export class PhoneMediaLeg extends EventEmitter<PhoneMediaLegEvents> {
       this.mixer.mix(frame);
     }
     if (remote.direction === 'sendonly' || remote.direction === 'inactive') return;
-    const packet = sender.next(encodeG711(remote.codec, frame), FRAME_SAMPLES);
-    this.phoneSocket.send(packet, remote.remotePort, remote.remoteAddress, () => undefined);
+    const plain = sender.next(encodeG711(remote.codec, frame), FRAME_SAMPLES);
+    const packet = this.srtp ? this.srtp.send.protect(plain) : plain;
+    this.phoneSocket.send(packet, peer.port, peer.address, () => undefined);
     this.stats.toPhone++;
   }
 
@@ -258,6 +308,11 @@ export class PhoneMediaLeg extends EventEmitter<PhoneMediaLegEvents> {
       throw new Error('leg closed');
     }
     this.plain = plain;
+    plain.observer.once('close', () => {
+      if (this.plain !== plain) return; // closed on purpose (disconnectRoom, close)
+      this.forgetRoom();
+      if (!this.closed) this.emit('roomDisconnected');
+    });
     const relay = this.relaySocket.address();
     await plain.connect({ ip: relay.address, port: relay.port });
     this.producer = await plain.produce({
@@ -323,6 +378,20 @@ export class PhoneMediaLeg extends EventEmitter<PhoneMediaLegEvents> {
     }
   }
 
+  /** Closes the leg's transport on the room's router (before connecting to another router). */
+  disconnectRoom(): void {
+    const plain = this.plain;
+    this.forgetRoom();
+    plain?.close();
+  }
+
+  private forgetRoom(): void {
+    this.plain = undefined;
+    this.producer = undefined;
+    for (const producerId of [...this.heard.values()].map((s) => s.consumer.producerId))
+      this.stopHearing(producerId);
+  }
+
   get hearing(): number {
     return this.heard.size;
   }
@@ -332,9 +401,7 @@ export class PhoneMediaLeg extends EventEmitter<PhoneMediaLegEvents> {
     this.closed = true;
     clearTimeout(this.clockTimer);
     this.stopPrompt();
-    for (const producerId of [...this.heard.values()].map((s) => s.consumer.producerId))
-      this.stopHearing(producerId);
-    this.plain?.close();
+    this.disconnectRoom();
     this.phoneSocket.close();
     this.relaySocket.close();
     this.removeAllListeners();

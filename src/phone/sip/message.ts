@@ -179,7 +179,17 @@ export function parseSipMessage(buf: Buffer, framed = false): ParseResult {
 
   const request = REQUEST_LINE.exec(startLine);
   const status = request ? null : STATUS_LINE.exec(startLine);
-  if (!request && !status) return { ok: false, reason: 'malformed start line' };
+  if (!request && !status) {
+    // Not a response and not a valid request line: if the headers a response needs can be read, it
+    // was meant as a request (its method as in CSeq) and is answered 400 like any other bad request.
+    const method = startLine.startsWith('SIP/')
+      ? undefined
+      : CSEQ.exec(headerValue(headers, 'CSeq') ?? '')?.[2];
+    const context = method ? responseContextOf(method, headers) : undefined;
+    return context
+      ? { ok: false, reason: 'malformed start line', respondTo: context }
+      : { ok: false, reason: 'malformed start line' };
+  }
 
   const respondTo = request ? responseContextOf(request[1] ?? '', headers) : undefined;
   const fail = (reason: string): ParseResult =>

@@ -1,7 +1,9 @@
 /**
  * SDP offer/answer (RFC 3264) for one audio stream: G.711 (PCMU, PCMA) and telephone-event (RFC 4733).
- * Only plain RTP/AVP over IPv4 or IPv6 is accepted; anything else yields no usable description.
+ * RTP/AVP, or RTP/SAVP with SDES keys (RFC 4568, AES_CM_128_HMAC_SHA1_80 only), over IPv4 or IPv6;
+ * anything else yields no usable description.
  */
+import { SRTP_SUITE, parseSdesInline } from '../media/srtp.js';
 
 export type G711Codec = 'PCMU' | 'PCMA';
 
@@ -15,6 +17,16 @@ export interface AudioOffer {
   /** Payload types in the offerer's order of preference, with what each maps to. */
   readonly formats: readonly { pt: number; encoding: string; clockRate: number }[];
   readonly direction: 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
+  /** RTP/SAVP: the SDES crypto attributes offered, in order. */
+  readonly secure: boolean;
+  readonly crypto: readonly { tag: number; suite: string; keyParams: string }[];
+}
+
+/** The remote side's SRTP master key (what it encrypts with) and the crypto tag chosen. */
+export interface NegotiatedSrtp {
+  readonly tag: number;
+  readonly masterKey: Buffer;
+  readonly masterSalt: Buffer;
 }
 
 export interface NegotiatedAudio {
@@ -25,6 +37,8 @@ export interface NegotiatedAudio {
   /** Payload type of telephone-event when both sides use it. */
   readonly telephoneEventPt: number | undefined;
   readonly direction: AudioOffer['direction'];
+  /** Present when the stream is SRTP (RTP/SAVP). */
+  readonly srtp?: NegotiatedSrtp;
 }
 
 export type SdpResult<T> = { ok: true; value: T } | { ok: false; reason: string };
@@ -44,6 +58,8 @@ export function parseAudioSdp(text: string): SdpResult<AudioOffer> {
   let pts: number[] = [];
   const rtpmaps = new Map<number, { encoding: string; clockRate: number }>();
   let direction: AudioOffer['direction'] = 'sendrecv';
+  let secure = false;
+  const crypto: { tag: number; suite: string; keyParams: string }[] = [];
   for (const line of lines) {
     if (!/^[a-z]=/.test(line)) return { ok: false, reason: 'malformed line' };
     const type = line[0];
@@ -53,7 +69,7 @@ export function parseAudioSdp(text: string): SdpResult<AudioOffer> {
         inAudio = false;
         continue;
       }
-      const media = /^audio ([0-9]{1,5}) (RTP\/AVP) ([0-9 ]+)$/.exec(value);
+      const media = /^audio ([0-9]{1,5}) (RTP\/S?AVP) ([0-9 ]+)$/.exec(value);
       if (!media) {
         inAudio = false;
         if (value.startsWith('audio ')) return { ok: false, reason: 'unsupported audio transport' };
@@ -61,6 +77,7 @@ export function parseAudioSdp(text: string): SdpResult<AudioOffer> {
       }
       inAudio = true;
       seenAudio = true;
+      secure = media[2] === 'RTP/SAVP';
       port = Number(media[1]);
       pts = (media[3] ?? '')
         .split(' ')
@@ -75,6 +92,9 @@ export function parseAudioSdp(text: string): SdpResult<AudioOffer> {
     } else if (type === 'a' && inAudio) {
       const rtpmap = /^rtpmap:([0-9]{1,3}) ([A-Za-z0-9_.-]+)\/([0-9]+)(?:\/[0-9]+)?$/.exec(value);
       if (rtpmap) rtpmaps.set(Number(rtpmap[1]), { encoding: rtpmap[2] ?? '', clockRate: Number(rtpmap[3]) });
+      const sdes = /^crypto:([0-9]{1,9}) ([A-Za-z0-9_]+) (\S+)(?: .*)?$/.exec(value);
+      if (sdes && crypto.length < 16)
+        crypto.push({ tag: Number(sdes[1]), suite: sdes[2] ?? '', keyParams: sdes[3] ?? '' });
       if (value === 'sendrecv' || value === 'sendonly' || value === 'recvonly' || value === 'inactive')
         direction = value;
     } else if (type === 'a' && !seenAudio) {
@@ -92,7 +112,7 @@ export function parseAudioSdp(text: string): SdpResult<AudioOffer> {
     if (pt === 8) return { pt, encoding: 'PCMA', clockRate: 8000 };
     return { pt, encoding: '', clockRate: 0 };
   });
-  return { ok: true, value: { address, port, formats, direction } };
+  return { ok: true, value: { address, port, formats, direction, secure, crypto } };
 }
 
 /**
@@ -111,6 +131,17 @@ export function negotiateAudio(
   const events = remote.formats.find(
     (f) => f.encoding.toLowerCase() === 'telephone-event' && f.clockRate === 8000,
   );
+  let srtp: NegotiatedSrtp | undefined;
+  if (remote.secure) {
+    for (const attribute of remote.crypto) {
+      const key = attribute.suite === SRTP_SUITE ? parseSdesInline(attribute.keyParams) : undefined;
+      if (key) {
+        srtp = { tag: attribute.tag, ...key };
+        break;
+      }
+    }
+    if (!srtp) return { ok: false, reason: 'no usable SRTP crypto attribute' };
+  }
   return {
     ok: true,
     value: {
@@ -120,6 +151,7 @@ export function negotiateAudio(
       payloadType: chosen.pt,
       telephoneEventPt: events?.pt,
       direction: remote.direction,
+      ...(srtp ? { srtp } : {}),
     },
   };
 }
@@ -133,6 +165,8 @@ export interface LocalAudioDescription {
   readonly codecs: readonly { codec: G711Codec; pt: number }[];
   readonly telephoneEventPt: number | undefined;
   readonly direction?: AudioOffer['direction'];
+  /** SRTP: the crypto attribute with our own master key (key || salt, 30 bytes). */
+  readonly crypto?: { readonly tag: number; readonly keyAndSalt: Buffer };
 }
 
 /** Writes our offer or answer. */
@@ -146,9 +180,13 @@ export function buildAudioSdp(local: LocalAudioDescription): string {
     's=-',
     `c=IN ${ipVersion} ${local.address}`,
     't=0 0',
-    `m=audio ${local.port} RTP/AVP ${pts.join(' ')}`,
+    `m=audio ${local.port} ${local.crypto ? 'RTP/SAVP' : 'RTP/AVP'} ${pts.join(' ')}`,
     ...local.codecs.map((c) => `a=rtpmap:${c.pt} ${c.codec}/8000`),
   ];
+  if (local.crypto)
+    lines.push(
+      `a=crypto:${local.crypto.tag} ${SRTP_SUITE} inline:${local.crypto.keyAndSalt.toString('base64')}`,
+    );
   if (local.telephoneEventPt !== undefined)
     lines.push(
       `a=rtpmap:${local.telephoneEventPt} telephone-event/8000`,
