@@ -8,7 +8,7 @@
 #     -v sfu-data:/var/lib/teleconsult-sfu teleconsult-sfu:0.1.0
 #
 # Three stages:
-#   node     the official Node 20 image, used only as the source of the `node` binary.
+#   node     the official Node 24 LTS image, used only as the source of the `node` binary.
 #   build    compiles mediasoup-worker against Debian 12's libraries (scripts/build-worker.mjs, the same
 #            script developers and CI use) and the TypeScript sources, then prunes dev dependencies.
 #   runtime  debian:bookworm-slim with only the shared libraries the worker links, the node binary,
@@ -22,12 +22,12 @@
 # Ops should pin both base images by digest (`FROM debian:bookworm-slim@sha256:...`) in their build
 # pipeline; the tags here are the readable defaults.
 
-ARG NODE_VERSION=20
+ARG NODE_VERSION=24
 
 # ---------------------------------------------------------------------------------------------------
 # Why copy node out of the official image instead of `apt-get install nodejs`: Debian 12 ships Node 18,
-# and the server needs Node >= 20.10 (package.json engines). The official node:*-bookworm-slim images
-# are built for this same Debian release, so their `node` binary needs only libc, libstdc++ and libgcc,
+# and the server needs Node >= 24 (package.json engines; Node 20 is end of life since April 2026).
+# The official node:*-bookworm-slim images are built for this same Debian release, so their `node` binary needs only libc, libstdc++ and libgcc,
 # all present in debian:bookworm-slim. NodeSource's apt repository would also work but adds a
 # third-party signing key to the runtime image.
 FROM node:${NODE_VERSION}-bookworm-slim AS node

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the server and its tests need on a fresh Debian 12 machine: Debian packages (when
-# run as root; otherwise names the missing ones), npm dependencies, and the mediasoup worker built
-# from source against Debian's libraries (cached outside the clone).
+# run as root; otherwise names the missing ones), Node.js 24 when the machine's node is older
+# (scripts/node.sh), npm dependencies, and the mediasoup worker built from source against Debian's
+# libraries (cached outside the clone).
 # Usage: scripts/setup.sh [--quiet] [--profile start|test]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +43,13 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
 fi
+
+# Node.js 24 from the npm registry into the project's cache when the machine's node is older; the
+# rest of this script, and the package.json scripts (through scripts/node.sh), run on it.
+bash scripts/node.sh --ensure
+node_dir=$(bash scripts/node.sh --bin-dir)
+[ -z "$node_dir" ] || export PATH="$node_dir:$PATH"
+say "node $(node --version)"
 
 if [ ! -d node_modules/mediasoup ] || [ ! -d node_modules/tap ]; then
   say "installing npm dependencies"
