@@ -187,7 +187,10 @@ export class RestApi {
     const body = await readJsonBody(req);
     if (!invitationCheck.Check(body))
       throw new SfuError('MESSAGE_INVALID', firstViolation(invitationCheck, body));
-    const ttlS = Math.min(body.ttlS ?? DEFAULT_INVITATION_TTL_S, this.deps.maxTokenLifetimeS);
+    const limit = this.deps.maxTokenLifetimeS;
+    if (body.ttlS !== undefined && body.ttlS > limit)
+      throw new SfuError('MESSAGE_INVALID', `ttlS ${body.ttlS} exceeds auth.maxTokenLifetimeS (${limit})`);
+    const ttlS = Math.min(body.ttlS ?? DEFAULT_INVITATION_TTL_S, limit);
     const participantId = body.participantId ?? `p_${randomUUID()}`;
     const token = await signJoinToken(this.deps.tokenSecret, this.deps.tokenAudience, {
       room: room.id,
@@ -218,6 +221,7 @@ export class RestApi {
       token,
       accessCode,
       joinUrl: `${this.deps.publicUrl()}/?token=${encodeURIComponent(token)}`,
+      ttlS,
       expiresAt: new Date(Date.now() + ttlS * 1000).toISOString(),
     });
   }

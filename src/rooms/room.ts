@@ -192,6 +192,8 @@ export class Room {
     const transport = this.transportOf(participant, transportId);
     const precheck = participant.precheckTransportIds.has(transportId);
     if (!precheck) this.requireMedia(participant);
+    // Nothing in clear reaches others in an e2eeRequired room (a pre-call check loops back only).
+    if (!precheck && this.options.e2eeRequired && !participant.e2ee) throw new SfuError('E2EE_REQUIRED');
     if (participant.transportDirections.get(transportId) !== 'send')
       throw new SfuError('INVALID_STATE', 'not a send transport');
     if (participant.producers.size >= this.deps.limits.maxProducersPerParticipant) {
@@ -354,7 +356,8 @@ export class Room {
 
   /** Removes a participant from the room for good, closing its media. */
   removeParticipant(participant: Participant, reason: 'left' | 'timeout' | 'removed' | 'declined'): void {
-    if (!this.participants.has(participant.id)) return;
+    // Compare the object, not the id: an older incarnation must not remove a newer one.
+    if (this.participants.get(participant.id) !== participant) return;
     clearTimeout(participant.graceTimer);
     participant.closeMedia();
     this.participants.delete(participant.id);

@@ -21,6 +21,24 @@ export const DEFAULT_ROOM_OPTIONS: RoomOptions = {
   maxParticipants: 4,
 };
 
+/**
+ * The options a new room gets: the caller's, over the defaults. A maximum above the server's limit
+ * is refused naming the limit, never lowered in silence; an omitted one is the default, within it.
+ */
+export function roomOptionsWithin(options: Partial<RoomOptions>, limits: Config['limits']): RoomOptions {
+  const limit = limits.maxParticipantsPerRoom;
+  if (options.maxParticipants !== undefined && options.maxParticipants > limit)
+    throw new SfuError(
+      'MESSAGE_INVALID',
+      `maxParticipants ${options.maxParticipants} exceeds limits.maxParticipantsPerRoom (${limit})`,
+    );
+  return {
+    ...DEFAULT_ROOM_OPTIONS,
+    ...options,
+    maxParticipants: options.maxParticipants ?? Math.min(DEFAULT_ROOM_OPTIONS.maxParticipants, limit),
+  };
+}
+
 export interface RoomRegistryEvents {
   /** A room was created: attach per-room services (quality control, phone bridge). */
   roomCreated: [Room];
@@ -80,14 +98,7 @@ export class RoomRegistry extends EventEmitter<RoomRegistryEvents> {
     if (this.rooms.size >= config.limits.maxRooms) throw new SfuError('ROOM_LIMIT_REACHED');
     const id = roomId ?? `room_${randomUUID()}`;
     if (this.rooms.has(id)) throw new SfuError('INVALID_STATE', 'room exists');
-    const merged: RoomOptions = {
-      ...DEFAULT_ROOM_OPTIONS,
-      ...options,
-      maxParticipants: Math.min(
-        options.maxParticipants ?? DEFAULT_ROOM_OPTIONS.maxParticipants,
-        config.limits.maxParticipantsPerRoom,
-      ),
-    };
+    const merged = roomOptionsWithin(options, config.limits);
     await this.deps.record.record(id, 'consultation.created', {
       consultationId: id,
       createdAt: new Date().toISOString(),
@@ -129,7 +140,9 @@ export class RoomRegistry extends EventEmitter<RoomRegistryEvents> {
     if (phone) {
       if (!room.options.phoneAllowed)
         throw new SfuError('FORBIDDEN_FOR_ROLE', 'phone not allowed in this room');
-    } else if (room.options.e2eeRequired && !keys.e2ee && claims.role !== 'observer') {
+    } else if (room.options.e2eeRequired && !keys.e2ee) {
+      // Every role alike: an observer without E2EE would render the others' frames undecryptable
+      // and could publish in clear to them (docs/encryption.md).
       throw new SfuError('E2EE_REQUIRED');
     }
     const existing = room.participants.get(claims.sub);
@@ -138,9 +151,13 @@ export class RoomRegistry extends EventEmitter<RoomRegistryEvents> {
         participantId: existing.id,
         reason: 'replaced',
       });
+      // The old incarnation ends here: its socket, once it closes, and its timers find nothing.
+      if (existing.active) existing.transition('leave');
       this.detach(existing);
+      const oldLink = existing.link;
+      existing.link = undefined;
       room.removeParticipant(existing, 'left');
-      existing.link?.close('replaced by a new connection');
+      oldLink?.close('replaced by a new connection');
     }
     if (room.activeParticipants().length >= room.options.maxParticipants) throw new SfuError('ROOM_FULL');
     const participant = new Participant(
@@ -207,6 +224,7 @@ export class RoomRegistry extends EventEmitter<RoomRegistryEvents> {
 
   /** After the join answer is sent: auto-admission and the practitioners' waiting list. */
   async afterJoin(room: Room, participant: Participant): Promise<void> {
+    this.waitingRoom.requestOpenConsents(room, participant);
     await this.waitingRoom.settle(room, participant);
   }
 
@@ -230,7 +248,7 @@ export class RoomRegistry extends EventEmitter<RoomRegistryEvents> {
 
   /** The connection dropped: keep the participant for the grace period, then remove it. */
   disconnected(room: Room, participant: Participant, link: ParticipantLink): void {
-    if (participant.link !== link || !room.participants.has(participant.id)) return;
+    if (participant.link !== link || room.participants.get(participant.id) !== participant) return;
     participant.link = undefined;
     this.deps.record.incident(room.id, 'connection-lost', participant.id);
     room.broadcast('participantUpdated', { participant: participant.info() }, participant);

@@ -51,18 +51,35 @@ export class WaitingRoom {
         role,
         participantId,
       });
-      const text = this.consentTexts.current('third-party');
-      for (const patient of this.patients(room)) {
-        patient.link?.notify('consentRequested', {
-          purpose: 'third-party',
-          participantId,
-          role,
-          text: { ...text },
-        });
-      }
+      for (const patient of this.patients(room)) this.askConsent(patient, participant);
     } else {
       this.record.participantWaiting(room.id, participantId, role);
     }
+  }
+
+  /**
+   * Asks a patient for every third-party consent still open: a patient who arrives after the third
+   * party, or comes back on a new connection, must be asked too (arrival only asks those present).
+   */
+  requestOpenConsents(room: Room, patient: Participant): void {
+    if (patient.role !== 'patient' || !patient.active) return;
+    for (const thirdParty of room.activeParticipants()) {
+      if (
+        isThirdParty(thirdParty.role) &&
+        !thirdParty.mayExchangeMedia &&
+        !thirdParty.coveredByPatientConsent
+      )
+        this.askConsent(patient, thirdParty);
+    }
+  }
+
+  private askConsent(patient: Participant, thirdParty: Participant): void {
+    patient.link?.notify('consentRequested', {
+      purpose: 'third-party',
+      participantId: thirdParty.id,
+      role: thirdParty.role,
+      text: { ...this.consentTexts.current('third-party') },
+    });
   }
 
   /** Called after arrival and after each consent: admits automatically where the room allows it. */
