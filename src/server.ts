@@ -18,6 +18,7 @@ import { ConsentRegistry } from './consent/consentRegistry.js';
 import { InvitationStore, DEFAULT_ACCESS_CODE_POLICY } from './auth/invitations.js';
 import { ConsultationRecord } from './rooms/consultationRecord.js';
 import { ClusterNode } from './cluster/clusterNode.js';
+import { roomServiceFor } from './rooms/roomService.js';
 import { SipGateway } from './phone/gateway.js';
 import { phoneConfigFrom } from './phone/fromConfig.js';
 import { PhoneRoomPortImpl } from './rooms/phoneRoomPort.js';
@@ -132,6 +133,7 @@ export class SfuServer {
       });
     }
     const tokens = new JoinTokenVerifier(config.auth, this.tokenSecret);
+    const roomService = roomServiceFor(this.rooms, this.cluster);
     this.signalling = new SignallingServer({
       config,
       log: log.child({ module: 'signalling' }),
@@ -140,7 +142,7 @@ export class SfuServer {
       rooms: this.rooms,
       invitations: this.invitations,
       consentTexts,
-      cluster: this.cluster,
+      roomService,
     });
     const rest = new RestApi({
       rooms: this.rooms,
@@ -155,7 +157,7 @@ export class SfuServer {
       log: log.child({ module: 'rest' }),
       onDrain: () => this.drain(),
       metrics,
-      cluster: this.cluster,
+      roomService,
       phone: this.phone,
     });
     this.http = new HttpServer({
