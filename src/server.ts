@@ -20,6 +20,7 @@ import { ConsentRegistry } from './consent/consentRegistry.js';
 import { InvitationStore, DEFAULT_ACCESS_CODE_POLICY } from './auth/invitations.js';
 import { ConsultationRecord } from './rooms/consultationRecord.js';
 import { ClusterNode } from './cluster/clusterNode.js';
+import { roomServiceFor } from './rooms/roomService.js';
 import { SipGateway } from './phone/gateway.js';
 import { phoneConfigFrom } from './phone/config.js';
 import { sendPhoneCallWebhooks } from './phone/callWebhooks.js';
@@ -145,6 +146,7 @@ export class SfuServer {
       sendPhoneCallWebhooks(this.phone, this.outbox, log.child({ module: 'webhooks' }));
     }
     const tokens = new JoinTokenVerifier(config.auth, this.tokenSecret);
+    const roomService = roomServiceFor(this.rooms, this.cluster);
     this.signalling = new SignallingServer({
       config,
       log: log.child({ module: 'signalling' }),
@@ -153,7 +155,7 @@ export class SfuServer {
       rooms: this.rooms,
       invitations: this.invitations,
       consentTexts,
-      cluster: this.cluster,
+      roomService,
     });
     const rest = new RestApi({
       rooms: this.rooms,
@@ -168,7 +170,7 @@ export class SfuServer {
       log: log.child({ module: 'rest' }),
       onDrain: () => this.drain(),
       metrics,
-      cluster: this.cluster,
+      roomService,
       phone: this.phone,
     });
     this.http = new HttpServer({

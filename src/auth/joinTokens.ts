@@ -33,6 +33,9 @@ export const JoinClaims = Type.Object({
 export type JoinClaims = Static<typeof JoinClaims>;
 const claimsCheck = TypeCompiler.Compile(JoinClaims);
 
+/** How far ahead of this server's clock a token's issue time may be (clocks of the platform drift). */
+const CLOCK_SKEW_S = 30;
+
 /** Remembers used token ids until they expire, so each token works once. Bounded. */
 class UsedTokenIds {
   private readonly expiries = new Map<string, number>();
@@ -92,8 +95,11 @@ export class JoinTokenVerifier {
     }
     if (!claimsCheck.Check(payload)) throw new SfuError('ACCESS_DENIED');
     const now = Math.floor(Date.now() / 1000);
-    const issuedAt = payload.iat ?? now;
-    if (payload.exp - issuedAt > this.config.maxTokenLifetimeS) throw new SfuError('ACCESS_DENIED');
+    // A token issued "in the future" must not stretch its lifetime: the cap counts from now too.
+    if (payload.iat !== undefined && payload.iat > now + CLOCK_SKEW_S) throw new SfuError('ACCESS_DENIED');
+    const max = this.config.maxTokenLifetimeS;
+    if (payload.exp - (payload.iat ?? now) > max || payload.exp - now > max + CLOCK_SKEW_S)
+      throw new SfuError('ACCESS_DENIED');
     if (!this.used.claim(payload.jti, payload.exp, now)) throw new SfuError('ACCESS_DENIED');
     return payload;
   }

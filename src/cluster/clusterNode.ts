@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { WorkerPool } from '../media/workerPool.js';
-import { DEFAULT_ROOM_OPTIONS, type RoomRegistry } from '../rooms/roomRegistry.js';
+import { roomOptionsWithin, type RoomRegistry } from '../rooms/roomRegistry.js';
 import type { Room } from '../rooms/room.js';
 import type { Participant, ParticipantLink } from '../rooms/participant.js';
 import type { JoinClaims } from '../auth/joinTokens.js';
@@ -139,14 +139,7 @@ export class ClusterNode implements ClusterRouting {
     const { rooms, config } = this.deps;
     // A draining node still places new rooms, on the other nodes (pickNode leaves itself out).
     const id = roomId ?? `room_${randomUUID()}`;
-    const merged: RoomOptions = {
-      ...DEFAULT_ROOM_OPTIONS,
-      ...options,
-      maxParticipants: Math.min(
-        options.maxParticipants ?? DEFAULT_ROOM_OPTIONS.maxParticipants,
-        config.limits.maxParticipantsPerRoom,
-      ),
-    };
+    const merged = roomOptionsWithin(options, config.limits);
     const target = await this.pickNode();
     this.creating.add(id);
     try {

@@ -1,4 +1,5 @@
 import { Type, type Static, type TLiteral, type TSchema, type TUnion } from '@sinclair/typebox';
+import { ROLES } from './permissions.js';
 
 /**
  * The signalling protocol, version 1: the one source of truth for every message. The server
@@ -24,7 +25,8 @@ function oneOf<const T extends readonly string[]>(values: T): TUnion<Literals<T>
   return Type.Union(values.map((v) => Type.Literal(v))) as unknown as TUnion<Literals<T>>;
 }
 
-export const Role = oneOf(['practitioner', 'patient', 'assistant', 'observer'] as const);
+/** The roles of the permission table (permissions.ts): adding a role there adds it here. */
+export const Role = oneOf(ROLES);
 export type Role = Static<typeof Role>;
 
 export const AdmissionState = oneOf([

@@ -6,6 +6,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { MediaSource } from '../protocol/messages.js';
 import type { Room } from '../rooms/room.js';
 import type { Participant } from '../rooms/participant.js';
+import { isThirdParty, permits } from '../protocol/permissions.js';
 import {
   KeyframeLimiter,
   QualityTracker,
@@ -336,7 +337,7 @@ export class RoomQuality extends EventEmitter<RoomQualityEvents> {
     const owner = this.room.participants.get(ownerOf(consumer));
     const main =
       owner !== undefined &&
-      (owner.role === 'practitioner' || owner.role === 'patient') &&
+      !isThirdParty(owner.role) &&
       (sourceOf(consumer) === 'camera' || sourceOf(consumer) === 'screen');
     const render = receiver.renderSizes.get(consumer.id);
     const ladder =
@@ -350,7 +351,7 @@ export class RoomQuality extends EventEmitter<RoomQualityEvents> {
     if (this.hooked.has(consumer)) return;
     this.hooked.add(consumer);
     const owner = this.room.participants.get(ownerOf(consumer));
-    const main = owner?.role === 'practitioner' || owner?.role === 'patient';
+    const main = owner !== undefined && !isThirdParty(owner.role);
     consumer.setPriority(main ? MAIN_PRIORITY : OTHER_PRIORITY).catch(() => undefined);
     consumer.observer.on('resume', () => {
       const state = this.states.get(receiver.id);
@@ -509,7 +510,7 @@ export class RoomQuality extends EventEmitter<RoomQualityEvents> {
     this.deps.metrics.qualityScores.observe(score);
     participant.link?.notify('qualityUpdate', update);
     for (const other of this.room.participants.values()) {
-      if (other !== participant && other.role === 'practitioner' && other.active)
+      if (other !== participant && permits(other.role, other.state, 'monitorQuality'))
         other.link?.notify('qualityUpdate', update);
     }
   }

@@ -15,7 +15,7 @@ import { ConsentTextInput, type ConsentRegistry } from '../consent/consentRegist
 import { isJournalError, type JournalStore } from '../journal/index.js';
 import { decodeJwt } from 'jose';
 import type { SipGateway } from '../phone/gateway.js';
-import type { ClusterRouting } from '../cluster/clusterNode.js';
+import type { RoomService } from '../rooms/roomService.js';
 import { isRoomElsewhere } from '../cluster/roomElsewhere.js';
 
 const createRoomCheck = TypeCompiler.Compile(CreateRoomBody);
@@ -40,8 +40,8 @@ export interface RestDeps {
   metrics?: Metrics;
   /** The SIP gateway, when phone.enabled. */
   phone?: SipGateway | undefined;
-  /** Cluster mode: rooms are placed across nodes and may live on another one. */
-  cluster?: ClusterRouting | undefined;
+  /** Finds and creates rooms, wherever they live (local or clustered). */
+  roomService: RoomService;
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -142,7 +142,7 @@ export class RestApi {
       throw new SfuError('NOT_FOUND');
     }
     const roomId = parts[2] ?? '';
-    const room = this.deps.rooms.get(roomId) ?? (await this.deps.cluster?.locate(roomId));
+    const room = await this.deps.roomService.find(roomId);
     if (!room) throw new SfuError('NOT_FOUND');
     if (parts.length === 3) {
       if (method === 'GET') return sendJson(res, 200, roomView(room));
@@ -177,19 +177,18 @@ export class RestApi {
     const body = await readJsonBody(req);
     if (!createRoomCheck.Check(body))
       throw new SfuError('MESSAGE_INVALID', firstViolation(createRoomCheck, body));
-    if (this.deps.cluster) {
-      const placed = await this.deps.cluster.createRoom(body.options ?? {}, body.roomId);
-      return sendJson(res, 201, 'local' in placed ? roomView(placed.local) : placed.remote);
-    }
-    const room = await this.deps.rooms.createRoom(body.options ?? {}, body.roomId);
-    sendJson(res, 201, roomView(room));
+    const placed = await this.deps.roomService.createRoom(body.options ?? {}, body.roomId);
+    sendJson(res, 201, 'local' in placed ? roomView(placed.local) : placed.remote);
   }
 
   private async invite(req: IncomingMessage, res: ServerResponse, room: Room): Promise<void> {
     const body = await readJsonBody(req);
     if (!invitationCheck.Check(body))
       throw new SfuError('MESSAGE_INVALID', firstViolation(invitationCheck, body));
-    const ttlS = Math.min(body.ttlS ?? DEFAULT_INVITATION_TTL_S, this.deps.maxTokenLifetimeS);
+    const limit = this.deps.maxTokenLifetimeS;
+    if (body.ttlS !== undefined && body.ttlS > limit)
+      throw new SfuError('MESSAGE_INVALID', `ttlS ${body.ttlS} exceeds auth.maxTokenLifetimeS (${limit})`);
+    const ttlS = Math.min(body.ttlS ?? DEFAULT_INVITATION_TTL_S, limit);
     const participantId = body.participantId ?? `p_${randomUUID()}`;
     const token = await signJoinToken(this.deps.tokenSecret, this.deps.tokenAudience, {
       room: room.id,
@@ -220,6 +219,7 @@ export class RestApi {
       token,
       accessCode,
       joinUrl: `${this.deps.publicUrl()}/?token=${encodeURIComponent(token)}`,
+      ttlS,
       expiresAt: new Date(Date.now() + ttlS * 1000).toISOString(),
     });
   }

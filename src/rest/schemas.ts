@@ -3,11 +3,19 @@ import { Role, RoomOptions } from '../protocol/messages.js';
 
 /** Request bodies of the platform REST API (validated at the boundary; also feed the OpenAPI document). */
 const Id = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.:-]+$' });
+/** A room id also names its journal file: '.' and '..' are not ids. */
+const RoomId = Type.String({ minLength: 1, maxLength: 64, pattern: '^(?!\\.{1,2}$)[A-Za-z0-9_.:-]+$' });
 
 export const CreateRoomBody = Type.Object(
   {
-    roomId: Type.Optional(Id),
-    options: Type.Optional(Type.Partial(RoomOptions, { additionalProperties: false })),
+    roomId: Type.Optional(RoomId),
+    options: Type.Optional(
+      Type.Partial(RoomOptions, {
+        additionalProperties: false,
+        description:
+          'maxParticipants above the server limit `limits.maxParticipantsPerRoom` is refused (400 MESSAGE_INVALID naming the limit), never lowered; omitted, it is 4 or that limit if lower. The answer states the options applied.',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -19,7 +27,14 @@ export const CreateInvitationBody = Type.Object(
     participantId: Type.Optional(Id),
     displayName: Type.Optional(Type.String({ maxLength: 128 })),
     rpps: Type.Optional(Type.String({ maxLength: 32 })),
-    ttlS: Type.Optional(Type.Integer({ minimum: 30, maximum: 86400 })),
+    ttlS: Type.Optional(
+      Type.Integer({
+        minimum: 30,
+        maximum: 86400,
+        description:
+          'Lifetime of the invitation and its token, 600 s by default. Above the server limit `auth.maxTokenLifetimeS` the request is refused (400 MESSAGE_INVALID naming the limit), never shortened.',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -43,6 +58,10 @@ export const InvitationView = Type.Object({
       'Single-use 8-digit code: typed instead of the link, and the PIN a caller keys in when dialling in by phone.',
   }),
   joinUrl: Type.String(),
+  /** The lifetime applied, in seconds (the one asked for, or the default). */
+  ttlS: Type.Integer({
+    description: 'The lifetime applied, in seconds (the one asked for, or the default).',
+  }),
   expiresAt: Type.String(),
 });
 

@@ -157,8 +157,8 @@ export class PhoneRoomPortImpl implements PhoneRoomPort {
       events.emit('audioProducerAdded', producer);
       producer.observer.once('close', () => events.emit('audioProducerRemoved', producer.id));
     };
-    room.events.on('producerAdded', onProducer);
-    events.once('removed', () => room.events.off('producerAdded', onProducer));
+    room.events.on('mediaAdded', onProducer);
+    events.once('removed', () => room.events.off('mediaAdded', onProducer));
   }
 
   private noticeHash(language: 'fr' | 'en'): string {

@@ -5,8 +5,10 @@ import type { Metrics } from '../observability/metrics.js';
 import type { Config } from '../config/schema.js';
 import { SfuError } from '../errors/catalogue.js';
 import type { MediaSource, NotificationData, NotificationName, RoomOptions } from '../protocol/messages.js';
+import { exchangesMedia as exchangesMediaState } from './admission.js';
 import type { Participant } from './participant.js';
 import { sourceOf } from './participant.js';
+import { permits, type Action } from '../protocol/permissions.js';
 
 export interface RoomDeps {
   log: Logger;
@@ -29,13 +31,24 @@ export interface RoomDeps {
   onRenderSize?(participant: Participant, consumer: types.Consumer, width: number, height: number): void;
 }
 
+/** Why a participant left the room's map. */
+export type DepartureReason = 'left' | 'timeout' | 'removed' | 'declined' | 'replaced';
+
 /**
- * A consultation: its participants and its router. Enforces who may exchange media with whom:
- * only admitted participants of this room, whatever `router.canConsume()` would allow.
+ * The room's domain events, for in-process subscribers (phone gateway, cluster, quality): they
+ * learn what happened instead of reaching into participants. Emitted after the change is made.
  */
 export interface RoomEvents {
+  /** A new incarnation entered the room (in whatever state it arrived). */
+  participantJoined: [Participant];
+  /** A participant may now exchange media (its admission, or its arrival admitted). */
+  admitted: [Participant];
+  /** A participant left the room's map for good; its media is closed. */
+  removed: [Participant, DepartureReason];
+  /** The patient withdrew a consent; `covering` is the third party it covered, if any. */
+  consentWithdrawn: [patient: Participant, covering: Participant | undefined];
   /** A participant's producer is now offered to the room (not pre-call check producers). */
-  producerAdded: [types.Producer, Participant];
+  mediaAdded: [types.Producer, Participant];
 }
 
 interface Placement {
@@ -43,9 +56,15 @@ interface Placement {
   webRtcServer: types.WebRtcServer | undefined;
 }
 
+/**
+ * A consultation: its participants and its router. Enforces who may exchange media with whom:
+ * only admitted participants of this room, as the permission table allows, whatever
+ * `router.canConsume()` would allow. It holds one incarnation per identity: every lookup and
+ * removal compares objects, so an older incarnation can never act on a newer one.
+ */
 export class Room {
-  readonly participants = new Map<string, Participant>();
-  /** For in-process members that are not WebRTC clients (the phone gateway). */
+  readonly #participants = new Map<string, Participant>();
+  /** Domain events (see RoomEvents). */
   readonly events = new EventEmitter<RoomEvents>();
   readonly createdAt = new Date();
   closed = false;
@@ -82,12 +101,34 @@ export class Room {
     return (this.router.appData as { workerPid?: number }).workerPid;
   }
 
+  /** The current incarnation per identity. Read-only: participants enter by `add` and go by `removeParticipant`. */
+  get participants(): ReadonlyMap<string, Participant> {
+    return this.#participants;
+  }
+
+  /** Whether `participant` is the current incarnation of its identity in this room. */
+  holds(participant: Participant): boolean {
+    return this.#participants.get(participant.id) === participant;
+  }
+
+  /** Takes a new incarnation in; the previous one of that identity must have been removed first. */
+  add(participant: Participant): void {
+    if (this.closed) throw new SfuError('ROOM_CLOSED');
+    if (this.#participants.has(participant.id)) throw new SfuError('INVALID_STATE', 'already present');
+    this.#participants.set(participant.id, participant);
+    participant.observer.on('stateChanged', ({ from, to }) => {
+      if (!exchangesMediaState(from) && exchangesMediaState(to)) this.events.emit('admitted', participant);
+    });
+    this.events.emit('participantJoined', participant);
+    if (participant.mayExchangeMedia) this.events.emit('admitted', participant);
+  }
+
   activeParticipants(): Participant[] {
-    return [...this.participants.values()].filter((p) => p.active);
+    return [...this.#participants.values()].filter((p) => p.active);
   }
 
   broadcast<N extends NotificationName>(name: N, data: NotificationData<N>, except?: Participant): void {
-    for (const participant of this.participants.values()) {
+    for (const participant of this.#participants.values()) {
       if (participant !== except && participant.active) participant.link?.notify(name, data);
     }
   }
@@ -95,7 +136,7 @@ export class Room {
   /** Makes a participant able to exchange media: consumes what others publish, and the reverse. */
   async onAdmitted(participant: Participant): Promise<void> {
     await this.consumeEverything(participant);
-    for (const other of this.participants.values()) {
+    for (const other of this.#participants.values()) {
       if (other === participant || !other.mayExchangeMedia) continue;
       for (const producer of participant.producers.values())
         await this.consumeSafely(other, participant, producer);
@@ -116,7 +157,7 @@ export class Room {
   ) {
     if (precheck) {
       if (this.closed) throw new SfuError('ROOM_CLOSED');
-      if (!participant.active || participant.mayExchangeMedia)
+      if (!this.holds(participant) || !permits(participant.role, participant.state, 'precheck'))
         throw new SfuError('INVALID_STATE', 'pre-call check is for waiting participants');
     } else {
       this.requireMedia(participant);
@@ -178,7 +219,7 @@ export class Room {
   }
 
   async setRtpCapabilities(participant: Participant, caps: types.RtpCapabilities): Promise<void> {
-    participant.rtpCapabilities = caps;
+    participant.setRtpCapabilities(caps);
     await this.consumeEverything(participant);
   }
 
@@ -191,7 +232,11 @@ export class Room {
   ): Promise<string> {
     const transport = this.transportOf(participant, transportId);
     const precheck = participant.precheckTransportIds.has(transportId);
-    if (!precheck) this.requireMedia(participant);
+    if (!precheck) this.requireMedia(participant, 'publish');
+    else if (!permits(participant.role, participant.state, 'precheck'))
+      throw new SfuError('INVALID_STATE', 'pre-call check is for waiting participants');
+    // Nothing in clear reaches others in an e2eeRequired room (a pre-call check loops back only).
+    if (!precheck && this.options.e2eeRequired && !participant.e2ee) throw new SfuError('E2EE_REQUIRED');
     if (participant.transportDirections.get(transportId) !== 'send')
       throw new SfuError('INVALID_STATE', 'not a send transport');
     if (participant.producers.size >= this.deps.limits.maxProducersPerParticipant) {
@@ -228,7 +273,7 @@ export class Room {
    * on this router) as the participant's own, and offers it to the room.
    */
   async adoptProducer(participant: Participant, producer: types.Producer): Promise<void> {
-    this.requireMedia(participant);
+    this.requireMedia(participant, 'publish');
     participant.producers.set(producer.id, producer);
     this.deps.metrics.producers.inc({ kind: producer.kind });
     producer.observer.once('close', () => {
@@ -240,11 +285,11 @@ export class Room {
 
   /** Every other admitted participant gets a consumer of the producer. */
   private async offer(participant: Participant, producer: types.Producer): Promise<void> {
-    if (participant.state === 'admitted') participant.transition('startMedia');
-    for (const other of this.participants.values()) {
+    this.markMediaStarted(participant);
+    for (const other of this.#participants.values()) {
       if (other !== participant) await this.consumeSafely(other, participant, producer);
     }
-    this.events.emit('producerAdded', producer, participant);
+    this.events.emit('mediaAdded', producer, participant);
   }
 
   producerOf(participant: Participant, producerId: string): types.Producer {
@@ -262,7 +307,7 @@ export class Room {
   /** An explicit subscription; the producer must belong to an admitted participant of this room. */
   async consumeById(receiver: Participant, producerId: string): Promise<void> {
     this.requireMedia(receiver);
-    for (const owner of this.participants.values()) {
+    for (const owner of this.#participants.values()) {
       const producer = owner.producers.get(producerId);
       if (producer && owner !== receiver && owner.mayExchangeMedia) {
         if (!receiver.recvTransport() || !receiver.rtpCapabilities)
@@ -283,7 +328,7 @@ export class Room {
     label: string,
     protocol: string,
   ): Promise<string> {
-    this.requireMedia(participant);
+    this.requireMedia(participant, 'publish');
     const transport = this.transportOf(participant, transportId);
     if (participant.dataProducers.size >= this.deps.limits.maxProducersPerParticipant) {
       throw new SfuError('LIMIT_EXCEEDED', 'data producers');
@@ -303,7 +348,7 @@ export class Room {
     }
     participant.dataProducers.set(dataProducer.id, dataProducer);
     dataProducer.observer.once('close', () => participant.dataProducers.delete(dataProducer.id));
-    for (const other of this.participants.values()) {
+    for (const other of this.#participants.values()) {
       if (other !== participant) await this.consumeDataSafely(other, participant, dataProducer);
     }
     return dataProducer.id;
@@ -340,7 +385,7 @@ export class Room {
   /** Passes an opaque end-to-end encryption blob between two admitted participants of this room. */
   relayE2ee(from: Participant, to: string, payload: string): void {
     this.requireMedia(from);
-    const recipient = this.participants.get(to);
+    const recipient = this.#participants.get(to);
     if (!recipient || recipient === from || !recipient.mayExchangeMedia) throw new SfuError('NOT_FOUND');
     recipient.link?.notify('e2eeMessage', { from: from.id, payload });
   }
@@ -352,39 +397,55 @@ export class Room {
     this.deps.onRenderSize?.(participant, consumer, width, height);
   }
 
-  /** Removes a participant from the room for good, closing its media. */
-  removeParticipant(participant: Participant, reason: 'left' | 'timeout' | 'removed' | 'declined'): void {
-    if (!this.participants.has(participant.id)) return;
-    clearTimeout(participant.graceTimer);
+  /**
+   * Removes a participant from the room for good, closing its media. Only the current incarnation
+   * is removed: an older one (a stale socket's, a late timer's) finds itself gone and nothing happens.
+   */
+  removeParticipant(participant: Participant, reason: DepartureReason): boolean {
+    if (!this.holds(participant)) return false;
+    participant.stopGrace();
     participant.closeMedia();
-    this.participants.delete(participant.id);
-    this.broadcast('participantLeft', { participantId: participant.id, reason });
+    this.#participants.delete(participant.id);
+    this.broadcast('participantLeft', {
+      participantId: participant.id,
+      reason: reason === 'replaced' ? 'left' : reason,
+    });
+    this.events.emit('removed', participant, reason);
+    return true;
   }
 
   close(reason: 'ended' | 'server-shutdown'): void {
     if (this.closed) return;
     this.closed = true;
-    for (const participant of this.participants.values()) {
-      clearTimeout(participant.graceTimer);
+    for (const participant of this.#participants.values()) {
+      participant.stopGrace();
       participant.link?.notify('roomClosed', { reason });
-      participant.link?.close('room closed');
+      participant.detach()?.close('room closed');
       participant.closeMedia();
+      this.events.emit('removed', participant, 'removed');
     }
-    this.participants.clear();
+    this.#participants.clear();
     this.router.close();
     for (const span of this.spans) span.router.close();
     this.spans = [];
     this.deps.onClosed(this);
   }
 
-  private requireMedia(participant: Participant): void {
+  /** The permission table decides; a participant that is not (or no longer) the room's own is refused too. */
+  private requireMedia(participant: Participant, action: Action = 'receive'): void {
     if (this.closed) throw new SfuError('ROOM_CLOSED');
-    if (!participant.mayExchangeMedia) throw new SfuError('NOT_ADMITTED');
+    if (!this.holds(participant) || !permits(participant.role, participant.state, action))
+      throw new SfuError('NOT_ADMITTED');
+  }
+
+  /** The participant's first media (its own producer, or a consumer it resumed). */
+  markMediaStarted(participant: Participant): void {
+    if (participant.state === 'admitted') participant.transition('startMedia');
   }
 
   private async consumeEverything(receiver: Participant): Promise<void> {
     if (!receiver.mayExchangeMedia || !receiver.recvTransport()) return;
-    for (const owner of this.participants.values()) {
+    for (const owner of this.#participants.values()) {
       if (owner === receiver || !owner.mayExchangeMedia) continue;
       if (receiver.rtpCapabilities) {
         for (const producer of owner.producers.values()) await this.consumeSafely(receiver, owner, producer);
@@ -413,10 +474,8 @@ export class Room {
     producer: types.Producer,
   ): Promise<boolean> {
     // Rights first: membership and admission of both sides. canConsume() is only a codec check.
-    if (!receiver.mayExchangeMedia || !owner.mayExchangeMedia || producer.closed) return false;
+    if (!this.mayFlow(owner, receiver) || producer.closed) return false;
     if ((producer.appData as { precheck?: boolean }).precheck) return false;
-    if (this.participants.get(owner.id) !== owner || this.participants.get(receiver.id) !== receiver)
-      return false;
     const transport = receiver.recvTransport();
     const caps = receiver.rtpCapabilities;
     if (!transport || !caps) return false;
@@ -435,6 +494,20 @@ export class Room {
     });
     this.registerConsumer(receiver, owner, producer, consumer);
     return true;
+  }
+
+  /**
+   * Whether media may flow from `owner` to `receiver`: both current incarnations of this room, the
+   * owner allowed to publish and the receiver to receive in their present states.
+   */
+  mayFlow(owner: Participant, receiver: Participant, action: Action = 'receive'): boolean {
+    return (
+      owner !== receiver &&
+      this.holds(owner) &&
+      this.holds(receiver) &&
+      permits(owner.role, owner.state, 'publish') &&
+      permits(receiver.role, receiver.state, action)
+    );
   }
 
   /** What `consumerAdded` says of a consumer (also listed again on resume). */
@@ -479,13 +552,13 @@ export class Room {
     receiver.link?.notify('consumerAdded', this.announcement(consumer));
   }
 
-  /** Device readings go to practitioners only. */
+  /** Device readings go only where the table allows (practitioners). */
   private async consumeDataSafely(
     receiver: Participant,
     owner: Participant,
     dataProducer: types.DataProducer,
   ) {
-    if (receiver.role !== 'practitioner' || !receiver.mayExchangeMedia || !owner.mayExchangeMedia) return;
+    if (!this.mayFlow(owner, receiver, 'receiveDeviceData')) return;
     const transport = receiver.recvTransport();
     if (!transport?.sctpParameters) return;
     for (const existing of receiver.dataConsumers.values())
@@ -517,9 +590,9 @@ export class Room {
       if (this.closed || (router !== this.router && !this.spans.some((s) => s.router === router))) return;
       this.log.warn({ workerPid: this.workerPid }, 'room lost its media worker; moving to another');
       this.deps.onMediaLost(this);
-      for (const participant of this.participants.values()) {
+      for (const participant of this.#participants.values()) {
         participant.closeMedia();
-        participant.router = undefined;
+        participant.placeOn(undefined);
       }
       for (const span of this.spans) span.router.close();
       this.spans = [];
@@ -550,7 +623,7 @@ export class Room {
     if (limit > 0 && this.consumersOn(this.router) >= limit) {
       placement = this.spans.find((s) => this.consumersOn(s.router) < limit) ?? (await this.addSpan());
     }
-    participant.router = placement.router;
+    participant.placeOn(placement.router);
     return placement;
   }
 
@@ -560,7 +633,7 @@ export class Room {
 
   private consumersOn(router: types.Router): number {
     let count = 0;
-    for (const p of this.participants.values()) if (this.routerOf(p) === router) count += p.consumers.size;
+    for (const p of this.#participants.values()) if (this.routerOf(p) === router) count += p.consumers.size;
     return count;
   }
 

@@ -13,6 +13,7 @@ import { Room } from './room.js';
 import { Participant, type ParticipantIdentity, type ParticipantLink } from './participant.js';
 import type { ConsultationRecord } from './consultationRecord.js';
 import { WaitingRoom } from './waitingRoom.js';
+import { admissionRule } from '../protocol/permissions.js';
 
 export const DEFAULT_ROOM_OPTIONS: RoomOptions = {
   waitingRoom: true,
@@ -20,6 +21,24 @@ export const DEFAULT_ROOM_OPTIONS: RoomOptions = {
   phoneAllowed: true,
   maxParticipants: 4,
 };
+
+/**
+ * The options a new room gets: the caller's, over the defaults. A maximum above the server's limit
+ * is refused naming the limit, never lowered in silence; an omitted one is the default, within it.
+ */
+export function roomOptionsWithin(options: Partial<RoomOptions>, limits: Config['limits']): RoomOptions {
+  const limit = limits.maxParticipantsPerRoom;
+  if (options.maxParticipants !== undefined && options.maxParticipants > limit)
+    throw new SfuError(
+      'MESSAGE_INVALID',
+      `maxParticipants ${options.maxParticipants} exceeds limits.maxParticipantsPerRoom (${limit})`,
+    );
+  return {
+    ...DEFAULT_ROOM_OPTIONS,
+    ...options,
+    maxParticipants: options.maxParticipants ?? Math.min(DEFAULT_ROOM_OPTIONS.maxParticipants, limit),
+  };
+}
 
 export interface RoomRegistryEvents {
   /** A room was created: attach per-room services (quality control, phone bridge). */
@@ -44,6 +63,8 @@ export interface RoomRegistryDeps {
 export class RoomRegistry extends EventEmitter<RoomRegistryEvents> {
   private readonly rooms = new Map<string, Room>();
   private readonly byResumeToken = new Map<string, { room: Room; participant: Participant }>();
+  /** Joins in progress per (room, identity), chained (see serialized). */
+  private readonly joining = new Map<string, Promise<void>>();
   private readonly log: Logger;
   readonly waitingRoom: WaitingRoom;
   draining = false;
@@ -81,14 +102,7 @@ export class RoomRegistry extends EventEmitter<RoomRegistryEvents> {
     if (this.rooms.size >= config.limits.maxRooms) throw new SfuError('ROOM_LIMIT_REACHED');
     const id = roomId ?? `room_${randomUUID()}`;
     if (this.rooms.has(id)) throw new SfuError('INVALID_STATE', 'room exists');
-    const merged: RoomOptions = {
-      ...DEFAULT_ROOM_OPTIONS,
-      ...options,
-      maxParticipants: Math.min(
-        options.maxParticipants ?? DEFAULT_ROOM_OPTIONS.maxParticipants,
-        config.limits.maxParticipantsPerRoom,
-      ),
-    };
+    const merged = roomOptionsWithin(options, config.limits);
     await this.deps.record.created(
       id,
       {
@@ -134,45 +148,72 @@ export class RoomRegistry extends EventEmitter<RoomRegistryEvents> {
     if (phone) {
       if (!room.options.phoneAllowed)
         throw new SfuError('FORBIDDEN_FOR_ROLE', 'phone not allowed in this room');
-    } else if (room.options.e2eeRequired && !keys.e2ee && claims.role !== 'observer') {
+    } else if (room.options.e2eeRequired && !keys.e2ee) {
+      // Every role alike: an observer without E2EE would render the others' frames undecryptable
+      // and could publish in clear to them (docs/encryption.md).
       throw new SfuError('E2EE_REQUIRED');
     }
-    const existing = room.participants.get(claims.sub);
-    if (existing) {
-      await this.deps.record.record(room.id, 'participant.left', {
-        participantId: existing.id,
-        reason: 'replaced',
-      });
-      this.detach(existing);
-      room.removeParticipant(existing, 'left');
-      existing.link?.close('replaced by a new connection');
-    }
-    if (room.activeParticipants().length >= room.options.maxParticipants) throw new SfuError('ROOM_FULL');
-    const participant = new Participant(
-      {
-        id: claims.sub,
-        role: claims.role,
-        displayName: claims.name ?? '',
-        rpps: claims.rpps,
-        identityStatus: claims.idStatus,
-      },
-      'invited',
-      this.newResumeToken(),
+    // One join at a time per (room, identity): at most one live incarnation, whatever the timing.
+    return this.serialized(`${room.id}\n${claims.sub}`, async () => {
+      const existing = room.participants.get(claims.sub);
+      if (existing) await this.replace(room, existing);
+      if (room.closed) throw new SfuError('ACCESS_DENIED');
+      if (room.activeParticipants().length >= room.options.maxParticipants) throw new SfuError('ROOM_FULL');
+      const participant = new Participant(
+        {
+          id: claims.sub,
+          role: claims.role,
+          displayName: claims.name ?? '',
+          rpps: claims.rpps,
+          identityStatus: claims.idStatus,
+        },
+        this.newResumeToken(),
+        { e2ee: keys.e2ee, e2eeKey: keys.e2eeKey, phone: phone !== undefined },
+        link,
+      );
+      await this.waitingRoom.arrive(room, participant);
+      if (phone?.consentGiven && participant.role === 'patient') {
+        participant.recordConsent('teleconsultation');
+        participant.transition('consent');
+      }
+      if (room.closed) throw new SfuError('ACCESS_DENIED');
+      room.add(participant);
+      this.byResumeToken.set(participant.resumeToken, { room, participant });
+      room.broadcast('participantJoined', { participant: participant.info() }, participant);
+      if (participant.mayExchangeMedia) await room.onAdmitted(participant);
+      return { room, participant };
+    });
+  }
+
+  /** Runs `task` after every earlier task of the same key. */
+  private async serialized<T>(key: string, task: () => Promise<T>): Promise<T> {
+    const before = this.joining.get(key) ?? Promise.resolve();
+    const run = before.then(task, task);
+    const settled = run.then(
+      () => undefined,
+      () => undefined,
     );
-    participant.e2ee = keys.e2ee;
-    participant.e2eeKey = keys.e2eeKey;
-    participant.link = link;
-    participant.phone = phone !== undefined;
-    await this.waitingRoom.arrive(room, participant);
-    if (phone?.consentGiven && participant.role === 'patient') {
-      participant.consents.add('teleconsultation');
-      participant.transition('consent');
-    }
-    room.participants.set(participant.id, participant);
-    this.byResumeToken.set(participant.resumeToken, { room, participant });
-    room.broadcast('participantJoined', { participant: participant.info() }, participant);
-    if (participant.mayExchangeMedia) await room.onAdmitted(participant);
-    return { room, participant };
+    this.joining.set(key, settled);
+    void settled.then(() => {
+      if (this.joining.get(key) === settled) this.joining.delete(key);
+    });
+    return run;
+  }
+
+  /**
+   * Ends an incarnation replaced by a new join of the same identity. Its link is cut before its
+   * socket is closed, so that socket, once it closes, and its timers find nothing to act on.
+   */
+  private async replace(room: Room, existing: Participant): Promise<void> {
+    await this.deps.record.record(room.id, 'participant.left', {
+      participantId: existing.id,
+      reason: 'replaced',
+    });
+    existing.end('leave');
+    this.detach(existing);
+    const oldLink = existing.detach();
+    room.removeParticipant(existing, 'replaced');
+    oldLink?.close('replaced by a new connection');
   }
 
   /**
@@ -189,11 +230,13 @@ export class RoomRegistry extends EventEmitter<RoomRegistryEvents> {
   ): Promise<{ room: Room; participant: Participant }> {
     if (room.participants.has(identity.id)) throw new SfuError('RESUME_REJECTED');
     if (room.activeParticipants().length >= room.options.maxParticipants) throw new SfuError('ROOM_FULL');
-    const participant = new Participant(identity, 'invited', this.newResumeToken());
-    participant.e2ee = keys.e2ee;
-    participant.e2eeKey = keys.e2eeKey;
-    participant.link = link;
-    if (wasAdmitted && identity.role !== 'practitioner') {
+    const participant = new Participant(
+      identity,
+      this.newResumeToken(),
+      { e2ee: keys.e2ee, e2eeKey: keys.e2eeKey },
+      link,
+    );
+    if (wasAdmitted && admissionRule(identity.role) !== 'on-arrival') {
       participant.transition('arriveAdmitted');
       await this.deps.record.record(room.id, 'participant.admitted', {
         participantId: identity.id,
@@ -202,7 +245,8 @@ export class RoomRegistry extends EventEmitter<RoomRegistryEvents> {
     } else {
       await this.waitingRoom.arrive(room, participant);
     }
-    room.participants.set(participant.id, participant);
+    if (room.participants.has(identity.id)) throw new SfuError('RESUME_REJECTED');
+    room.add(participant);
     this.byResumeToken.set(participant.resumeToken, { room, participant });
     this.deps.record.incident(room.id, 'reconnected', participant.id, 'node-failover');
     room.broadcast('participantJoined', { participant: participant.info() }, participant);
@@ -212,43 +256,45 @@ export class RoomRegistry extends EventEmitter<RoomRegistryEvents> {
 
   /** After the join answer is sent: auto-admission and the practitioners' waiting list. */
   async afterJoin(room: Room, participant: Participant): Promise<void> {
+    this.waitingRoom.requestOpenConsents(room, participant);
     await this.waitingRoom.settle(room, participant);
   }
 
   /** Re-attaches a connection to a participant kept during the grace period. */
   resume(resumeToken: string, link: ParticipantLink): { room: Room; participant: Participant } {
     const entry = this.byResumeToken.get(resumeToken);
-    if (!entry || entry.room.closed || !entry.participant.active) throw new SfuError('RESUME_REJECTED');
+    if (!entry || entry.room.closed || !entry.participant.active || !entry.room.holds(entry.participant))
+      throw new SfuError('RESUME_REJECTED');
     const { room, participant } = entry;
-    clearTimeout(participant.graceTimer);
-    participant.graceTimer = undefined;
-    const previous = participant.link;
-    participant.link = link;
+    const previous = participant.attach(link);
     previous?.close('resumed elsewhere');
     this.byResumeToken.delete(resumeToken);
-    participant.resumeToken = this.newResumeToken();
+    participant.renewResumeToken(this.newResumeToken());
     this.byResumeToken.set(participant.resumeToken, entry);
     if (!previous) this.deps.record.incident(room.id, 'reconnected', participant.id);
     room.broadcast('participantUpdated', { participant: participant.info() }, participant);
     return entry;
   }
 
-  /** The connection dropped: keep the participant for the grace period, then remove it. */
+  /**
+   * The connection `link` dropped: keep the participant for the grace period, then remove it.
+   * A link that is no longer the participant's (replaced, resumed elsewhere), or a participant
+   * that is no longer the room's current incarnation, changes nothing.
+   */
   disconnected(room: Room, participant: Participant, link: ParticipantLink): void {
-    if (participant.link !== link || !room.participants.has(participant.id)) return;
-    participant.link = undefined;
+    if (!room.holds(participant) || !participant.active || !participant.detach(link)) return;
     this.deps.record.incident(room.id, 'connection-lost', participant.id);
     room.broadcast('participantUpdated', { participant: participant.info() }, participant);
-    participant.graceTimer = setTimeout(() => {
+    participant.startGrace(this.deps.config.auth.resumeGraceS * 1000, () => {
+      if (!room.holds(participant)) return;
       void this.deps.record
         .record(room.id, 'participant.left', { participantId: participant.id, reason: 'timeout' })
         .catch(() => undefined);
-      participant.transition('leave');
+      participant.end('leave');
       this.detach(participant);
       room.removeParticipant(participant, 'timeout');
       this.waitingRoom.publishWaitingList(room);
-    }, this.deps.config.auth.resumeGraceS * 1000);
-    participant.graceTimer.unref();
+    });
   }
 
   /** The participant leaves by itself. */
@@ -272,12 +318,9 @@ export class RoomRegistry extends EventEmitter<RoomRegistryEvents> {
 
   /** Takes a participant out (records are the caller's). */
   leave(room: Room, participant: Participant, reason: 'left' | 'removed' | 'declined'): void {
-    if (participant.active) {
-      participant.transition(reason === 'left' ? 'leave' : reason === 'removed' ? 'remove' : 'decline');
-    }
+    participant.end(reason === 'left' ? 'leave' : reason === 'removed' ? 'remove' : 'decline');
     this.detach(participant);
-    const link = participant.link;
-    participant.link = undefined;
+    const link = participant.detach();
     room.removeParticipant(participant, reason);
     if (reason !== 'left') link?.close(reason);
     this.waitingRoom.publishWaitingList(room);
@@ -356,9 +399,11 @@ export class RoomRegistry extends EventEmitter<RoomRegistryEvents> {
     return `rt_${randomBytes(24).toString('base64url')}`;
   }
 
+  /** Forgets the participant's resume token and stops its grace timer. */
   private detach(participant: Participant): void {
-    this.byResumeToken.delete(participant.resumeToken);
-    clearTimeout(participant.graceTimer);
+    if (this.byResumeToken.get(participant.resumeToken)?.participant === participant)
+      this.byResumeToken.delete(participant.resumeToken);
+    participant.stopGrace();
   }
 
   private forget(room: Room): void {

@@ -3,6 +3,7 @@ import type { ConsentPurpose, ConsentRegistry } from '../consent/consentRegistry
 import type { PrecheckResult, RequestParams, WaitingEntry } from '../protocol/messages.js';
 import type { ConsultationRecord } from './consultationRecord.js';
 import { isThirdParty, type Participant } from './participant.js';
+import { admissionRule, permits, roleMay, type Action } from '../protocol/permissions.js';
 import type { Room } from './room.js';
 
 export type RemoveFn = (
@@ -29,7 +30,7 @@ export class WaitingRoom {
 
   async arrive(room: Room, participant: Participant): Promise<void> {
     const { id: participantId, role } = participant.identity;
-    if (role === 'practitioner') {
+    if (admissionRule(role) === 'on-arrival') {
       participant.transition('arriveAdmitted');
       await this.record.record(room.id, 'participant.admitted', {
         participantId,
@@ -51,18 +52,35 @@ export class WaitingRoom {
         role,
         participantId,
       });
-      const text = this.consentTexts.current('third-party');
-      for (const patient of this.patients(room)) {
-        patient.link?.notify('consentRequested', {
-          purpose: 'third-party',
-          participantId,
-          role,
-          text: { ...text },
-        });
-      }
+      for (const patient of this.patients(room)) this.askConsent(patient, participant);
     } else {
       this.record.participantWaiting(room.id, participantId, role);
     }
+  }
+
+  /**
+   * Asks a patient for every third-party consent still open: a patient who arrives after the third
+   * party, or comes back on a new connection, must be asked too (arrival only asks those present).
+   */
+  requestOpenConsents(room: Room, patient: Participant): void {
+    if (!roleMay(patient.role, 'consent') || !patient.active) return;
+    for (const thirdParty of room.activeParticipants()) {
+      if (
+        isThirdParty(thirdParty.role) &&
+        !thirdParty.mayExchangeMedia &&
+        !thirdParty.coveredByPatientConsent
+      )
+        this.askConsent(patient, thirdParty);
+    }
+  }
+
+  private askConsent(patient: Participant, thirdParty: Participant): void {
+    patient.link?.notify('consentRequested', {
+      purpose: 'third-party',
+      participantId: thirdParty.id,
+      role: thirdParty.role,
+      text: { ...this.consentTexts.current('third-party') },
+    });
   }
 
   /** Called after arrival and after each consent: admits automatically where the room allows it. */
@@ -78,7 +96,7 @@ export class WaitingRoom {
     patient: Participant,
     params: RequestParams<'giveConsent'>,
   ): Promise<Participant[]> {
-    if (patient.role !== 'patient') throw new SfuError('FORBIDDEN_FOR_ROLE');
+    this.require(patient, 'consent');
     const consent = this.consentReference(params.purpose);
     if (
       consent.textId !== params.textId ||
@@ -94,12 +112,12 @@ export class WaitingRoom {
         consent,
         requestId: thirdParty.id,
       });
-      thirdParty.coveredByPatientConsent = true;
+      thirdParty.setCoveredByPatientConsent(true);
       await this.settle(room, thirdParty);
       return [thirdParty];
     }
     await this.record.record(room.id, 'consent.given', { participantId: patient.id, consent });
-    patient.consents.add(params.purpose);
+    patient.recordConsent(params.purpose);
     if (params.purpose === 'teleconsultation' && patient.state === 'waiting') patient.transition('consent');
     patient.link?.notify('admissionChanged', { state: patient.state });
     await this.settle(room, patient);
@@ -111,7 +129,7 @@ export class WaitingRoom {
     patient: Participant,
     params: RequestParams<'withdrawConsent'>,
   ): Promise<void> {
-    if (patient.role !== 'patient') throw new SfuError('FORBIDDEN_FOR_ROLE');
+    this.require(patient, 'consent');
     const consent = this.consentReference(params.purpose);
     if (params.purpose === 'third-party') {
       const thirdParty = this.thirdPartyFor(room, params.coversParticipantId);
@@ -121,7 +139,8 @@ export class WaitingRoom {
         consent,
         requestId: thirdParty.id,
       });
-      thirdParty.coveredByPatientConsent = false;
+      thirdParty.setCoveredByPatientConsent(false);
+      room.events.emit('consentWithdrawn', patient, thirdParty);
       if (thirdParty.mayExchangeMedia) {
         await this.record.record(room.id, 'participant.removed', {
           participantId: thirdParty.id,
@@ -135,7 +154,8 @@ export class WaitingRoom {
     }
     if (!patient.consents.has(params.purpose)) throw new SfuError('INVALID_STATE', 'no such consent');
     await this.record.record(room.id, 'consent.withdrawn', { participantId: patient.id, consent });
-    patient.consents.delete(params.purpose);
+    patient.forgetConsent(params.purpose);
+    room.events.emit('consentWithdrawn', patient, undefined);
     if (params.purpose !== 'teleconsultation') return;
     if (patient.state === 'consented') {
       patient.transition('withdrawConsent');
@@ -165,7 +185,7 @@ export class WaitingRoom {
     const target = this.waitingParticipant(room, targetId);
     target.transition('hold');
     await this.record.record(room.id, 'participant.held', { participantId: target.id, by: by.id });
-    target.heldMessage = message;
+    target.setHeldMessage(message);
     target.link?.notify('admissionChanged', { state: target.state, message });
     this.publishWaitingList(room);
   }
@@ -181,7 +201,7 @@ export class WaitingRoom {
 
   reportPrecheck(room: Room, participant: Participant, result: PrecheckResult): void {
     if (participant.mayExchangeMedia) throw new SfuError('INVALID_STATE', 'already admitted');
-    participant.precheck = result;
+    participant.setPrecheck(result);
     this.publishWaitingList(room);
   }
 
@@ -205,7 +225,9 @@ export class WaitingRoom {
   }
 
   publishWaitingList(room: Room): void {
-    const practitioners = room.activeParticipants().filter((p) => p.role === 'practitioner');
+    const practitioners = room
+      .activeParticipants()
+      .filter((p) => permits(p.role, p.state, 'manageWaitingRoom'));
     if (practitioners.length === 0) return;
     const entries = this.entries(room);
     for (const practitioner of practitioners) practitioner.link?.notify('waitingListChanged', { entries });
@@ -224,10 +246,14 @@ export class WaitingRoom {
   }
 
   private consentSatisfied(participant: Participant): boolean {
-    if (participant.role === 'practitioner') return true;
-    if (participant.role === 'patient')
-      return participant.consents.has('teleconsultation' satisfies ConsentPurpose);
-    return participant.coveredByPatientConsent;
+    switch (admissionRule(participant.role)) {
+      case 'on-arrival':
+        return true;
+      case 'own-consent':
+        return participant.consents.has('teleconsultation' satisfies ConsentPurpose);
+      case 'patient-consent':
+        return participant.coveredByPatientConsent;
+    }
   }
 
   private async admitNow(room: Room, target: Participant, by: Participant | undefined): Promise<void> {
@@ -245,7 +271,7 @@ export class WaitingRoom {
       ...(by ? { admittedBy: by.id } : {}),
       ...(target.identity.identityStatus ? { identityStatus: target.identity.identityStatus } : {}),
     });
-    target.heldMessage = null;
+    target.setHeldMessage(null);
     room.closePrecheck(target);
     target.link?.notify('admissionChanged', { state: target.state });
     room.broadcast('participantUpdated', { participant: target.info() }, target);
@@ -253,7 +279,13 @@ export class WaitingRoom {
   }
 
   private requirePractitioner(participant: Participant): void {
-    if (participant.role !== 'practitioner') throw new SfuError('FORBIDDEN_FOR_ROLE');
+    this.require(participant, 'manageWaitingRoom');
+  }
+
+  /** The permission table: a role that never may is FORBIDDEN_FOR_ROLE, a state that may not is INVALID_STATE. */
+  private require(participant: Participant, action: Action): void {
+    if (!roleMay(participant.role, action)) throw new SfuError('FORBIDDEN_FOR_ROLE');
+    if (!permits(participant.role, participant.state, action)) throw new SfuError('INVALID_STATE');
   }
 
   private waitingParticipant(room: Room, id: string): Participant {
@@ -269,7 +301,8 @@ export class WaitingRoom {
     return target;
   }
 
+  /** Those who give consents (patients). */
   private patients(room: Room): Participant[] {
-    return room.activeParticipants().filter((p) => p.role === 'patient');
+    return room.activeParticipants().filter((p) => roleMay(p.role, 'consent'));
   }
 }

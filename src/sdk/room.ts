@@ -18,6 +18,7 @@ import {
   simulcastEncodings,
 } from './publishing.js';
 import { PrecheckLoop } from './precheck.js';
+import { roleMay } from '../protocol/permissions.js';
 import type { ConnectionState, JoinResult, ResumeResult, Session } from './session.js';
 import type { AnyNotification } from './signallingSocket.js';
 import type {
@@ -1029,7 +1030,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     const couldExchange = this.mayExchangeMedia;
     this.updateSelf(result.self);
     // Waiting-list notifications sent while we were away are lost: fetch the list again.
-    if (this.selfInfo.role === 'practitioner') void this.refreshWaitingList();
+    if (roleMay(this.selfInfo.role, 'manageWaitingRoom')) void this.refreshWaitingList();
     if (!couldExchange) {
       // Still waiting: a pre-call check carries on (updateSelf started media if admitted meanwhile).
       if (WAITING_STATES.has(this.selfInfo.state))

@@ -9,6 +9,8 @@ import type {
   WaitingEntry,
 } from '../protocol/messages.js';
 import type { E2eeOptions, EncryptionState } from './e2ee/endToEndEncryption.js';
+/** Roles and what each may do come from the server's permission table (docs/authorization.md). */
+export type { Action, Role } from '../protocol/permissions.js';
 import type { TeleconsultError } from './errors.js';
 import type { Locale } from './messages.js';
 import type { ReconnectPolicy } from './reconnectPolicy.js';

@@ -110,7 +110,7 @@ export class SignallingConnection {
         this.ctx.metrics.joinSeconds.observe((performance.now() - this.openedAt) / 1000);
       }
       this.send({ id, ok: true, result });
-      if (method === 'resume') this.replayHold();
+      if (method === 'resume') this.replayPending();
     } catch (err) {
       this.ctx.metrics.wsMessages.inc({ method, outcome: 'error' });
       if (isSfuError(err)) {
@@ -122,11 +122,13 @@ export class SignallingConnection {
     }
   }
 
-  /** A hold message sent while the participant was away must not be lost with its old socket. */
-  private replayHold(): void {
-    const participant = this.member?.participant;
-    if (participant?.heldMessage && !participant.mayExchangeMedia)
+  /** What was said while the participant was away must not be lost with its old socket. */
+  private replayPending(): void {
+    if (!this.member) return;
+    const { room, participant } = this.member;
+    if (participant.heldMessage && !participant.mayExchangeMedia)
       this.notify('admissionChanged', { state: participant.state, message: participant.heldMessage });
+    this.ctx.rooms.waitingRoom.requestOpenConsents(room, participant);
   }
 
   private setMember(member: { room: Room; participant: Participant }): void {

@@ -5,7 +5,7 @@ import type { JoinTokenVerifier } from '../auth/joinTokens.js';
 import type { RoomRegistry } from '../rooms/roomRegistry.js';
 import type { InvitationStore } from '../auth/invitations.js';
 import type { ConsentRegistry } from '../consent/consentRegistry.js';
-import type { ClusterRouting } from '../cluster/clusterNode.js';
+import type { RoomService } from '../rooms/roomService.js';
 
 /** The services signalling handlers use. */
 export interface SignallingContext {
@@ -16,6 +16,6 @@ export interface SignallingContext {
   rooms: RoomRegistry;
   invitations: InvitationStore;
   consentTexts: ConsentRegistry;
-  /** Cluster mode: the room may live on another node, or come here from a dead one. */
-  cluster?: ClusterRouting | undefined;
+  /** Finds, joins and resumes rooms, wherever they live (local or clustered). */
+  roomService: RoomService;
 }

@@ -1,5 +1,5 @@
 import type { types } from 'mediasoup';
-import { SfuError, isSfuError } from '../errors/catalogue.js';
+import { SfuError } from '../errors/catalogue.js';
 import { turnCredentials } from '../cluster/turnCredentials.js';
 import {
   PROTOCOL_VERSION,
@@ -63,17 +63,11 @@ export const HANDLERS: { [M in Method]: Handler<M> } = {
     } else {
       throw new SfuError('MESSAGE_INVALID', 'give either token or accessCode');
     }
-    if (scope.ctx.cluster) {
-      // Another node hosts the room: ROOM_ELSEWHERE names it. Single use holds across nodes.
-      await scope.ctx.cluster.locate(claims.room);
-      await scope.ctx.cluster.admitJoin(claims);
-    }
-    const member = await scope.ctx.rooms.join(claims, scope.connection.link, {
+    const member = await scope.ctx.roomService.join(claims, scope.connection.link, {
       e2ee: params.capabilities?.e2ee ?? false,
       e2eeKey: params.capabilities?.e2eeKey,
     });
     scope.connection.setMember(member);
-    scope.ctx.cluster?.memberChanged(member.room, member.participant);
     // Auto-admission and the waiting list go out after the join answer.
     setImmediate(
       () => void scope.ctx.rooms.afterJoin(member.room, member.participant).catch(() => undefined),
@@ -83,16 +77,8 @@ export const HANDLERS: { [M in Method]: Handler<M> } = {
 
   async resume(scope, params) {
     if (scope.member) throw new SfuError('ALREADY_JOINED');
-    let member;
-    try {
-      member = scope.ctx.rooms.resume(params.resumeToken, scope.connection.link);
-    } catch (err) {
-      // Unknown here: in a cluster, the session may come from a node that died or lives elsewhere.
-      if (!scope.ctx.cluster || !isSfuError(err) || err.code !== 'RESUME_REJECTED') throw err;
-      member = await scope.ctx.cluster.resume(params.resumeToken, scope.connection.link);
-    }
+    const member = await scope.ctx.roomService.resume(params.resumeToken, scope.connection.link);
     scope.connection.setMember(member);
-    scope.ctx.cluster?.memberChanged(member.room, member.participant);
     return Promise.resolve({
       ...joinResult(scope, member.room, member.participant),
       transportIds: [...member.participant.transports.keys()],
@@ -179,7 +165,7 @@ export const HANDLERS: { [M in Method]: Handler<M> } = {
   async resumeConsumer(scope, params) {
     const { room, participant } = joined(scope);
     await room.consumerOf(participant, params.consumerId).resume();
-    if (participant.state === 'admitted') participant.state = 'in-call';
+    room.markMediaStarted(participant);
     return ok;
   },
 

@@ -48,12 +48,17 @@ export class SignallingServer {
       socket.end('HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\n\r\n');
       return;
     }
+    // The slot is taken before the handshake: give it back when the socket goes, whether the
+    // handshake succeeded or the library refused it (bad key or version never reach the callback).
+    let released = false;
+    socket.once('close', () => {
+      if (released) return;
+      released = true;
+      this.perAddress.close(address);
+    });
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       this.ctx.metrics.wsConnections.inc();
-      ws.once('close', () => {
-        this.perAddress.close(address);
-        this.ctx.metrics.wsConnections.dec();
-      });
+      ws.once('close', () => this.ctx.metrics.wsConnections.dec());
       new SignallingConnection(ws, this.ctx, address);
     });
   }

@@ -5,6 +5,7 @@ import { RequestError, SignallingClient } from '../support/signallingClient.js';
 import { subscriberRtpCapabilities } from '../../bench/peer/index.js';
 import { FINGERPRINT, rtpParameters } from '../fuzz/signallingSession.js';
 import { ROLES, readMatrix, type MatrixRow, type MatrixState } from './authorizationMatrix.js';
+import { admissionRule } from '../../src/protocol/permissions.js';
 
 /**
  * The authorization matrix, driven cell by cell through real connections: for every role, every
@@ -155,6 +156,10 @@ async function buildRoomB(clients: SignallingClient[]): Promise<Objects> {
   };
 }
 
+/** The scene follows the role's admission rule (permission table), not its name. */
+const ownConsent = (role: Role) => admissionRule(role) === 'own-consent';
+const admittedOnArrival = (role: Role) => admissionRule(role) === 'on-arrival';
+
 /** A consultation with the sender in exactly the column's role and state. */
 async function buildScene(role: Role, state: MatrixState): Promise<Scene> {
   const clients: SignallingClient[] = [];
@@ -165,7 +170,7 @@ async function buildScene(role: Role, state: MatrixState): Promise<Scene> {
   let patProducer: string | undefined;
   let patConsumerOfDoc: Promise<string> | undefined;
   let patSend: string | undefined;
-  if (role !== 'patient') {
+  if (!ownConsent(role)) {
     await consent(pat.client, 'teleconsultation');
     await doc.client.request('admit', { participantId: 'pat' });
     const media = await mediaReady(pat.client, false);
@@ -175,8 +180,8 @@ async function buildScene(role: Role, state: MatrixState): Promise<Scene> {
     patConsumerOfDoc.catch(() => undefined);
   }
   for (const id of ['tgt1', 'tgt2', 'tgt3']) await join(roomId, id, 'assistant', clients);
-  const docIsSender = role === 'practitioner';
-  const docMedia = await mediaReady(doc.client, role !== 'patient');
+  const docIsSender = admittedOnArrival(role);
+  const docMedia = await mediaReady(doc.client, !ownConsent(role));
   let docProducer: string | undefined;
   if (!(docIsSender && setupState === 'admitted'))
     docProducer = await produceVideo(doc.client, docMedia.send);
@@ -184,31 +189,31 @@ async function buildScene(role: Role, state: MatrixState): Promise<Scene> {
   let sender = doc;
   let senderId = 'doc';
   // The patient's consent covers tgt1, so a practitioner may admit it.
-  if (role !== 'patient') await consent(pat.client, 'third-party', 'tgt1');
+  if (!ownConsent(role)) await consent(pat.client, 'third-party', 'tgt1');
   const own: Scene['own'] = {};
   if (docIsSender) {
     own.transport = docMedia.send;
     own.consumer = docMedia.consumer;
     if (docProducer) own.producer = docProducer;
   } else {
-    if (role === 'patient') {
+    if (ownConsent(role)) {
       sender = pat;
       senderId = 'pat';
     } else {
       senderId = 'sndr';
       sender = await join(roomId, senderId, role, clients);
     }
-    if (role === 'patient') await consent(sender.client, 'third-party', 'tgt1');
+    if (ownConsent(role)) await consent(sender.client, 'third-party', 'tgt1');
     if (setupState === 'waiting' || setupState === 'consented') {
       if (setupState === 'consented') {
-        if (role === 'patient') await consent(sender.client, 'teleconsultation');
+        if (ownConsent(role)) await consent(sender.client, 'teleconsultation');
         else await consent(pat.client, 'third-party', senderId);
       }
       own.transport = (
         await sender.client.request('createTransport', { direction: 'send', precheck: true })
       ).id;
     } else {
-      if (role === 'patient') await consent(sender.client, 'teleconsultation');
+      if (ownConsent(role)) await consent(sender.client, 'teleconsultation');
       else await consent(pat.client, 'third-party', senderId);
       await doc.client.request('admit', { participantId: senderId });
       await sender.client.waitFor('admissionChanged', (d) => d.state === 'admitted');
@@ -522,7 +527,7 @@ t.test('every role x operation x state cell behaves as docs/authorization.md say
       'room ended',
       'other room',
     ] as const) {
-      if (role === 'practitioner' && (state === 'waiting' || state === 'consented')) continue;
+      if (admittedOnArrival(role) && (state === 'waiting' || state === 'consented')) continue;
       if (process.env.PRINT_MATRIX) process.stderr.write(`column ${role} / ${state}\n`);
       let scene = await buildScene(role, state);
       for (const op of OPERATIONS) {

@@ -1,14 +1,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Role } from '../../src/protocol/messages.js';
+import { ROLES as TABLE_ROLES, type Role } from '../../src/protocol/permissions.js';
 
 /**
  * Reads the authorization matrix from docs/authorization.md: the one table under the heading
  * "## The matrix", one row per (operation, state), one column per role. The test drives every cell
  * against a live server and compares with what this document says, so the two cannot drift.
  */
-export const ROLES: readonly Role[] = ['practitioner', 'patient', 'assistant', 'observer'];
+/** The roles of the permission table (src/protocol/permissions.ts): one column each. */
+export const ROLES: readonly Role[] = TABLE_ROLES;
 export const STATES = ['waiting', 'consented', 'admitted', 'in-call', 'room ended', 'other room'] as const;
 export type MatrixState = (typeof STATES)[number];
 

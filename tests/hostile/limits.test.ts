@@ -6,7 +6,7 @@ import { startTestServer, type TestServer } from '../support/server.js';
 import { RequestError, SignallingClient } from '../support/signallingClient.js';
 import { subscriberRtpCapabilities } from '../../bench/peer/index.js';
 import { rtpParameters } from '../fuzz/signallingSession.js';
-import { rejections } from './metrics.js';
+import { metricValue, rejections } from './metrics.js';
 
 /**
  * Every configurable limit (src/config/schema.ts `limits`), one test each: the refusal code, and
@@ -106,6 +106,43 @@ t.test('limits.connectionsPerAddress: one more socket gets 429 TOO_MANY_CONNECTI
   for (const c of [...open, again]) c.close();
 });
 
+/** An upgrade request the WebSocket library refuses after our per-address check (bad key or version). */
+async function failedHandshake(port: number, headers: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => {
+      socket.write(
+        'GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+          `Sec-WebSocket-Protocol: ${PROTOCOL_SUBPROTOCOL}\r\n${headers}\r\n`,
+      );
+    });
+    let answer = '';
+    socket.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
+    socket.on('close', () => resolve(answer.split('\r\n')[0] ?? ''));
+    socket.on('error', reject);
+  });
+}
+
+t.test('failed WebSocket handshakes give their per-address slot back', async (t) => {
+  const port = Number(new URL(rateSrv.url).port);
+  // The previous test's sockets may still be closing: start from no connection at all.
+  for (let i = 0; i < 100 && (await metricValue(rateSrv.url, 'sfu_ws_connections')) > 0; i++)
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  for (let i = 0; i < 4; i++) {
+    const bad = await failedHandshake(port, 'Sec-WebSocket-Key: not-a-key\r\nSec-WebSocket-Version: 13\r\n');
+    t.match(bad, /^HTTP\/1\.1 400/, 'a bad key is refused by the handshake');
+    const version = await failedHandshake(
+      port,
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 7\r\n',
+    );
+    t.match(version, /^HTTP\/1\.1 400/, 'an unsupported version is refused by the handshake');
+  }
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const clients = await Promise.all([1, 2, 3].map(() => SignallingClient.open(rateSrv.wsUrl)));
+  t.pass('every slot is still free for real connections');
+  for (const c of clients) c.close();
+  await Promise.all(clients.map((c) => c.closed));
+});
+
 t.test('limits.authTimeoutMs: a connection that never joins is cut with AUTH_TIMEOUT, counted', async (t) => {
   const before = await rejections(srv.url, 'AUTH_TIMEOUT');
   const client = await SignallingClient.open(srv.wsUrl);
@@ -144,11 +181,17 @@ t.test('limits.maxRooms: one room more gets 503 ROOM_LIMIT_REACHED, counted', as
 });
 
 t.test('limits.maxParticipantsPerRoom: one participant more gets ROOM_FULL, counted', async (t) => {
-  const roomRes = await room(srv, { waitingRoom: false, maxParticipants: 50 });
+  const tooMany = await srv.rest<{ code: string; detail: string }>('POST', '/v1/rooms', {
+    options: { waitingRoom: false, maxParticipants: 50 },
+  });
+  t.equal(tooMany.status, 400, 'a room may not ask for more than the limit: no silent cap');
+  t.equal(tooMany.body.code, 'MESSAGE_INVALID');
+  t.match(tooMany.body.detail, /limits\.maxParticipantsPerRoom \(2\)/, 'the answer names the limit');
+  const roomRes = await room(srv, { waitingRoom: false });
   const roomId = roomRes.body.id;
   t.teardown(() => srv.rest('DELETE', `/v1/rooms/${roomId}`));
   const info = await srv.rest<{ options: { maxParticipants: number } }>('GET', `/v1/rooms/${roomId}`);
-  t.equal(info.body.options.maxParticipants, 2, "a room's own maximum is capped by the limit");
+  t.equal(info.body.options.maxParticipants, 2, 'without a maximum of its own, a room gets the limit');
   const before = await rejections(srv.url, 'ROOM_FULL');
   const a = await joined(srv, roomId, 'doc', 'practitioner');
   const b = await joined(srv, roomId, 'pat', 'patient');

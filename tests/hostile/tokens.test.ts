@@ -107,6 +107,16 @@ t.test(
     ).toString('base64url')}.`;
     t.same(await attempt({ token: unsigned }), DENIED, 'alg none');
     t.same(
+      await attempt({ token: await sign(claims('g'), { iat: now + 86400, exp: now + 86400 + 300 }) }),
+      DENIED,
+      'iat a day ahead: the lifetime counts from now, not from the claimed issue time',
+    );
+    t.same(
+      await attempt({ token: await sign(claims('h'), { iat: now + 300, exp: now + 400 }) }),
+      DENIED,
+      'iat minutes ahead (beyond clock skew)',
+    );
+    t.same(
       await attempt({ token: await sign(claims('f'), { iat: now, exp: now + 590 }) }),
       { joined: 'patient' },
       'within the cap it works',

@@ -187,6 +187,39 @@ t.test('a third party joins only after the patient consents and the practitioner
   }
 });
 
+t.test('a patient who arrives after the third party is asked for its consent too', async (t) => {
+  const roomId = await newRoom();
+  const doctor = await joinAs(roomId, 'doc', 'practitioner');
+  const nurse = await joinAs(roomId, 'nurse', 'assistant');
+  const interpreter = await joinAs(roomId, 'interp', 'assistant');
+  t.teardown(() => [doctor, nurse, interpreter].forEach((x) => x.client.close()));
+  const patient = await joinAs(roomId, 'pat', 'patient');
+  t.teardown(() => patient.client.close());
+  const asked = await Promise.all(
+    ['nurse', 'interp'].map((id) =>
+      patient.client.waitFor('consentRequested', (d) => d.participantId === id),
+    ),
+  );
+  t.same(
+    asked.map((n) => [n.data.purpose, n.data.role]),
+    [
+      ['third-party', 'assistant'],
+      ['third-party', 'assistant'],
+    ],
+    'one request per third party already waiting',
+  );
+  await patient.client.consent('third-party', 'nurse');
+  patient.client.close();
+  await patient.client.closed;
+  const back = await SignallingClient.open(srv.wsUrl);
+  t.teardown(() => back.close());
+  await back.request('resume', { resumeToken: patient.joined.resumeToken });
+  const again = await back.waitFor('consentRequested');
+  t.equal(again.data.participantId, 'interp', 'after a resume, only the request still open is repeated');
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  t.equal(back.notifications.filter((n) => n.notification === 'consentRequested').length, 1);
+});
+
 t.test('access codes: single use, identical refusals, and guessing is cut off by the lockout', async (t) => {
   const roomId = await newRoom();
   const invitation = await srv.rest<{ accessCode: string; participantId: string }>(
