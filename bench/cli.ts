@@ -22,16 +22,24 @@ import { renderScenarioMarkdown } from './harness/scenarioReport.js';
 import { TargetError } from './harness/target.js';
 import type { Target } from './harness/target.js';
 import { runJoinStorm } from './scenarios/joinStorm.js';
+import { runBrowserRecovery } from './scenarios/browserRecovery.js';
 import { runRest } from './scenarios/rest.js';
 import { runSignalling } from './scenarios/signalling.js';
 import { runWaitingRoom } from './scenarios/waitingRoom.js';
 import { TARGETS } from './targets/index.js';
 import { SelfTarget } from './targets/self/target.js';
 
-const SCENARIOS = ['consult', 'join-storm', 'waiting-room', 'signalling', 'rest'] as const;
+const SCENARIOS = [
+  'consult',
+  'join-storm',
+  'waiting-room',
+  'signalling',
+  'rest',
+  'browser-recovery',
+] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 /** Scenarios that need our signalling and REST API: they run on `self` only. */
-const SELF_ONLY: readonly ScenarioName[] = ['waiting-room', 'signalling', 'rest'];
+const SELF_ONLY: readonly ScenarioName[] = ['waiting-room', 'signalling', 'rest', 'browser-recovery'];
 
 const USAGE = `usage: npm run bench -- [options]
   --scenario NAME          ${SCENARIOS.join(' | ')} (default consult)
@@ -41,8 +49,10 @@ const USAGE = `usage: npm run bench -- [options]
   --repeat N               --compare: N rounds, the targets' order reversed every other round;
                            figures are medians over the rounds (default 1)
   --sessions N             consult: sessions (default 5); join-storm: sessions, two joins each (default 20);
-                           waiting-room: patients (default 20); signalling: idle connections (default 1000)
+                           waiting-room: patients (default 20); signalling: idle connections (default 1000);
+                           browser-recovery: network cuts (default 5)
   --duration S             consult: seconds measured per level (default 20); signalling: request phase (10);
+                           browser-recovery: seconds each cut lasts (15);
                            rest: seconds per endpoint (10)
   --rate R                 join-storm: joins started per second; waiting-room: patients arriving per second
                            (default 0: as fast as allowed / all at once)
@@ -111,6 +121,7 @@ const DEFAULT_SIZE: Record<ScenarioName, number> = {
   'waiting-room': 20,
   signalling: 1000,
   rest: 0,
+  'browser-recovery': 5,
 };
 
 function parse(argv: string[]): Parsed {
@@ -162,7 +173,8 @@ function parse(argv: string[]): Parsed {
   }
   const ramp = values.ramp ?? false;
   const repeat = Math.floor(positive('repeat', values.repeat, 1));
-  const defaultDuration = scenario === 'consult' ? DEFAULT_OPTIONS.durationS : 10;
+  const defaultDuration =
+    scenario === 'consult' ? DEFAULT_OPTIONS.durationS : scenario === 'browser-recovery' ? 15 : 10;
   const durationS = positive('duration', values.duration, defaultDuration, scenario === 'signalling');
   const sessions = Math.floor(positive('sessions', values.sessions, DEFAULT_SIZE[scenario] || 1));
   const options: BenchOptions = {
@@ -322,6 +334,13 @@ async function runScenario(parsed: Parsed, log: (line: string) => void, progress
         requestConnections: parsed.connections ?? 50,
         durationS: options.durationS,
         openConcurrency: options.joinConcurrency,
+        timeoutMs: options.joinTimeoutMs,
+      });
+    case 'browser-recovery':
+      return runBrowserRecovery(selfTarget(parsed), {
+        ...common,
+        rounds: options.sessions,
+        cutS: options.durationS,
         timeoutMs: options.joinTimeoutMs,
       });
     case 'rest':

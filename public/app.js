@@ -213,8 +213,9 @@ async function createConsultation() {
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     const { tokens, assistantAccessCode } = await res.json();
     $('assistant-code').textContent = assistantAccessCode ?? '';
-    $('practitioner-link').href = `/?role=practitioner&token=${encodeURIComponent(tokens.practitioner)}`;
-    $('patient-link').href = `/?role=patient&token=${encodeURIComponent(tokens.patient)}`;
+    // The token goes in the fragment, which the browser never sends to a server (see docs/sdk.md).
+    $('practitioner-link').href = `/#role=practitioner&token=${encodeURIComponent(tokens.practitioner)}`;
+    $('patient-link').href = `/#role=patient&token=${encodeURIComponent(tokens.patient)}`;
     $('links').hidden = false;
   } catch (err) {
     $('landing-error').textContent = String(err.message ?? err);
@@ -640,13 +641,14 @@ $('leave').addEventListener('click', async () => {
   renderStatus();
 });
 
-const params = new URLSearchParams(location.search);
-const token = params.get('token');
-const code = params.get('code');
+// Join links carry the token in the fragment (#role=...&token=...): never sent to any server.
+const fragment = new URLSearchParams(location.hash.slice(1));
+const token = fragment.get('token');
+const code = new URLSearchParams(location.search).get('code');
 applyLanguage();
 if (token) {
   // The join link is single-use: keep it out of the address bar and history once read.
-  history.replaceState(null, '', `/?role=${encodeURIComponent(params.get('role') ?? '')}`);
+  history.replaceState(null, '', `/?role=${encodeURIComponent(fragment.get('role') ?? '')}`);
   void startCall(token);
 } else if (code) {
   history.replaceState(null, '', '/');

@@ -167,6 +167,7 @@ export class SfuServer {
       tokenAudience: config.auth.tokenAudience,
       maxTokenLifetimeS: config.auth.maxTokenLifetimeS,
       publicUrl: () => this.url,
+      joinBaseUrl: config.server.joinBaseUrl,
       log: log.child({ module: 'rest' }),
       onDrain: () => this.drain(),
       metrics,

@@ -27,6 +27,20 @@ export const ConfigSchema = Type.Object(
         description:
           'Base URL clients use (links in invitations); derived from the listen address when null.',
       }),
+      joinBaseUrl: Type.Union(
+        [Type.String({ pattern: '^https?://[^\\s#]+$', maxLength: 2000 }), Type.Null()],
+        {
+          default: null,
+          description:
+            'Front-end page that invitation links (joinUrl) open, e.g. https://care.example.fr/consultation; the join token goes in the URL fragment (#token=...), which browsers never send to servers. The try-it page at publicUrl when null.',
+        },
+      ),
+      sdkCorsOrigins: Type.Array(Type.String({ minLength: 1, pattern: '^(\\*|https?://[^/]+)$' }), {
+        default: [],
+        maxItems: 64,
+        description:
+          "Origins (scheme://host[:port]) whose pages may import the SDK bundle at /sdk/ from this server (CORS); '*' for any. Empty: same origin only.",
+      }),
       tlsCertFile: NullableString(
         'PEM certificate for HTTPS/WSS; plain HTTP when null (TLS at the ingress).',
       ),

@@ -15,6 +15,7 @@ import { sendError, sendJson } from '../rest/restApi.js';
 import { openApiDocument } from '../rest/openapi.js';
 import { SIGNALLING_PATH, type SignallingServer } from '../signalling/wsServer.js';
 import { serveStatic } from './staticFiles.js';
+import { sdkCorsHeaders } from './cors.js';
 import type { DemoEndpoint } from './demo.js';
 
 /**
@@ -141,11 +142,15 @@ export class HttpServer {
         return 'journal-keys';
     }
     if (await this.deps.rest.handle(req, res, pathname)) return 'rest';
-    // The SDK bundle is public code: served whether or not the try-it page is.
+    // The SDK bundle is public code: served whether or not the try-it page is, to the origins
+    // configured for platforms' front ends.
     if (
-      req.method === 'GET' &&
+      (req.method === 'GET' || req.method === 'HEAD') &&
       pathname.startsWith('/sdk/') &&
-      (await serveStatic(res, SDK_DIR, pathname.slice(5)))
+      (await serveStatic(res, SDK_DIR, pathname.slice(5), {
+        headOnly: req.method === 'HEAD',
+        headers: sdkCorsHeaders(this.deps.config.server.sdkCorsOrigins, req.headers.origin),
+      }))
     ) {
       return 'static';
     }

@@ -11,8 +11,20 @@ const TYPES: Record<string, string> = {
   '.json': 'application/json',
 };
 
+export interface StaticOptions {
+  /** Answer a HEAD request: the GET's headers, no body. */
+  headOnly?: boolean;
+  /** Extra response headers (CORS). */
+  headers?: Record<string, string>;
+}
+
 /** Serves a file from under `root`, refusing anything that resolves outside it. */
-export async function serveStatic(res: ServerResponse, root: string, relative: string): Promise<boolean> {
+export async function serveStatic(
+  res: ServerResponse,
+  root: string,
+  relative: string,
+  options: StaticOptions = {},
+): Promise<boolean> {
   const resolved = path.resolve(root, `.${path.posix.normalize(`/${relative}`)}`);
   if (!resolved.startsWith(path.resolve(root) + path.sep)) return false;
   try {
@@ -22,8 +34,9 @@ export async function serveStatic(res: ServerResponse, root: string, relative: s
       'Content-Length': body.length,
       'Cache-Control': 'no-cache',
       'X-Content-Type-Options': 'nosniff',
+      ...options.headers,
     });
-    res.end(body);
+    res.end(options.headOnly ? undefined : body);
     return true;
   } catch {
     return false;

@@ -1,3 +1,4 @@
+import { buildJoinLink } from '../protocol/joinLink.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID, timingSafeEqual, createHash } from 'node:crypto';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
@@ -34,6 +35,8 @@ export interface RestDeps {
   tokenAudience: string;
   maxTokenLifetimeS: number;
   publicUrl: () => string;
+  /** The front-end page invitation links open (server.joinBaseUrl); the try-it page when null. */
+  joinBaseUrl?: string | null | undefined;
   log: Logger;
   onDrain: () => void;
   /** Refusals are counted in sfu_rejections_total like the signalling ones. */
@@ -218,7 +221,7 @@ export class RestApi {
       role: body.role,
       token,
       accessCode,
-      joinUrl: `${this.deps.publicUrl()}/?token=${encodeURIComponent(token)}`,
+      joinUrl: buildJoinLink(this.deps.joinBaseUrl ?? `${this.deps.publicUrl()}/`, token),
       ttlS,
       expiresAt: new Date(Date.now() + ttlS * 1000).toISOString(),
     });

@@ -12,7 +12,13 @@ import { Device } from 'mediasoup-client';
 import { TeleconsultError, fromMediaError } from './errors.js';
 import { resolveReconnectPolicy } from './reconnectPolicy.js';
 import { Room } from './room.js';
-import { Session, joinCredentials, type JoinCredentials, type JoinResult } from './session.js';
+import {
+  Session,
+  joinCredentials,
+  type JoinCredentials,
+  type JoinResult,
+  type NetworkEventTarget,
+} from './session.js';
 import { EndToEndEncryption, isE2eeSupported } from './e2ee/endToEndEncryption.js';
 import type { ConnectOptions, E2eeOptions, HandlerName, Locale } from './types.js';
 
@@ -65,6 +71,7 @@ export async function connect(
     reconnect: resolveReconnectPolicy(options.reconnect),
     e2ee: e2ee !== undefined,
     e2eeKey: e2ee?.publicKey,
+    networkEvents: browserWindow(),
   });
   const { session, result } = await joined.catch((err: unknown) => {
     e2ee?.close();
@@ -122,6 +129,14 @@ async function createDevice(handlerName: HandlerName | undefined, locale: Locale
       err instanceof Error ? err.message : undefined,
     );
   }
+}
+
+/** `window` in a browser (for its `online` events); undefined in Node. */
+function browserWindow(): NetworkEventTarget | undefined {
+  const target = globalThis as Partial<NetworkEventTarget>;
+  return typeof target.addEventListener === 'function' && typeof target.removeEventListener === 'function'
+    ? (target as NetworkEventTarget)
+    : undefined;
 }
 
 /** Accepts `https://host`, `https://host/`, `wss://host/ws`...; returns the WebSocket URL. */

@@ -41,7 +41,7 @@ import type {
 } from './types.js';
 
 /** Admission states in which the server lets a participant send and receive media. */
-const MEDIA_STATES: ReadonlySet<AdmissionState> = new Set(['admitted', 'in-call']);
+const MEDIA_STATES: ReadonlySet<AdmissionState> = new Set(['admitted']);
 /** Admission states of a participant in the waiting room. */
 const WAITING_STATES: ReadonlySet<AdmissionState> = new Set(['invited', 'waiting', 'consented']);
 /** Longest practitioner note kept from a notification (the protocol caps it at 280). */
@@ -164,10 +164,11 @@ export class Room extends TypedEmitter<RoomEvents> {
   ) {
     super();
     this.info = join.room;
-    this.selfInfo = join.self;
-    for (const participant of join.participants) this.others.set(participant.id, participant);
+    this.selfInfo = asSeen(join.self);
+    for (const participant of join.participants) this.others.set(participant.id, asSeen(participant));
     session.on('notification', (message) => this.onNotification(message));
     session.on('connectionStateChanged', (state) => this.emit('connectionStateChanged', state));
+    session.on('reconnectStarted', (info) => this.emit('reconnectAttempt', info));
     session.on('resumed', (result) => void this.onResumed(result));
     session.on('ended', (reason) => this.onEnded(reason));
     session.on('error', (error) => this.emit('error', error));
@@ -764,6 +765,8 @@ export class Room extends TypedEmitter<RoomEvents> {
     });
     transport.on('connectionstatechange', (state) => {
       if (state === 'failed') void this.restartIce(transport);
+      // Media flows again: so does the network, whatever the signalling backoff still waits for.
+      if (state === 'connected') this.session.networkRestored('ice');
     });
     if (transport.direction !== 'send') return;
     transport.on('produce', ({ kind, rtpParameters, appData }, callback, errback) => {
@@ -902,7 +905,8 @@ export class Room extends TypedEmitter<RoomEvents> {
     });
   }
 
-  private upsertParticipant(participant: ParticipantInfo, joined: boolean): void {
+  private upsertParticipant(seen: ParticipantInfo, joined: boolean): void {
+    const participant = asSeen(seen);
     if (participant.id === this.selfInfo.id) return this.updateSelf(participant);
     const previous = this.others.get(participant.id);
     this.others.set(participant.id, participant);
@@ -920,7 +924,8 @@ export class Room extends TypedEmitter<RoomEvents> {
     this.emit('participantLeft', participant, reason);
   }
 
-  private updateSelf(participant: ParticipantInfo, note?: string): void {
+  private updateSelf(seen: ParticipantInfo, note?: string): void {
+    const participant = asSeen(seen);
     const before = this.selfInfo.state;
     const couldExchange = this.mayExchangeMedia;
     this.selfInfo = participant;
@@ -1021,7 +1026,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     // Participants may have come and gone while we were away.
     const present = new Set(result.participants.map((p) => p.id));
     for (const id of [...this.others.keys()]) if (!present.has(id)) this.removeParticipant(id, 'left');
-    for (const participant of result.participants) {
+    for (const participant of result.participants.map(asSeen)) {
       const previous = this.others.get(participant.id);
       if (!previous) this.upsertParticipant(participant, true);
       else if (JSON.stringify(previous) !== JSON.stringify(participant))
@@ -1178,4 +1183,12 @@ function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => Error)
       },
     );
   });
+}
+
+/**
+ * The server tells 'admitted' from 'in-call' (admitted and media started); the application needs
+ * only 'admitted', so the SDK never shows 'in-call' (docs/sdk.md).
+ */
+function asSeen(participant: ParticipantInfo): ParticipantInfo {
+  return participant.state === 'in-call' ? { ...participant, state: 'admitted' } : participant;
 }

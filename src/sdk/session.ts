@@ -40,14 +40,34 @@ export interface SessionOptions {
   e2ee: boolean;
   /** The end-to-end encryption public key announced to the others (with `e2ee`). */
   e2eeKey?: string | undefined;
+  /**
+   * Where the browser announces that the network is back (`online` events): `window` in a
+   * browser. A reconnection waiting for its backoff delay then tries at once.
+   */
+  networkEvents?: NetworkEventTarget | undefined;
 }
+
+/** The part of `window` the session listens to. */
+export interface NetworkEventTarget {
+  addEventListener(type: 'online', listener: () => void): void;
+  removeEventListener(type: 'online', listener: () => void): void;
+}
+
+/**
+ * What started a reconnection attempt: its backoff delay ran out, the browser reported the
+ * network back (`online`), or a media transport's ICE reconnected (the network works again).
+ */
+export type ReconnectTrigger = 'backoff' | 'online' | 'ice';
 
 export type SessionEvents = {
   connectionStateChanged: [state: ConnectionState];
   notification: [message: AnyNotification];
   /** The connection came back and the server resumed the session. */
   resumed: [result: ResumeResult];
+  /** An attempt is scheduled after `delayMs`... */
   reconnectAttempt: [info: { attempt: number; delayMs: number }];
+  /** ...and starts now, for this reason (sooner than the delay when the network came back). */
+  reconnectStarted: [info: { attempt: number; trigger: ReconnectTrigger }];
   /** The session ended for good: `undefined` after `leave()`, the reason otherwise. */
   ended: [reason: TeleconsultError | undefined];
   /** A server error not tied to any request. */
@@ -89,7 +109,10 @@ export class Session extends TypedEmitter<SessionEvents> {
   private socket: SignallingSocket | undefined;
   private currentState: ConnectionState = 'connecting';
   private waiters: Waiter[] = [];
-  private wakeReconnect: (() => void) | undefined;
+  private wakeReconnect: ((trigger: ReconnectTrigger) => void) | undefined;
+  /** The network came back while an attempt was in flight: the next one starts without delay. */
+  private networkBack: ReconnectTrigger | undefined;
+  private readonly onOnline = () => this.networkRestored('online');
   private endReason: TeleconsultError | undefined;
 
   private constructor(
@@ -101,6 +124,7 @@ export class Session extends TypedEmitter<SessionEvents> {
     private resumeTokenValue: string,
   ) {
     super();
+    options.networkEvents?.addEventListener('online', this.onOnline);
   }
 
   /**
@@ -218,6 +242,17 @@ export class Session extends TypedEmitter<SessionEvents> {
     this.socket?.close(4999, 'simulated drop');
   }
 
+  /**
+   * The network works again (the browser's `online` event, or ICE reconnected on a transport): a
+   * reconnection waiting for its backoff delay tries at once. The backoff itself is kept for
+   * attempts that fail while the network is up (the server is down or restarting).
+   */
+  networkRestored(trigger: Exclude<ReconnectTrigger, 'backoff'>): void {
+    if (this.currentState !== 'reconnecting') return;
+    this.networkBack = trigger;
+    this.wakeReconnect?.(trigger);
+  }
+
   /** Leaves the room and closes the connection. Idempotent. */
   async leave(): Promise<void> {
     if (this.currentState === 'disconnected') return;
@@ -235,10 +270,11 @@ export class Session extends TypedEmitter<SessionEvents> {
     if (this.currentState === 'disconnected') return;
     this.endReason = reason;
     this.setState('disconnected');
+    this.options.networkEvents?.removeEventListener('online', this.onOnline);
     const socket = this.socket;
     this.socket = undefined;
     socket?.close(1000, 'left');
-    this.wakeReconnect?.();
+    this.wakeReconnect?.('backoff');
     const waiters = this.waiters;
     this.waiters = [];
     for (const waiter of waiters)
@@ -296,12 +332,15 @@ export class Session extends TypedEmitter<SessionEvents> {
     const startedAt = Date.now();
     let attempts = 0;
     let lastError = new TeleconsultError('CONNECTION_LOST', locale);
+    this.networkBack = undefined;
     while (this.currentState === 'reconnecting' && mayRetry(policy, attempts, Date.now() - startedAt)) {
       attempts++;
       const delayMs = reconnectDelay(policy, attempts);
       this.emit('reconnectAttempt', { attempt: attempts, delayMs });
-      await this.sleep(delayMs);
+      const trigger = this.networkBack ?? (await this.sleep(delayMs));
+      this.networkBack = undefined;
       if (this.currentState !== 'reconnecting') return;
+      this.emit('reconnectStarted', { attempt: attempts, trigger });
       const socketRef: { current?: SignallingSocket } = {};
       const events: SocketEvents = {
         notification: (message) => this.onNotification(message),
@@ -374,13 +413,15 @@ export class Session extends TypedEmitter<SessionEvents> {
     }
   }
 
-  private sleep(ms: number): Promise<void> {
+  /** Waits `ms`, or less if woken; resolves with what ended the wait. */
+  private sleep(ms: number): Promise<ReconnectTrigger> {
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
+      const timer = setTimeout(() => done('backoff'), ms);
+      const done = (trigger: ReconnectTrigger) => {
         clearTimeout(timer);
-        resolve();
-      }
+        this.wakeReconnect = undefined;
+        resolve(trigger);
+      };
       this.wakeReconnect = done;
     });
   }

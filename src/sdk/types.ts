@@ -14,11 +14,11 @@ export type { Action, Role } from '../protocol/permissions.js';
 import type { TeleconsultError } from './errors.js';
 import type { Locale } from './messages.js';
 import type { ReconnectPolicy } from './reconnectPolicy.js';
-import type { ConnectionState, JoinCredentials } from './session.js';
+import type { ConnectionState, JoinCredentials, ReconnectTrigger } from './session.js';
 import type { WebSocketConstructor } from './signallingSocket.js';
 
 export type { AdmissionState, MediaSource, ParticipantInfo, ConnectionState, Locale, ReconnectPolicy };
-export type { JoinCredentials, PrecheckResult, WaitingEntry };
+export type { JoinCredentials, PrecheckResult, ReconnectTrigger, WaitingEntry };
 export type { E2eeOptions, EncryptionState };
 export type MediaKind = 'audio' | 'video';
 export type RoomInfo = RequestResult<'join'>['room'];
@@ -207,6 +207,11 @@ export type RoomEvents = {
   localTrackPublished: [track: LocalTrack];
   localTrackUnpublished: [track: LocalTrack];
   connectionStateChanged: [state: ConnectionState];
+  /**
+   * While 'reconnecting': an attempt starts, because its backoff delay ran out or at once because
+   * the network came back ('online' event, or ICE reconnected on a media transport).
+   */
+  reconnectAttempt: [info: { attempt: number; trigger: ReconnectTrigger }];
   /**
    * This participant's own admission state changed ('waiting' -> 'admitted', 'declined'...); `message`
    * is the practitioner's note when the server sends one (e.g. asked to keep waiting).

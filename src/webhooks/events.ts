@@ -1,6 +1,6 @@
 import type { Static } from '@sinclair/typebox';
 import type { IncidentKind } from '../journal/events.js';
-import type { JournalExport } from '../journal/journalStore.js';
+import type { JournalExport } from '../journal/exportFormat.js';
 
 /**
  * Events the platform's backend receives. The POST body is

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import type { Page } from 'playwright-core';
+import type { ScriptPage } from '../support/browser.js';
 import type * as Sdk from '../../src/sdk/index.js';
 import type { ConnectOptions, JoinCredentials, PrecheckReport, Room } from '../../src/sdk/index.js';
 
@@ -28,7 +28,14 @@ export interface PageRecord {
   consentRequests: string[];
   errors: string[];
   connection: string[];
+  /** End-to-end encryption: `participantId:state` for each `stateChanged`. */
+  e2ee: string[];
 }
+
+export type JoinInPageOptions = Pick<ConnectOptions, 'reconnect' | 'e2ee'> & {
+  /** Let mediasoup-client pick its handler from the user agent (Firefox) instead of 'Chrome111'. */
+  detectHandler?: boolean;
+};
 
 declare global {
   interface Window {
@@ -41,19 +48,21 @@ declare global {
  * lands in `window.tc`.
  */
 export async function joinInPage(
-  page: Page,
+  page: ScriptPage,
   url: string,
   credentials: string | JoinCredentials,
-  options: Pick<ConnectOptions, 'reconnect'> = {},
+  options: JoinInPageOptions = {},
 ): Promise<{ selfId: string; state: string }> {
   return page.evaluate(
     async ({ url, credentials, options }) => {
       const bundle = '/sdk/teleconsult-sdk.js';
       const sdk = (await import(bundle)) as typeof Sdk;
+      const { detectHandler, ...connectOptions } = options;
       const room = await sdk.connect(url, credentials, {
-        handlerName: 'Chrome111',
+        // Headless Chromium's user agent is not recognised; Firefox's is (see docs/sdk.md).
+        ...(detectHandler ? {} : { handlerName: 'Chrome111' as const }),
         locale: 'en',
-        ...options,
+        ...connectOptions,
       });
       const record: PageRecord = {
         events: [],
@@ -64,7 +73,9 @@ export async function joinInPage(
         consentRequests: [],
         errors: [],
         connection: [],
+        e2ee: [],
       };
+      room.e2ee?.on('stateChanged', (id, state) => record.e2ee.push(`${id}:${state}`));
       room.on('trackAdded', (t) => {
         record.tracks.push({ participantId: t.participantId, kind: t.kind, source: t.source });
         record.events.push(`trackAdded:${t.kind}`);
@@ -105,7 +116,7 @@ export async function joinInPage(
 }
 
 /** The patient accepts the current teleconsultation consent text through the SDK; resolves with its version. */
-export function consentInPage(page: Page): Promise<string> {
+export function consentInPage(page: ScriptPage): Promise<string> {
   return page.evaluate(async () => {
     if (!window.tc) throw new Error('not joined');
     const texts = await window.tc.room.getConsentTexts();
@@ -116,7 +127,7 @@ export function consentInPage(page: Page): Promise<string> {
   });
 }
 
-export function pageRecord(page: Page): Promise<PageRecord> {
+export function pageRecord(page: ScriptPage): Promise<PageRecord> {
   return page.evaluate(() => {
     if (!window.tc) throw new Error('not joined');
     return window.tc.record;
@@ -124,7 +135,7 @@ export function pageRecord(page: Page): Promise<PageRecord> {
 }
 
 /** Publishes the fake camera (simulcast) and microphone; resolves with each publication's state. */
-export function publishCameraAndMicrophone(page: Page): Promise<string[]> {
+export function publishCameraAndMicrophone(page: ScriptPage): Promise<string[]> {
   return page.evaluate(async () => {
     if (!window.tc) throw new Error('not joined');
     const camera = await window.tc.room.publishCamera();
@@ -134,7 +145,7 @@ export function publishCameraAndMicrophone(page: Page): Promise<string[]> {
 }
 
 /** Sum of `framesDecoded` over the inbound video streams of the page's receiving connection. */
-export function framesDecoded(page: Page): Promise<number> {
+export function framesDecoded(page: ScriptPage): Promise<number> {
   return page.evaluate(async () => {
     if (!window.tc) throw new Error('not joined');
     const { recv } = await window.tc.room.getStats();
@@ -143,6 +154,19 @@ export function framesDecoded(page: Page): Promise<number> {
       if (report.type === 'inbound-rtp' && report.kind === 'video') frames += report.framesDecoded ?? 0;
     });
     return frames;
+  });
+}
+
+/** Sum of `packetsReceived` over the inbound audio streams of the page's receiving connection. */
+export function audioPacketsReceived(page: ScriptPage): Promise<number> {
+  return page.evaluate(async () => {
+    if (!window.tc) throw new Error('not joined');
+    const { recv } = await window.tc.room.getStats();
+    let packets = 0;
+    recv?.forEach((report: { type?: string; kind?: string; packetsReceived?: number }) => {
+      if (report.type === 'inbound-rtp' && report.kind === 'audio') packets += report.packetsReceived ?? 0;
+    });
+    return packets;
   });
 }
 

@@ -258,6 +258,52 @@ t.test('the signalling session against the real server', async (t) => {
     t.equal(after.code, 'NOT_CONNECTED', 'requests after the end fail at once');
   });
 
+  await t.test(
+    "the browser's `online` event starts a reconnection at once; the backoff stays for an unreachable server",
+    async (t) => {
+      const relay = await TcpRelay.start(server.server.address.port);
+      t.teardown(() => relay.close());
+      const { patient } = await consultation(server);
+      const network = new EventTarget();
+      // A backoff far longer than the test: only the event can bring the session back in time.
+      const policy = resolveReconnectPolicy({
+        initialDelayMs: 60_000,
+        maxDelayMs: 120_000,
+        maxTotalMs: 600_000,
+      });
+      const { session } = await Session.join(
+        `ws://127.0.0.1:${relay.port}/ws`,
+        patient,
+        options({ reconnect: policy, networkEvents: network }),
+      );
+      t.teardown(() => session.leave());
+      const started: string[] = [];
+      session.on('reconnectStarted', ({ attempt, trigger }) => started.push(`${attempt}:${trigger}`));
+      const scheduled: number[] = [];
+      session.on('reconnectAttempt', ({ delayMs }) => scheduled.push(delayMs));
+
+      relay.refuse(true);
+      relay.cutAll();
+      await waitFor('the first attempt to be scheduled', () => Promise.resolve(scheduled.length === 1));
+      t.ok((scheduled[0] ?? 0) >= 40_000, `the first attempt waits ${scheduled[0]} ms`);
+      // The browser says the network is back, but the server still refuses: one attempt, then backoff.
+      network.dispatchEvent(new Event('online'));
+      await waitFor('the second attempt to be scheduled', () => Promise.resolve(scheduled.length === 2));
+      t.same(started, ['1:online'], 'the event started an attempt at once');
+      t.ok((scheduled[1] ?? 0) >= 40_000, `after it failed, the backoff waits again (${scheduled[1]} ms)`);
+      // The server is reachable again but nobody says so: the session keeps waiting for its timer.
+      relay.refuse(false);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      t.equal(session.state, 'reconnecting', 'without an event, still waiting for the backoff');
+
+      const resumed = session.next('resumed');
+      network.dispatchEvent(new Event('online'));
+      await resumed;
+      t.equal(session.state, 'connected', 'resumed');
+      t.same(started, ['1:online', '2:online'], 'the attempt that resumed was started by the online event');
+    },
+  );
+
   await t.test('a disabled reconnection policy ends the session on the first drop', async (t) => {
     const relay = await TcpRelay.start(server.server.address.port);
     t.teardown(() => relay.close());

@@ -65,8 +65,12 @@ t.test(
     await landing.waitForSelector('#links:not([hidden])', { timeout: 30_000 });
     const practitionerHref = await landing.getAttribute('#practitioner-link', 'href');
     const patientHref = await landing.getAttribute('#patient-link', 'href');
-    t.match(practitionerHref, /^\/\?role=practitioner&token=/, 'a practitioner link is shown');
-    t.match(patientHref, /^\/\?role=patient&token=/, 'a patient link is shown');
+    t.match(
+      practitionerHref,
+      /^\/#role=practitioner&token=/,
+      'a practitioner link is shown, its token in the fragment',
+    );
+    t.match(patientHref, /^\/#role=patient&token=/, 'a patient link is shown, its token in the fragment');
 
     // Both links open in new tabs, as a newcomer would open them.
     const [practitioner] = await Promise.all([
@@ -218,7 +222,7 @@ t.test('a patient joins from the try-it page with an access code', { skip }, asy
   t.match(invitation.body.accessCode, /^\d{8}$/, 'the invitation has an access code');
 
   const { page: practitioner } = await browser.openPage(
-    `${origin}/?role=practitioner&token=${encodeURIComponent(demo.tokens.practitioner)}`,
+    `${origin}/#role=practitioner&token=${encodeURIComponent(demo.tokens.practitioner)}`,
   );
   const { page: patient } = await browser.openPage(`${origin}/`);
   watch(practitioner, problems);

@@ -230,7 +230,14 @@ t.test('REST: rooms, invitations, participants and ending a room', async (t) => 
     { role: 'patient', displayName: 'P' },
   );
   t.equal(invitation.status, 201);
-  t.match(invitation.body.joinUrl, /\?token=/);
+  const link = new URL(invitation.body.joinUrl);
+  t.equal(link.search, '', 'the join link has no query string');
+  t.equal(
+    new URLSearchParams(link.hash.slice(1)).get('token'),
+    invitation.body.token,
+    'the token is in the fragment, which browsers never send to a server',
+  );
+  t.equal(`${link.origin}${link.pathname}`, `${srv.server.url}/`, 'the try-it page by default');
   const client = await SignallingClient.open(srv.wsUrl);
   const joined = await client.request('join', { token: invitation.body.token });
   t.equal(joined.self.id, invitation.body.participantId);

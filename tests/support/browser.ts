@@ -29,6 +29,15 @@ const CHROMIUM_ARGS = [
   ...HEADLESS_CHROMIUM_ARGS,
 ];
 
+/**
+ * What the test harness needs of a page, whichever browser drives it (playwright-core's Chromium
+ * page, or Firefox through puppeteer-core): run a function in the page with one serialisable argument.
+ */
+export interface ScriptPage {
+  evaluate<R>(fn: () => R | Promise<R>): Promise<R>;
+  evaluate<R, A>(fn: (arg: A) => R | Promise<R>, arg: A): Promise<R>;
+}
+
 export interface TestPage {
   page: Page;
   /** Console errors and uncaught exceptions seen on the page (for failure messages). */
