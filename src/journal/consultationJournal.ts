@@ -143,19 +143,32 @@ export class ConsultationJournal {
     }
     this.lastSeq = record.seq;
     this.headHash = record.hash;
-    if (type === 'consultation.ended') this.endedFlag = true;
-    const written = this.write(record, line);
     this.sinceCheckpoint++;
     const every = this.options.checkpointEvery ?? 64;
-    if (this.options.signer && (type === 'consultation.ended' || this.sinceCheckpoint >= every)) {
+    const signer = this.options.signer;
+    if (type === 'consultation.ended') {
+      this.endedFlag = true;
+      // The end and the checkpoint that signs it reach the disk together, so that an acknowledged
+      // end is always anchored, even across a crash.
+      if (signer) {
+        const checkpoint = this.checkpoint(signer, ts);
+        return this.write(record, [line, checkpoint.line], checkpoint);
+      }
+    } else if (signer && this.sinceCheckpoint >= every) {
       // Queued right behind the record: the same group commit usually carries both.
-      this.checkpoint(this.options.signer, ts);
+      const written = this.write(record, [line]);
+      const checkpoint = this.checkpoint(signer, ts);
+      this.write(checkpoint.record, [checkpoint.line], checkpoint).catch(() => undefined);
+      return written;
     }
-    return written;
+    return this.write(record, [line]);
   }
 
-  /** Appends a signed checkpoint over the current head; a failure shows in the log's state. */
-  private checkpoint(signer: JournalSigner, ts: string): void {
+  /** Builds the signed checkpoint over the current head and makes it the head; the caller writes it. */
+  private checkpoint(
+    signer: JournalSigner,
+    ts: string,
+  ): { record: JournalRecord<'journal.checkpoint'>; line: string; head: SignedHead } {
     const signedSeq = this.lastSeq;
     const signedHash = this.headHash;
     const data: JournalEventData<'journal.checkpoint'> = {
@@ -175,19 +188,20 @@ export class ConsultationJournal {
       keyId: signer.keyId,
       signature: data.signature,
     };
-    this.write(record, JSON.stringify(record)).then(
-      () => this.options.onCheckpoint?.(head),
-      () => undefined,
-    );
+    return { record, line: JSON.stringify(record), head };
   }
 
+  /** Writes `lines` (the record's, then a checkpoint's) as one unit; `checkpoint` is announced once on disk. */
   private write<T extends JournalEventType>(
     record: JournalRecord<T>,
-    line: string,
+    lines: readonly string[],
+    checkpoint?: { record: JournalRecord<'journal.checkpoint'>; head: SignedHead },
   ): Promise<JournalRecord<T>> {
-    return this.log.append(line).then(
+    return this.log.appendLines(lines).then(
       () => {
-        if (record.seq > this.acked) this.acked = record.seq;
+        const last = checkpoint?.record.seq ?? record.seq;
+        if (last > this.acked) this.acked = last;
+        if (checkpoint) this.options.onCheckpoint?.(checkpoint.head);
         return record;
       },
       (cause: unknown) => {

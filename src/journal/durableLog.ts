@@ -163,14 +163,27 @@ export class DurableLog {
 
   /** Resolves once `line` (which must not contain '\n') and every earlier append are on disk. */
   append(line: string): Promise<void> {
+    return this.appendLines([line]);
+  }
+
+  /**
+   * Appends several lines as one unit: they go to the disk in the same write and the same
+   * fdatasync, so a crash keeps all of them or none (a record and the checkpoint that signs it).
+   */
+  appendLines(lines: readonly string[]): Promise<void> {
     if (this.closed) return Promise.reject(new DurableLogError('CLOSED', 'the log is closed'));
     if (this.failure) return Promise.reject(this.failure);
     if (this.queue.length >= this.options.maxPending) {
       return Promise.reject(new DurableLogError('BACKPRESSURE', 'too many appends are waiting for the disk'));
     }
-    if (line.includes('\n')) return Promise.reject(new TypeError('a log line cannot contain a newline'));
+    if (lines.some((line) => line.includes('\n')))
+      return Promise.reject(new TypeError('a log line cannot contain a newline'));
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ bytes: Buffer.from(`${line}\n`, 'utf8'), resolve, reject });
+      this.queue.push({
+        bytes: Buffer.from(lines.map((line) => `${line}\n`).join(''), 'utf8'),
+        resolve,
+        reject,
+      });
       this.kick();
     });
   }

@@ -283,3 +283,23 @@ void t.test('the room code cannot write a checkpoint', async (t) => {
     { code: 'JOURNAL_INVALID_EVENT' },
   );
 });
+
+void t.test(
+  'an acknowledged end is already anchored on disk: the end and its checkpoint are one write',
+  async (t) => {
+    // A crash right after the end was acknowledged must not leave an ended journal that no
+    // signature covers: when the append resolves, the checkpoint over the end is on disk too.
+    const dir = tmpDir(t);
+    const store = new JournalStore({ dir, retentionDays: 30, signer: JournalSigner.generate() });
+    t.teardown(() => store.close());
+    const id = 'c-end-anchored';
+    const events = consultationEvents(id);
+    for (const event of events.slice(0, -1)) await store.append(id, event.type, event.data);
+    const end = events[events.length - 1]!;
+    t.equal(end.type, 'consultation.ended');
+    const onDiskWhenAcknowledged = await store
+      .append(id, end.type, end.data)
+      .then(() => readRecords(dir, id).map((r) => r.type));
+    t.same(onDiskWhenAcknowledged.slice(-2), ['consultation.ended', 'journal.checkpoint']);
+  },
+);
