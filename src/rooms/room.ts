@@ -404,6 +404,7 @@ export class Room {
   removeParticipant(participant: Participant, reason: DepartureReason): boolean {
     if (!this.holds(participant)) return false;
     participant.stopGrace();
+    this.closeFlowsFrom(participant);
     participant.closeMedia();
     this.#participants.delete(participant.id);
     this.broadcast('participantLeft', {
@@ -412,6 +413,29 @@ export class Room {
     });
     this.events.emit('removed', participant, reason);
     return true;
+  }
+
+  /**
+   * Closes, now, every consumer other participants hold of this owner's media. Closing the owner's
+   * transports alone leaves them open until the worker's `producerclose` arrives, a window in
+   * which the room would hold a flow from someone no longer in it.
+   */
+  private closeFlowsFrom(owner: Participant): void {
+    const producerIds = new Set(owner.producers.keys());
+    const dataProducerIds = new Set(owner.dataProducers.keys());
+    for (const receiver of this.#participants.values()) {
+      if (receiver === owner) continue;
+      for (const consumer of [...receiver.consumers.values()]) {
+        if (!producerIds.has(consumer.producerId) || consumer.closed) continue;
+        consumer.close();
+        receiver.link?.notify('consumerClosed', { consumerId: consumer.id });
+      }
+      for (const dataConsumer of [...receiver.dataConsumers.values()]) {
+        if (!dataProducerIds.has(dataConsumer.dataProducerId) || dataConsumer.closed) continue;
+        dataConsumer.close();
+        receiver.link?.notify('dataConsumerClosed', { dataConsumerId: dataConsumer.id });
+      }
+    }
   }
 
   close(reason: 'ended' | 'server-shutdown'): void {
