@@ -20,7 +20,11 @@ interface Journal {
   records: { type: string; data: Record<string, unknown> }[];
 }
 
-async function joinAs(roomId: string, participantId: string, role: 'practitioner' | 'patient' | 'observer' | 'assistant') {
+async function joinAs(
+  roomId: string,
+  participantId: string,
+  role: 'practitioner' | 'patient' | 'observer' | 'assistant',
+) {
   const client = await SignallingClient.open(srv.wsUrl);
   const joined = await client.request('join', {
     token: await srv.token({ room: roomId, participantId, role }),
@@ -116,45 +120,56 @@ t.test('REST removal reaches a re-joined participant', async (t) => {
   t.equal(await metricValue(srv.url, 'sfu_ws_connections'), 1, 'only the doctor is still connected');
 });
 
-t.test("a leaver's media stops reaching the others the moment it leaves, not when the worker says so", async (t) => {
-  const roomId = (await srv.rest<{ id: string }>('POST', '/v1/rooms', { options: { waitingRoom: false } }))
-    .body.id;
-  t.teardown(() => srv.rest('DELETE', `/v1/rooms/${roomId}`));
-  const doctor = await joinAs(roomId, 'doc', 'practitioner');
-  const patient = await joinAs(roomId, 'pat', 'patient');
-  t.teardown(() => [doctor, patient].forEach((p) => p.client.close()));
-  await patient.client.consent();
-  const nurse = await joinAs(roomId, 'nurse', 'assistant');
-  t.teardown(() => nurse.client.close());
-  await patient.client.consent('third-party', 'nurse');
-  await nurse.client.waitFor('admissionChanged', (d) => d.state === 'admitted');
+t.test(
+  "a leaver's media stops reaching the others the moment it leaves, not when the worker says so",
+  async (t) => {
+    const roomId = (await srv.rest<{ id: string }>('POST', '/v1/rooms', { options: { waitingRoom: false } }))
+      .body.id;
+    t.teardown(() => srv.rest('DELETE', `/v1/rooms/${roomId}`));
+    const doctor = await joinAs(roomId, 'doc', 'practitioner');
+    const patient = await joinAs(roomId, 'pat', 'patient');
+    t.teardown(() => [doctor, patient].forEach((p) => p.client.close()));
+    await patient.client.consent();
+    const nurse = await joinAs(roomId, 'nurse', 'assistant');
+    t.teardown(() => nurse.client.close());
+    await patient.client.consent('third-party', 'nurse');
+    await nurse.client.waitFor('admissionChanged', (d) => d.state === 'admitted');
 
-  await patient.client.request('setRtpCapabilities', { rtpCapabilities: subscriberRtpCapabilities() });
-  await patient.client.request('createTransport', { direction: 'recv' });
-  await nurse.client.request('setRtpCapabilities', { rtpCapabilities: subscriberRtpCapabilities() });
-  const send = await nurse.client.request('createTransport', { direction: 'send' });
-  await nurse.client.requestRaw('produce', {
-    transportId: send.id,
-    kind: 'audio',
-    rtpParameters: rtpParameters('audio'),
-    source: 'microphone',
-  });
-  const announced = (await patient.client.waitFor('consumerAdded', (d) => d.participantId === 'nurse')).data;
+    await patient.client.request('setRtpCapabilities', { rtpCapabilities: subscriberRtpCapabilities() });
+    await patient.client.request('createTransport', { direction: 'recv' });
+    await nurse.client.request('setRtpCapabilities', { rtpCapabilities: subscriberRtpCapabilities() });
+    const send = await nurse.client.request('createTransport', { direction: 'send' });
+    await nurse.client.requestRaw('produce', {
+      transportId: send.id,
+      kind: 'audio',
+      rtpParameters: rtpParameters('audio'),
+      source: 'microphone',
+    });
+    const announced = (await patient.client.waitFor('consumerAdded', (d) => d.participantId === 'nurse'))
+      .data;
 
-  // Synchronously, as the room reports the removal: the worker's own producerclose cannot have come yet.
-  const room = srv.server.rooms.get(roomId)!;
-  const receiver = room.participants.get('pat')!;
-  const openAtRemoval = new Promise<string[]>((resolve) =>
-    room.events.once('removed', (leaver: Participant) =>
-      resolve(
-        [...receiver.consumers.values()]
-          .filter((c) => !c.closed && (c.appData as { participantId: string }).participantId === leaver.id)
-          .map((c) => c.id),
+    // Synchronously, as the room reports the removal: the worker's own producerclose cannot have come yet.
+    const room = srv.server.rooms.get(roomId)!;
+    const receiver = room.participants.get('pat')!;
+    const openAtRemoval = new Promise<string[]>((resolve) =>
+      room.events.once('removed', (leaver: Participant) =>
+        resolve(
+          [...receiver.consumers.values()]
+            .filter((c) => !c.closed && (c.appData as { participantId: string }).participantId === leaver.id)
+            .map((c) => c.id),
+        ),
       ),
-    ),
-  );
-  const closedNotice = patient.client.waitFor('consumerClosed', (d) => d.consumerId === announced.consumerId);
-  await patient.client.request('withdrawConsent', { purpose: 'third-party', coversParticipantId: 'nurse' });
-  t.same(await openAtRemoval, [], "no consumer of the nurse's media is open once the nurse is out of the room");
-  t.equal((await closedNotice).data.consumerId, announced.consumerId, 'and the patient is told');
-});
+    );
+    const closedNotice = patient.client.waitFor(
+      'consumerClosed',
+      (d) => d.consumerId === announced.consumerId,
+    );
+    await patient.client.request('withdrawConsent', { purpose: 'third-party', coversParticipantId: 'nurse' });
+    t.same(
+      await openAtRemoval,
+      [],
+      "no consumer of the nurse's media is open once the nurse is out of the room",
+    );
+    t.equal((await closedNotice).data.consumerId, announced.consumerId, 'and the patient is told');
+  },
+);
