@@ -763,10 +763,17 @@ export class Room extends TypedEmitter<RoomEvents> {
         .request('connectTransport', { transportId: transport.id, dtlsParameters })
         .then(() => callback(), errback);
     });
+    // Set once this transport lost its path; only its return says the network is back (its very
+    // first connection, which may land just after a signalling drop, says nothing of the kind).
+    let interrupted = false;
     transport.on('connectionstatechange', (state) => {
       if (state === 'failed') void this.restartIce(transport);
+      if (state === 'disconnected' || state === 'failed') interrupted = true;
       // Media flows again: so does the network, whatever the signalling backoff still waits for.
-      if (state === 'connected') this.session.networkRestored('ice');
+      if (state === 'connected' && interrupted) {
+        interrupted = false;
+        this.session.networkRestored('ice');
+      }
     });
     if (transport.direction !== 'send') return;
     transport.on('produce', ({ kind, rtpParameters, appData }, callback, errback) => {
