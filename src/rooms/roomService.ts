@@ -87,8 +87,7 @@ export class ClusteredRoomService implements RoomService {
 
   async redeemAccessCode(accessCode: string, address: string): Promise<JoinClaims> {
     this.invitations.checkLockout(address);
-    // Redis unreachable: this node still honours the codes it issued itself.
-    const shared = await this.cluster.findInvitation(accessCode).catch(() => undefined);
+    const shared = await this.cluster.findInvitation(accessCode);
     // Not shared (a code of the try-it page, or Redis lost it): this node's own codes, counted.
     if (!shared) return this.invitations.redeem(accessCode, address);
     // Hosted elsewhere: ROOM_ELSEWHERE before the code is used, so that it still works there.
