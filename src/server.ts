@@ -17,7 +17,7 @@ import { keySetDocument, type JournalKeyring } from './journal/signing.js';
 import { openJournalStores, type JournalStores } from './journal/openStores.js';
 import { reconcileEndedWebhooks, type WebhookOutbox } from './webhooks/index.js';
 import { ConsentRegistry } from './consent/consentRegistry.js';
-import { InvitationStore, DEFAULT_ACCESS_CODE_POLICY } from './auth/invitations.js';
+import { InvitationStore, DEFAULT_ACCESS_CODE_POLICY, type Invitation } from './auth/invitations.js';
 import { ConsultationRecord } from './rooms/consultationRecord.js';
 import { ClusterNode } from './cluster/clusterNode.js';
 import { roomServiceFor } from './rooms/roomService.js';
@@ -118,8 +118,9 @@ export class SfuServer {
     await reconcileEndedWebhooks(this.journal, this.outbox);
     const record = new ConsultationRecord(this.journal, this.outbox, log.child({ module: 'journal' }));
     const consentTexts = new ConsentRegistry(config.journal.dir);
-    this.invitations = new InvitationStore(DEFAULT_ACCESS_CODE_POLICY, (invitation) =>
-      record.invitationExpired(invitation.roomId, invitation.participantId, invitation.role),
+    this.invitations = new InvitationStore(
+      DEFAULT_ACCESS_CODE_POLICY,
+      (invitation) => void this.invitationExpired(invitation, record),
     );
     this.pool = await WorkerPool.start(config.media, log, metrics);
     this.rooms = new RoomRegistry({ pool: this.pool, config, metrics, log, record, consentTexts });
@@ -146,7 +147,7 @@ export class SfuServer {
       sendPhoneCallWebhooks(this.phone, this.outbox, log.child({ module: 'webhooks' }));
     }
     const tokens = new JoinTokenVerifier(config.auth, this.tokenSecret);
-    const roomService = roomServiceFor(this.rooms, this.cluster);
+    const roomService = roomServiceFor(this.rooms, this.cluster, this.invitations);
     this.signalling = new SignallingServer({
       config,
       log: log.child({ module: 'signalling' }),
@@ -191,6 +192,19 @@ export class SfuServer {
     this.address = await this.http.listen();
     await this.cluster?.start();
     log.info({ url: this.url, workers: this.pool.size, version: VERSION }, 'server listening');
+  }
+
+  /**
+   * An invitation this node created reached its expiry unused here; in a cluster its code or link
+   * may have been used on another node, which the shared token ids tell.
+   */
+  private async invitationExpired(invitation: Invitation, record: ConsultationRecord): Promise<void> {
+    try {
+      if (await this.cluster?.tokenUsed(invitation.tokenId)) return;
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'invitation use not checked in the cluster');
+    }
+    record.invitationExpired(invitation.roomId, invitation.participantId, invitation.role);
   }
 
   /** The try-it page and its unauthenticated demo endpoint: on when asked, or on loopback in 'auto'. */

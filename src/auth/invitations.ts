@@ -36,6 +36,19 @@ export const DEFAULT_ACCESS_CODE_POLICY: AccessCodePolicy = {
 
 const MAX_INVITATIONS = 100_000;
 
+/** What an invitation's access code lets its holder join as: the claims of its link token. */
+export function claimsOf(invitation: Invitation): JoinClaims {
+  return {
+    room: invitation.roomId,
+    sub: invitation.participantId,
+    role: invitation.role,
+    ...(invitation.displayName !== undefined ? { name: invitation.displayName } : {}),
+    ...(invitation.rpps !== undefined ? { rpps: invitation.rpps } : {}),
+    jti: invitation.tokenId,
+    exp: Math.floor(invitation.expiresAt / 1000),
+  };
+}
+
 function codeDigest(code: string): Buffer {
   return createHash('sha256').update(code).digest();
 }
@@ -106,16 +119,26 @@ export class InvitationStore {
    * the lockout of `address`; a locked address or a global pause gets RATE_LIMITED.
    */
   redeem(code: string, address: string): JoinClaims {
+    this.checkLockout(address);
+    const claims = this.claim(code);
+    if (!claims) {
+      this.recordWrongCode(address);
+      throw new SfuError('ACCESS_DENIED');
+    }
+    return claims;
+  }
+
+  /** RATE_LIMITED while `address`, or code entry as a whole, is locked out. */
+  checkLockout(address: string): void {
     const now = this.now();
     if (this.globalFailures.lockedUntil > now) throw new SfuError('RATE_LIMITED', 'access codes paused');
     const entry = this.failures.get(address);
     if (entry && entry.lockedUntil > now) throw new SfuError('RATE_LIMITED', 'too many wrong codes');
-    const claims = this.claim(code);
-    if (!claims) {
-      this.countFailure(address, now);
-      throw new SfuError('ACCESS_DENIED');
-    }
-    return claims;
+  }
+
+  /** Counts a wrong code from `address` towards its lockout and the global pause. */
+  recordWrongCode(address: string): void {
+    this.countFailure(address, this.now());
   }
 
   /**
@@ -130,15 +153,7 @@ export class InvitationStore {
     const invitation = this.byCodeDigest.get(codeDigest(code).toString('hex'));
     if (invitation === undefined || invitation.used || invitation.expiresAt <= now) return undefined;
     this.consume(invitation);
-    return {
-      room: invitation.roomId,
-      sub: invitation.participantId,
-      role: invitation.role,
-      ...(invitation.displayName !== undefined ? { name: invitation.displayName } : {}),
-      ...(invitation.rpps !== undefined ? { rpps: invitation.rpps } : {}),
-      jti: invitation.tokenId,
-      exp: Math.floor(invitation.expiresAt / 1000),
-    };
+    return claimsOf(invitation);
   }
 
   pendingFor(roomId: string): Invitation[] {

@@ -12,6 +12,7 @@ import type { RoomOptions } from '../protocol/messages.js';
 import { SfuError } from '../errors/catalogue.js';
 import { RoomDirectory, digestOf, type MemberRecord, type NodeRecord } from './roomDirectory.js';
 import { RoomElsewhereError } from './roomElsewhere.js';
+import { SharedInvitations } from './sharedInvitations.js';
 
 /** A room created on another node: what the REST answer says of it. */
 export interface RemoteRoomView {
@@ -41,6 +42,14 @@ export interface ClusterRouting {
   resume(resumeToken: string, link: ParticipantLink): Promise<{ room: Room; participant: Participant }>;
   /** After a join or resume: publishes the membership so another node can take the room over. */
   memberChanged(room: Room, participant: Participant): void;
+  /** Makes an invitation's access code usable on every node. */
+  shareInvitation(accessCode: string, claims: JoinClaims): Promise<void>;
+  /** What a shared access code stands for, without using it. */
+  findInvitation(accessCode: string): Promise<JoinClaims | undefined>;
+  /** Uses a shared access code: its claims for the one node that takes it. */
+  takeInvitation(accessCode: string): Promise<JoinClaims | undefined>;
+  /** Whether a join token (or the invitation behind it) was used on any node. */
+  tokenUsed(jti: string): Promise<boolean>;
 }
 
 export interface ClusterNodeDeps {
@@ -63,6 +72,7 @@ export class ClusterNode implements ClusterRouting {
   readonly id: string;
   private readonly redis: Redis;
   private readonly directory: RoomDirectory;
+  private readonly invitations: SharedInvitations;
   private readonly log: Logger;
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
@@ -89,6 +99,13 @@ export class ClusterNode implements ClusterRouting {
     });
     this.redis.on('error', (err: Error) => this.log.warn({ err: err.message }, 'redis error'));
     this.directory = new RoomDirectory(this.redis, cluster.keyPrefix);
+    // Codes are keyed with the token secret every node shares, so that Redis holds no digest one
+    // could reverse by trying the 10^8 codes (unkeyed when join tokens are only asymmetric).
+    this.invitations = new SharedInvitations(
+      this.redis,
+      cluster.keyPrefix,
+      deps.config.auth.tokenSecret ?? '',
+    );
     deps.rooms.on('roomClosed', (room) => this.onRoomClosed(room));
   }
 
@@ -224,6 +241,22 @@ export class ClusterNode implements ClusterRouting {
     this.log.info({ room: room.id }, 'participant brought back after a node failure');
     this.memberChanged(restored.room, restored.participant);
     return restored;
+  }
+
+  shareInvitation(accessCode: string, claims: JoinClaims): Promise<void> {
+    return this.invitations.publish(accessCode, claims);
+  }
+
+  findInvitation(accessCode: string): Promise<JoinClaims | undefined> {
+    return this.invitations.find(accessCode);
+  }
+
+  takeInvitation(accessCode: string): Promise<JoinClaims | undefined> {
+    return this.invitations.take(accessCode);
+  }
+
+  tokenUsed(jti: string): Promise<boolean> {
+    return this.directory.tokenIdUsed(jti);
   }
 
   memberChanged(room: Room, participant: Participant): void {

@@ -230,4 +230,9 @@ export class RoomDirectory {
     const ok = await this.redis.set(this.key('jti', digestOf(jti)), '1', 'EX', ttl, 'NX');
     return ok === 'OK';
   }
+
+  /** Whether a join token id was used on any node (kept until the token's expiry + 60 s). */
+  async tokenIdUsed(jti: string): Promise<boolean> {
+    return (await this.redis.exists(this.key('jti', digestOf(jti)))) === 1;
+  }
 }

@@ -83,7 +83,29 @@ export function resolveConfig(raw: Record<string, Json>): Config {
     );
   }
   checkPhone(config.phone);
+  checkJournal(config);
   return config;
+}
+
+/**
+ * Journals in PostgreSQL are extended by whichever node hosts the room, and every node verifies
+ * the checkpoints the others signed: the nodes must share one configured key. A key generated per
+ * node (the files default) would make the first room moved after a node's death unverifiable.
+ */
+function checkJournal(config: Config): void {
+  const { journal, cluster } = config;
+  const inDatabase =
+    journal.store === 'postgres' ||
+    (journal.store === 'auto' && cluster.enabled && journal.postgresUrl !== null);
+  if (!inDatabase) return;
+  if (journal.postgresUrl === null)
+    throw new ConfigError(
+      'invalid configuration key "journal.postgresUrl": expected a PostgreSQL URL when journal.store is postgres; found nothing',
+    );
+  if (journal.signingKey === null && journal.signingKeyFile === null)
+    throw new ConfigError(
+      'invalid configuration key "journal.signingKey": expected the Ed25519 key every node shares (signingKey or signingKeyFile, from a secret) when journals live in PostgreSQL; found nothing',
+    );
 }
 
 /** Phone settings that only make sense together; each error names the key to fix. */

@@ -215,7 +215,7 @@ export const ConfigSchema = Type.Object(
         'Ed25519 private key (PKCS#8 PEM) that signs journal checkpoints; give it from a secret (SFU_JOURNAL__SIGNING_KEY). Takes precedence over signingKeyFile.',
       ),
       signingKeyFile: NullableString(
-        'File holding that key (must exist). When both are null: <dir>/keys/journal-signing.pem, generated on first start and kept.',
+        'File holding that key (must exist). When both are null: <dir>/keys/journal-signing.pem, generated on first start and kept (files store only: with PostgreSQL every node needs the same key, so one of the two is required).',
       ),
       checkpointEvery: Type.Integer({
         minimum: 1,

@@ -201,7 +201,7 @@ export class RestApi {
       ...(body.displayName !== undefined ? { displayName: body.displayName } : {}),
       ...(body.rpps !== undefined ? { rpps: body.rpps } : {}),
     });
-    const { accessCode } = this.deps.invitations.create({
+    const { invitation, accessCode } = this.deps.invitations.create({
       roomId: room.id,
       participantId,
       role: body.role,
@@ -210,6 +210,12 @@ export class RestApi {
       tokenId: decodeJwt(token).jti ?? '',
       ttlS,
     });
+    // Without Redis the code still works on this node (the room's host), where links lead too.
+    await this.deps.roomService
+      .invitationCreated(invitation, accessCode)
+      .catch((err: unknown) =>
+        this.deps.log.warn({ room: room.id, err: (err as Error).message }, 'access code not shared'),
+      );
     await this.deps.rooms.record.record(room.id, 'participant.invited', {
       participantId,
       role: body.role,

@@ -1,6 +1,7 @@
 import type { JoinClaims } from '../auth/joinTokens.js';
+import { claimsOf, type Invitation, type InvitationStore } from '../auth/invitations.js';
 import type { ClusterRouting, RemoteRoomView } from '../cluster/clusterNode.js';
-import { isSfuError } from '../errors/catalogue.js';
+import { SfuError, isSfuError } from '../errors/catalogue.js';
 import type { RoomOptions } from '../protocol/messages.js';
 import type { Participant, ParticipantLink } from './participant.js';
 import type { Room } from './room.js';
@@ -30,11 +31,30 @@ export interface RoomService {
     keys: { e2ee: boolean; e2eeKey?: string | undefined },
   ): Promise<Member>;
   resume(resumeToken: string, link: ParticipantLink): Promise<Member>;
+  /** After an invitation is created: its access code becomes usable wherever it is typed. */
+  invitationCreated(invitation: Invitation, accessCode: string): Promise<void>;
+  /**
+   * Exchanges an access code for its invitation's claims, once; wrong codes count towards the
+   * lockout of `address`. In a cluster, a code for a room hosted elsewhere is left unused and
+   * answered with ROOM_ELSEWHERE, so that the client types it there.
+   */
+  redeemAccessCode(accessCode: string, address: string): Promise<JoinClaims>;
 }
 
 /** One process, its own rooms. */
 export class LocalRoomService implements RoomService {
-  constructor(private readonly rooms: RoomRegistry) {}
+  constructor(
+    private readonly rooms: RoomRegistry,
+    private readonly invitations: InvitationStore,
+  ) {}
+
+  invitationCreated(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  redeemAccessCode(accessCode: string, address: string): Promise<JoinClaims> {
+    return Promise.resolve(this.invitations.redeem(accessCode, address));
+  }
 
   async createRoom(options: Partial<RoomOptions>, roomId?: string) {
     return { local: await this.rooms.createRoom(options, roomId) };
@@ -58,7 +78,26 @@ export class ClusteredRoomService implements RoomService {
   constructor(
     private readonly rooms: RoomRegistry,
     private readonly cluster: ClusterRouting,
+    private readonly invitations: InvitationStore,
   ) {}
+
+  async invitationCreated(invitation: Invitation, accessCode: string): Promise<void> {
+    await this.cluster.shareInvitation(accessCode, claimsOf(invitation));
+  }
+
+  async redeemAccessCode(accessCode: string, address: string): Promise<JoinClaims> {
+    this.invitations.checkLockout(address);
+    const shared = await this.cluster.findInvitation(accessCode);
+    // Not shared (a code of the try-it page, or Redis lost it): this node's own codes, counted.
+    if (!shared) return this.invitations.redeem(accessCode, address);
+    // Hosted elsewhere: ROOM_ELSEWHERE before the code is used, so that it still works there.
+    await this.cluster.locate(shared.room);
+    const claims = await this.cluster.takeInvitation(accessCode);
+    if (!claims) throw new SfuError('ACCESS_DENIED');
+    // The node that created it forgets it too (no expiry webhook for a used invitation).
+    this.invitations.useByTokenId(claims.jti);
+    return claims;
+  }
 
   createRoom(options: Partial<RoomOptions>, roomId?: string) {
     return this.cluster.createRoom(options, roomId);
@@ -95,6 +134,12 @@ export class ClusteredRoomService implements RoomService {
   }
 }
 
-export function roomServiceFor(rooms: RoomRegistry, cluster: ClusterRouting | undefined): RoomService {
-  return cluster ? new ClusteredRoomService(rooms, cluster) : new LocalRoomService(rooms);
+export function roomServiceFor(
+  rooms: RoomRegistry,
+  cluster: ClusterRouting | undefined,
+  invitations: InvitationStore,
+): RoomService {
+  return cluster
+    ? new ClusteredRoomService(rooms, cluster, invitations)
+    : new LocalRoomService(rooms, invitations);
 }

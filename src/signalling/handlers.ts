@@ -57,7 +57,7 @@ export const HANDLERS: { [M in Method]: Handler<M> } = {
       claims = await scope.ctx.tokens.verify(params.token);
       scope.ctx.invitations.useByTokenId(claims.jti);
     } else if (params.accessCode !== undefined && params.token === undefined) {
-      claims = scope.ctx.invitations.redeem(params.accessCode, scope.connection.address);
+      claims = await scope.ctx.roomService.redeemAccessCode(params.accessCode, scope.connection.address);
       // The invitation is used: its link token must not let a second person in.
       scope.ctx.tokens.markUsed(claims.jti, claims.exp);
     } else {

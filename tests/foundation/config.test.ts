@@ -111,3 +111,38 @@ t.test('phone settings that only make sense together are refused with the key na
   });
   t.equal(ok.phone.pinDigitTimeoutS, 5, 'the limits the documentation lists are accepted');
 });
+
+t.test(
+  'journals in PostgreSQL need a signing key given to every node, not one generated per node',
+  async (t) => {
+    const url = 'postgresql://sfu@db.example:5432/journal';
+    const pem = '-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n';
+    // Each node would generate its own key: a room moved to another node would then fail to verify.
+    t.throws(
+      () =>
+        resolveConfig({
+          cluster: { enabled: true, redisUrl: 'redis://r:6379' },
+          journal: { postgresUrl: url },
+        }),
+      {
+        name: 'ConfigError',
+        message: /"journal\.signingKey": expected .*PostgreSQL/,
+      },
+    );
+    t.throws(() => resolveConfig({ journal: { store: 'postgres', postgresUrl: url } }), ConfigError);
+    t.throws(() => resolveConfig({ journal: { store: 'postgres' } }), {
+      message: /"journal\.postgresUrl"/,
+    });
+    t.doesNotThrow(() =>
+      resolveConfig({ journal: { store: 'postgres', postgresUrl: url, signingKey: pem } }),
+    );
+    t.doesNotThrow(() =>
+      resolveConfig({
+        journal: { store: 'postgres', postgresUrl: url, signingKeyFile: '/run/secrets/key.pem' },
+      }),
+    );
+    // Files (one node, or a cluster without a database) keep the generated default.
+    t.doesNotThrow(() => resolveConfig({ cluster: { enabled: true, redisUrl: 'redis://r:6379' } }));
+    t.doesNotThrow(() => resolveConfig({ journal: { store: 'files' } }));
+  },
+);

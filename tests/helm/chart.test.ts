@@ -19,6 +19,10 @@ import {
   text,
 } from './chart.js';
 
+/** A PKCS#8 PEM shape for the chart's own Secret (the chart never parses it). */
+const TEST_SIGNING_KEY =
+  '-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIG1vY2sta2V5LWZvci10aGUtY2hhcnQtdGVzdHMhIQ==\n-----END PRIVATE KEY-----\n';
+
 /** Value sets that together switch on every branch of the templates. */
 const SCENARIOS: Record<string, JsonObject> = {
   defaults: {},
@@ -33,6 +37,10 @@ const SCENARIOS: Record<string, JsonObject> = {
       webhookSecret: 'webhook-signing-secret',
     },
     cluster: { enabled: true, redisUrl: 'redis://redis:6379/0' },
+    journal: {
+      postgres: { url: 'postgresql://sfu:db-password@journal-db:5432/journal' },
+      signingKey: { pem: TEST_SIGNING_KEY },
+    },
     turn: { enabled: true, urls: ['turns:turn.example.fr:443?transport=tcp'], sharedSecret: 'turn-secret' },
     metrics: { serviceMonitor: { enabled: true, labels: { release: 'prometheus' } } },
     persistence: { enabled: false, storageClass: 'fast' },
@@ -48,6 +56,10 @@ const SCENARIOS: Record<string, JsonObject> = {
     media: { exposure: 'podIP', announcedAddress: '198.51.100.7' },
     secrets: { existingSecret: 'sfu-secrets' },
     cluster: { enabled: true, redisUrlSecret: { name: 'redis-auth', key: 'url' } },
+    journal: {
+      postgres: { urlSecret: { name: 'journal-db', key: 'uri' }, poolSize: 4 },
+      signingKey: { secret: { name: 'journal-key', key: 'ed25519.pem' } },
+    },
     turn: { enabled: true, sharedSecretSecret: { name: 'coturn', key: 'static-auth-secret' } },
     serviceAccount: { create: false, name: '' },
     podDisruptionBudget: { enabled: false },
@@ -251,7 +263,11 @@ void t.test('with podIP exposure and a fixed address, the fixed address is annou
     '10.42.0.17',
     'podIP announces the pod address',
   );
-  const externalSecrets = { 'redis-auth/url': 'redis://redis:6379/0', 'coturn/static-auth-secret': 'shared' };
+  const externalSecrets = {
+    'redis-auth/url': 'redis://redis:6379/0',
+    'coturn/static-auth-secret': 'shared',
+    'journal-db/uri': 'postgresql://sfu@journal-db/journal',
+  };
   t.equal(podEnvironment(external(), externalSecrets).SFU_MEDIA__ANNOUNCED_ADDRESS, '198.51.100.7');
   t.notOk(podSpec(external()).hostNetwork, 'no host network');
   const ports = at(container(external()), 'ports') as JsonObject[];
@@ -316,6 +332,8 @@ void t.test('secrets reach the pod only through secretKeyRef, never as literal v
     'platform-key-0123456789',
     'webhook-signing-secret',
     'turn-secret',
+    'db-password',
+    'MC4CAQAwBQYDK2VwBCIEIG1vY2sta2V5',
   ];
   const sts = JSON.stringify(find(everything(), 'StatefulSet'));
   for (const s of secretValues) t.notOk(sts.includes(s), `${s} is not in the StatefulSet`);
@@ -324,6 +342,7 @@ void t.test('secrets reach the pod only through secretKeyRef, never as literal v
     'SFU_AUTH__API_KEYS',
     'SFU_WEBHOOKS__SECRET',
     'SFU_TURN__SHARED_SECRET',
+    'SFU_JOURNAL__POSTGRES_URL',
   ]) {
     t.ok(envVar(everything(), name)?.valueFrom?.secretKeyRef, `${name} comes from a Secret`);
   }
@@ -366,6 +385,69 @@ void t.test('cluster and TURN settings are wired into SFU_* variables only when 
   t.same(JSON.parse(env2.SFU_TURN__URLS ?? ''), ['turns:turn.example.fr:443?transport=tcp']);
   t.end();
 });
+
+void t.test(
+  'journals in PostgreSQL: the URL and the signing key come from Secrets, the key as a read-only file',
+  (t) => {
+    // The chart's own Secret (tests): both stored there, the key mounted, never in the environment.
+    const env = podEnvironment(everything(), chartSecrets(everything()));
+    t.equal(env.SFU_JOURNAL__POSTGRES_URL, 'postgresql://sfu:db-password@journal-db:5432/journal');
+    t.equal(env.SFU_JOURNAL__SIGNING_KEY_FILE, '/etc/teleconsult-sfu/journal-key/journal-signing.pem');
+    t.equal(
+      envVar(everything(), 'SFU_JOURNAL__SIGNING_KEY'),
+      undefined,
+      'the key itself is not in the environment',
+    );
+    const config = resolveConfig(mergeValuesJson(configFile(everything()), overridesFromEnv(env)));
+    t.equal(config.journal.store, 'auto');
+    t.ok(
+      config.cluster.enabled && config.journal.postgresUrl,
+      'a cluster with a database: the PostgreSQL store',
+    );
+
+    // Secrets the operator brings: the URL from its own Secret, the key from another.
+    const ref = envVar(external(), 'SFU_JOURNAL__POSTGRES_URL')?.valueFrom?.secretKeyRef as JsonObject;
+    t.same(ref, { name: 'journal-db', key: 'uri' });
+    t.equal(envVar(external(), 'SFU_JOURNAL__POSTGRES_POOL_SIZE')?.value, '4');
+    const volume = (at(podSpec(external()), 'volumes') as JsonObject[]).find((v) => v.name === 'journal-key');
+    // defaultMode is written 0440 like the TLS mounts (octal to Kubernetes' YAML 1.1 reader).
+    t.match(
+      volume?.secret,
+      { secretName: 'journal-key', items: [{ key: 'ed25519.pem', path: 'journal-signing.pem' }] },
+      'the key Secret is mounted, that one key as one file',
+    );
+    const mount = (at(container(external()), 'volumeMounts') as JsonObject[]).find(
+      (m) => m.name === 'journal-key',
+    );
+    t.match(mount, { mountPath: '/etc/teleconsult-sfu/journal-key', readOnly: true });
+
+    // By default: files on the pod's volume, no database, the key generated on that volume.
+    t.equal(envVar(defaults(), 'SFU_JOURNAL__POSTGRES_URL'), undefined);
+    t.equal(envVar(defaults(), 'SFU_JOURNAL__SIGNING_KEY_FILE'), undefined);
+    t.end();
+  },
+);
+
+void t.test(
+  'a database without a shared signing key, or postgres without a database, does not render',
+  (t) => {
+    const cluster = { enabled: true, redisUrl: 'redis://redis:6379/0' };
+    t.throws(() => render({ cluster, journal: { postgres: { url: 'postgresql://db/journal' } } }), {
+      message: /journal\.signingKey/,
+    });
+    t.throws(() => render({ journal: { store: 'postgres' } }), { message: /journal\.postgres\.url/ });
+    t.doesNotThrow(() =>
+      render({
+        cluster,
+        journal: {
+          postgres: { url: 'postgresql://db/journal' },
+          signingKey: { secret: { name: 'journal-key' } },
+        },
+      }),
+    );
+    t.end();
+  },
+);
 
 const schemaSections = Object.keys(ConfigSchema.properties);
 const pending = ['cluster', 'turn'].filter((s) => !schemaSections.includes(s));

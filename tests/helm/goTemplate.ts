@@ -362,6 +362,10 @@ const FUNCTIONS: Record<string, Fn> = {
   until: (_r, n) => Array.from({ length: Math.max(0, toInt(n, 'until')) }, (_x, i) => i),
   sha256sum: (_r, s) => createHash('sha256').update(str(s)).digest('hex'),
   include: (r, name, data) => r.include(str(name), data),
+  // As Helm's: the render stops with the message.
+  fail: (_r, message) => {
+    throw new Error(str(message));
+  },
 };
 
 class Scope {
