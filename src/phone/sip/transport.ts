@@ -20,6 +20,8 @@ export interface SipPeer {
   readonly transport: SipTransportName;
   readonly address: string;
   readonly port: number;
+  /** TLS: the host name the peer's certificate must carry (when it was dialled by name). */
+  readonly serverName?: string;
 }
 
 export interface SipTransportEvents {
@@ -36,6 +38,8 @@ export interface SipTransportOptions {
   readonly tlsPort: number | null;
   readonly tlsCertFile: string | null;
   readonly tlsKeyFile: string | null;
+  /** CAs trusted for the TLS connections we open; the system's when null. */
+  readonly tlsCaFile?: string | null;
   readonly maxConnections: number;
   /** Stream connections with no traffic for this long are closed. */
   readonly idleTimeoutMs?: number;
@@ -54,9 +58,12 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
   private tlsServer: tls.Server | undefined;
   private readonly connections = new Map<string, net.Socket>();
   private closed = false;
+  /** Read once at start: a missing CA file fails the start, not the first call. */
+  private readonly tlsCa: Buffer | undefined;
 
   private constructor(private readonly options: SipTransportOptions) {
     super();
+    this.tlsCa = options.tlsCaFile ? fs.readFileSync(options.tlsCaFile) : undefined;
   }
 
   static async start(options: SipTransportOptions): Promise<SipTransport> {
@@ -185,7 +192,10 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
           ? tls.connect({
               host: peer.address,
               port: peer.port,
-              servername: net.isIP(peer.address) ? undefined : peer.address,
+              // The identity checked is the name dialled; an address is checked as an address.
+              servername: peer.serverName ?? (net.isIP(peer.address) ? undefined : peer.address),
+              minVersion: 'TLSv1.2',
+              ...(this.tlsCa ? { ca: this.tlsCa } : {}),
             })
           : net.connect({ host: peer.address, port: peer.port });
       this.watchStream(socket, peer);
