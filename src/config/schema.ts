@@ -485,7 +485,7 @@ export const ConfigSchema = Type.Object(
       rtpSymmetric: Type.Boolean({
         default: false,
         description:
-          "Symmetric RTP (latching): the first RTP packet fixes the address the phone's media is accepted from and sent to, whatever its SDP says (trunks behind NAT); when false, only the SDP address.",
+          "Symmetric RTP (latching): the first RTP packet fixes the address the phone's media is accepted from and sent to, whatever its SDP says (trunks behind NAT), and moves with that stream (same SSRC) when a NAT rebinds it after 500 ms of silence from the old address; when false, only the SDP address.",
       }),
       srtp: Type.Union([Type.Literal('off'), Type.Literal('offered'), Type.Literal('required')], {
         default: 'offered',
