@@ -6,14 +6,9 @@ import { decodeG711 } from '../../src/phone/media/g711.js';
 import { parseRtp } from '../../src/phone/media/rtp.js';
 import { SrtpContext } from '../../src/phone/media/srtp.js';
 import type { SipGateway } from '../../src/phone/gateway.js';
-import { startTestServer } from '../support/server.js';
-import {
-  Baresip,
-  baresipMissing,
-  freeTcpPortPair,
-  loopbackCertificate,
-  writeToneWav,
-} from './fixtures/baresip.js';
+import { startPhoneServer } from './fixtures/phoneServer.js';
+import { Baresip, baresipMissing, freeTcpPortPair, writeToneWav } from './fixtures/baresip.js';
+import { selfSignedCertificate } from './fixtures/certificates.js';
 import { captureLoopbackUdp, loopbackCaptureMissing, type CapturedDatagram } from './fixtures/capture.js';
 import { beepPrompts, startGateway } from './fixtures/gatewayFixture.js';
 import { FixtureRoomPort, G711Listener, OpusToneSource, toneLevel, until } from './fixtures/roomFixture.js';
@@ -124,21 +119,63 @@ function checkWire(t: Test, report: WireReport): void {
   );
 }
 
-/** The last `seconds` of a recording. */
-function tail(samples: Int16Array, seconds: number): Int16Array {
-  return samples.subarray(Math.max(0, samples.length - seconds * 8000));
+/**
+ * The strongest level of a tone over the 1 s windows of a recording (quarter-second steps): a
+ * loaded machine may starve a stretch of the call, the tone must be clearly there in some second.
+ */
+function strongestSecond(samples: Int16Array, frequency: number): number {
+  let strongest = 0;
+  for (let start = 0; start + 8000 <= samples.length; start += 2000)
+    strongest = Math.max(strongest, toneLevel(samples.subarray(start, start + 8000), frequency));
+  return strongest;
+}
+
+interface CallFiles {
+  readonly dir: string;
+  readonly gatewayCert: { cert: string; key: string };
+  readonly phoneCert: { cert: string; both: string };
+  readonly toneWav: string;
+}
+
+/** A folder with both sides' certificates and the phone's microphone (a tone). */
+function prepare(t: Test, prefix: string): CallFiles {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const toneWav = path.join(dir, 'tone.wav');
+  writeToneWav(toneWav, PHONE_TONE_HZ, 60);
+  return {
+    dir,
+    gatewayCert: selfSignedCertificate(dir, 'gateway'),
+    phoneCert: selfSignedCertificate(dir, 'phone'),
+    toneWav,
+  };
+}
+
+/** baresip with SRTP required (calling `dial` when given), and tcpdump on its RTP ports when it can run. */
+async function startPhone(t: Test, files: CallFiles, dial?: string) {
+  const rtpPort = await freeUdpPort();
+  const capture = skipCapture ? undefined : await captureLoopbackUdp(files.dir, [rtpPort, rtpPort + 1]);
+  t.teardown(() => capture?.stop().catch(() => undefined));
+  const phone = await Baresip.start({
+    dir: files.dir,
+    sipPort: await freeTcpPortPair(),
+    rtpPorts: [rtpPort, rtpPort + 1],
+    ctrlPort: await freeTcpPortPair(),
+    sourceWav: files.toneWav,
+    certificate: files.phoneCert.both,
+    mediaenc: 'srtp-mand',
+    ...(dial ? { dial } : {}),
+  });
+  t.teardown(() => phone.kill());
+  return { phone, capture, rtpPort };
 }
 
 void t.test(
   'dial-in from baresip over SIP TLS with SDES SRTP: PIN, consent, audio both ways, nothing plain on the wire',
   { skip: skipBaresip },
   async (t) => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'phone-baresip-in-'));
-    t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-    const gatewayCert = loopbackCertificate(dir, 'gateway');
-    const phoneCert = loopbackCertificate(dir, 'phone');
-    const toneWav = path.join(dir, 'tone.wav');
-    writeToneWav(toneWav, PHONE_TONE_HZ, 60);
+    const files = prepare(t, 'phone-baresip-in-');
+    const { gatewayCert } = files;
 
     const room = await FixtureRoomPort.create();
     t.teardown(() => room.close());
@@ -156,20 +193,11 @@ void t.test(
     gateway.on('callState', ({ state }) => states.push(state));
     const ended = new Promise<string>((resolve) => gateway.on('callEnded', ({ reason }) => resolve(reason)));
 
-    const rtpPort = await freeUdpPort();
-    const capture = skipCapture ? undefined : await captureLoopbackUdp(dir, [rtpPort, rtpPort + 1]);
-    t.teardown(() => capture?.stop().catch(() => undefined));
-    const phone = await Baresip.start({
-      dir,
-      sipPort: await freeTcpPortPair(),
-      rtpPorts: [rtpPort, rtpPort + 1],
-      ctrlPort: await freeTcpPortPair(),
-      sourceWav: toneWav,
-      certificate: phoneCert.both,
-      mediaenc: 'srtp-mand',
-      dial: `sip:gateway@127.0.0.1:${gateway.sipPorts.tls};transport=tls`,
-    });
-    t.teardown(() => phone.kill());
+    const { phone, capture, rtpPort } = await startPhone(
+      t,
+      files,
+      `sip:gateway@127.0.0.1:${gateway.sipPorts.tls};transport=tls`,
+    );
 
     t.ok(
       await until(() => gateway.activeCalls === 1 && /Call established/.test(phone.log), 10000),
@@ -198,28 +226,27 @@ void t.test(
     t.teardown(() => listener?.close());
     await new Promise((resolve) => setTimeout(resolve, 4000));
 
-    const heardInRoom = tail(listener?.samples() ?? new Int16Array(0), 3);
+    const heardInRoom = listener?.samples() ?? new Int16Array(0);
     t.ok(
       heardInRoom.length >= 8000 * 2,
       `the room received the phone's audio (${heardInRoom.length} samples)`,
     );
     t.ok(
-      toneLevel(heardInRoom, PHONE_TONE_HZ) > 10 * toneLevel(heardInRoom, ROOM_TONE_HZ) &&
-        toneLevel(heardInRoom, PHONE_TONE_HZ) > 500,
-      `the room hears baresip's ${PHONE_TONE_HZ} Hz tone (${toneLevel(heardInRoom, PHONE_TONE_HZ).toFixed(0)})`,
+      strongestSecond(heardInRoom, PHONE_TONE_HZ) > 500 && strongestSecond(heardInRoom, ROOM_TONE_HZ) < 100,
+      `the room hears baresip's ${PHONE_TONE_HZ} Hz tone (${strongestSecond(heardInRoom, PHONE_TONE_HZ).toFixed(0)}), not its own ${ROOM_TONE_HZ} Hz`,
     );
 
     await phone.command('hangup');
     t.equal(await ended, 'hangup', 'baresip hung up (BYE over TLS)');
     t.equal(room.leaves.length, 1, 'the phone left the room once');
-    const heardByPhone = tail(phone.decodedAudio(), 3);
+    const heardByPhone = phone.decodedAudio();
     t.ok(
       heardByPhone.length >= 8000 * 2,
       `baresip decoded audio from the gateway (${heardByPhone.length} samples)`,
     );
     t.ok(
-      toneLevel(heardByPhone, ROOM_TONE_HZ) > 300,
-      `baresip hears the room's ${ROOM_TONE_HZ} Hz tone (${toneLevel(heardByPhone, ROOM_TONE_HZ).toFixed(0)})`,
+      strongestSecond(heardByPhone, ROOM_TONE_HZ) > 300,
+      `baresip hears the room's ${ROOM_TONE_HZ} Hz tone (${strongestSecond(heardByPhone, ROOM_TONE_HZ).toFixed(0)})`,
     );
 
     const datagrams = await capture?.stop();
@@ -235,44 +262,20 @@ void t.test(
   'REST dial-out to baresip over SIP TLS: SRTP offered with SDES, answered, audio both ways, nothing plain on the wire',
   { skip: skipBaresip },
   async (t) => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'phone-baresip-out-'));
-    t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-    const gatewayCert = loopbackCertificate(dir, 'gateway');
-    const phoneCert = loopbackCertificate(dir, 'phone');
-    const toneWav = path.join(dir, 'tone.wav');
-    writeToneWav(toneWav, PHONE_TONE_HZ, 60);
+    const files = prepare(t, 'phone-baresip-out-');
+    const { gatewayCert, phoneCert } = files;
 
-    const srv = await startTestServer({
-      phone: {
-        enabled: true,
-        sipUdpPort: 0,
-        sipTcpPort: null,
-        sipTlsPort: 0,
-        sipTlsCertFile: gatewayCert.cert,
-        sipTlsKeyFile: gatewayCert.key,
-        // The phone's certificate is self-signed: the gateway trusts exactly it.
-        sipTlsCaFile: phoneCert.cert,
-        srtp: 'required',
-        rtpMinPort: 0,
-        rtpMaxPort: 0,
-        trunkAllowedSources: ['127.0.0.1'],
-      },
+    const srv = await startPhoneServer({
+      sipTlsPort: 0,
+      sipTlsCertFile: gatewayCert.cert,
+      sipTlsKeyFile: gatewayCert.key,
+      // The phone's certificate is self-signed: the gateway trusts exactly it.
+      sipTlsCaFile: phoneCert.cert,
+      srtp: 'required',
     });
     t.teardown(() => srv.stop());
     const gateway = srv.server.phone!;
-    const rtpPort = await freeUdpPort();
-    const capture = skipCapture ? undefined : await captureLoopbackUdp(dir, [rtpPort, rtpPort + 1]);
-    t.teardown(() => capture?.stop().catch(() => undefined));
-    const phone = await Baresip.start({
-      dir,
-      sipPort: await freeTcpPortPair(),
-      rtpPorts: [rtpPort, rtpPort + 1],
-      ctrlPort: await freeTcpPortPair(),
-      sourceWav: toneWav,
-      certificate: phoneCert.both,
-      mediaenc: 'srtp-mand',
-    });
-    t.teardown(() => phone.kill());
+    const { phone, capture, rtpPort } = await startPhone(t, files);
 
     const roomId = (await srv.rest<{ id: string }>('POST', '/v1/rooms', { options: { waitingRoom: false } }))
       .body.id;
@@ -301,7 +304,7 @@ void t.test(
         if ((await stateOf()).state === 'in-call') return true;
         await phone.command('sndcode', '1');
         return false;
-      }, 20000),
+      }, 45000), // The spoken intro and notice alone last 12.5 s.
       'the patient consented by keypress (an SRTP telephone-event) and is in the call',
     );
     t.match(phone.log, /SRTP is Enabled \(cryptosuite=AES_CM_128_HMAC_SHA1_80\)/, 'baresip says SRTP is on');
@@ -314,10 +317,10 @@ void t.test(
       : undefined;
     t.teardown(() => listener?.close());
     await new Promise((resolve) => setTimeout(resolve, 3000));
-    const heardInRoom = tail(listener?.samples() ?? new Int16Array(0), 2);
+    const heardInRoom = listener?.samples() ?? new Int16Array(0);
     t.ok(
-      toneLevel(heardInRoom, PHONE_TONE_HZ) > 500,
-      `the room hears baresip's ${PHONE_TONE_HZ} Hz tone (${toneLevel(heardInRoom, PHONE_TONE_HZ).toFixed(0)})`,
+      strongestSecond(heardInRoom, PHONE_TONE_HZ) > 500,
+      `the room hears baresip's ${PHONE_TONE_HZ} Hz tone (${strongestSecond(heardInRoom, PHONE_TONE_HZ).toFixed(0)})`,
     );
 
     const hungUp = await srv.rest<{ state: string; reason?: string }>(

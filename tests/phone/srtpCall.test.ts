@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
@@ -10,27 +9,10 @@ import { parseRtp, buildRtp } from '../../src/phone/media/rtp.js';
 import { SrtpContext, parseSdesInline } from '../../src/phone/media/srtp.js';
 import { headerValue, parseSipMessage, type SipResponse } from '../../src/phone/sip/message.js';
 import { SipStreamFramer } from '../../src/phone/sip/streamFramer.js';
+import { selfSignedCertificate } from './fixtures/certificates.js';
 import { beepPrompts, startGateway } from './fixtures/gatewayFixture.js';
 import { phoneStream } from './fixtures/pcap.js';
 import { FixtureRoomPort, until } from './fixtures/roomFixture.js';
-
-function selfSignedCertificate(dir: string): { cert: string; key: string } {
-  const cert = path.join(dir, 'cert.pem');
-  const key = path.join(dir, 'key.pem');
-  execFileSync(
-    'openssl',
-    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1'].concat([
-      '-subj',
-      '/CN=127.0.0.1',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-    ]),
-    { stdio: 'ignore' },
-  );
-  return { cert, key };
-}
 
 function invite(transport: 'TLS' | 'UDP', callId: string, mediaPort: number, sdp: string): string {
   return [
@@ -67,7 +49,7 @@ function offer(mediaPort: number, crypto: string | undefined): string {
 void t.test('an SRTP call over SIP TLS: SDES keys, and nothing plain on the wire either way', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sip-srtp-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const { cert, key } = selfSignedCertificate(dir);
+  const { cert, key } = selfSignedCertificate(dir, 'gateway');
   const room = await FixtureRoomPort.create();
   t.teardown(() => room.close());
   room.pins.set('13572468', { roomId: 'room-s', participantId: 'phone-s', role: 'patient' });

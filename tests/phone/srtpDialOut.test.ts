@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,29 +14,8 @@ import {
 } from '../../src/phone/sip/message.js';
 import { SipStreamFramer } from '../../src/phone/sip/streamFramer.js';
 import { beepPrompts, startGateway } from './fixtures/gatewayFixture.js';
-import { loopbackCertificate } from './fixtures/baresip.js';
+import { selfSignedCertificate } from './fixtures/certificates.js';
 import { FixtureRoomPort, until } from './fixtures/roomFixture.js';
-
-/** A certificate that names `localhost` only (no IP address): only a check by name accepts it. */
-function localhostOnlyCertificate(dir: string): { cert: string; key: string } {
-  const cert = path.join(dir, 'callee.crt');
-  const key = path.join(dir, 'callee.key');
-  execFileSync(
-    'openssl',
-    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1'].concat([
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=DNS:localhost',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-    ]),
-    { stdio: 'ignore' },
-  );
-  return { cert, key };
-}
 
 type Answer = (invite: SipRequest, index: number) => { status: number; body?: string };
 
@@ -107,8 +85,9 @@ const PLAIN_ANSWER = [
 void t.test('dial-out over SIP TLS offers SDES SRTP', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'phone-srtp-out-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const gatewayCert = loopbackCertificate(dir, 'gateway');
-  const calleeCert = localhostOnlyCertificate(dir);
+  const gatewayCert = selfSignedCertificate(dir, 'gateway');
+  // It names `localhost` only (no address): only a check by the name dialled accepts it.
+  const calleeCert = selfSignedCertificate(dir, 'callee', 'DNS:localhost');
   const callee = await tlsCallee(calleeCert);
   t.teardown(() => callee.close());
   const room = await FixtureRoomPort.create();

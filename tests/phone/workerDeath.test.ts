@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import type { types } from 'mediasoup';
-import { startTestServer } from '../support/server.js';
+import { startPhoneServer } from './fixtures/phoneServer.js';
 import { phoneStream, writeRtpPcap } from './fixtures/pcap.js';
 import { beepPrompts, startGateway } from './fixtures/gatewayFixture.js';
 import { FixtureRoomPort, until } from './fixtures/roomFixture.js';
@@ -21,17 +21,7 @@ async function packetsOf(producers: Iterable<types.Producer>): Promise<number> {
 void t.test(
   "when the room's worker is killed, the phone leg follows the room to its new router",
   async (t) => {
-    const srv = await startTestServer({
-      media: { workers: 2 },
-      phone: {
-        enabled: true,
-        sipUdpPort: 0,
-        sipTcpPort: null,
-        rtpMinPort: 0,
-        rtpMaxPort: 0,
-        trunkAllowedSources: ['127.0.0.1'],
-      },
-    });
+    const srv = await startPhoneServer({}, { media: { workers: 2 } });
     t.teardown(() => srv.stop());
     const gateway = srv.server.phone!;
     const roomId = (await srv.rest<{ id: string }>('POST', '/v1/rooms', { options: { waitingRoom: false } }))
