@@ -52,7 +52,7 @@ import {
   T2_MS,
   TRANSACTION_TIMEOUT_MS,
 } from './sip/transactions.js';
-import { SipTransport, type SipPeer, type SipTransportName } from './sip/transport.js';
+import { SipTransport, peerKey, type SipPeer, type SipTransportName } from './sip/transport.js';
 
 export interface SipGatewayOptions {
   readonly config: PhoneConfig;
@@ -163,6 +163,8 @@ interface CallRecord {
   /** UAC: the INVITE in progress and where it went, for CANCEL. */
   outgoingInvite: SipRequest | undefined;
   outgoingPeer: SipPeer | undefined;
+  /** UAC: the connection to outgoingPeer failed (refused, certificate refused). */
+  outgoingFailed: boolean;
   confirmed: boolean;
   ending: boolean;
   /** The room participant the call acts for, once known (dial-out: at once; dial-in: after the PIN). */
@@ -271,6 +273,15 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
       this.log.debug({ transport: peer.transport, reason, answered }, 'malformed SIP message');
     });
     transport.on('error', (error) => this.log.warn({ err: error.message }, 'SIP transport error'));
+    transport.on('connectFailed', ({ peer, code }) => {
+      // A certificate that does not name what was dialled, or no listener: say so, and fail the
+      // calls waiting on that connection now rather than at their timeout.
+      this.log.warn({ transport: peer.transport, code }, 'SIP connection failed');
+      for (const record of this.calls.values())
+        if (record.outgoingPeer && !record.confirmed && peerKey(record.outgoingPeer) === peerKey(peer))
+          record.outgoingFailed = true;
+      this.clientTransactions.failPeer(peer);
+    });
     this.registrationCallId = newSipCallId(this.local.host);
     this.mediaWatch = setInterval(() => this.checkMediaTimeouts(), 5000);
   }
@@ -480,6 +491,7 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
       ackForOk: undefined,
       outgoingInvite: undefined,
       outgoingPeer: undefined,
+      outgoingFailed: false,
       confirmed: false,
       ending: false,
       invitation: undefined,
@@ -749,6 +761,7 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
       ackForOk: undefined,
       outgoingInvite: undefined,
       outgoingPeer: undefined,
+      outgoingFailed: false,
       confirmed: false,
       ending: false,
       invitation,
@@ -820,7 +833,7 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
             this.byeAfterLateAnswer(response, peer, sipCallId, localHeader, seq);
           throw new DialOutError(this.closed ? 'closed' : 'cancelled', response?.status);
         }
-        if (!response) throw new DialOutError('no-answer');
+        if (!response) throw new DialOutError(record.outgoingFailed ? 'unreachable' : 'no-answer');
         if ((response.status === 401 || response.status === 407) && round < 2) {
           authorization = this.answerChallenge(response, 'INVITE', request.to, round);
           if (!authorization) throw new DialOutError('auth-failed', response.status);

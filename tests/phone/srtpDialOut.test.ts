@@ -184,3 +184,49 @@ void t.test('dial-out over SIP TLS offers SDES SRTP', async (t) => {
     );
   });
 });
+
+void t.test(
+  'a TLS callee whose certificate is not trusted fails the call at once as unreachable',
+  async (t) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'phone-tls-untrusted-'));
+    t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const gatewayCert = selfSignedCertificate(dir, 'gateway');
+    const callee = await tlsCallee(selfSignedCertificate(dir, 'callee'));
+    t.teardown(() => callee.close());
+    const room = await FixtureRoomPort.create();
+    t.teardown(() => room.close());
+    // The gateway trusts its own certificate only, not the callee's.
+    const { gateway } = await startGateway(
+      room,
+      {
+        sip: {
+          tlsPort: 0,
+          tlsCertFile: gatewayCert.cert,
+          tlsKeyFile: gatewayCert.key,
+          tlsCaFile: gatewayCert.cert,
+        },
+        ringTimeoutS: 60,
+      },
+      beepPrompts(),
+    );
+    t.teardown(() => gateway.close());
+    const startedAt = Date.now();
+    const { answered } = gateway.dialOut({
+      to: callee.uri,
+      roomId: 'room-u',
+      participantId: 'phone-u',
+      role: 'practitioner',
+    });
+    const error = await answered.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    t.ok(error instanceof DialOutError && error.reason === 'unreachable', `unreachable (${String(error)})`);
+    t.ok(
+      Date.now() - startedAt < 10000,
+      `at once, not after the ring timeout (${Date.now() - startedAt} ms)`,
+    );
+    t.equal(callee.invites.length, 0, 'nothing was sent to the untrusted peer');
+    t.equal(gateway.activeCalls, 0, 'no call is left behind');
+  },
+);

@@ -28,6 +28,8 @@ export interface SipTransportEvents {
   message: [SipMessage, SipPeer];
   /** A message was refused; `answered` tells whether a 400 went back. */
   malformed: [{ peer: SipPeer; reason: string; answered: boolean }];
+  /** A connection we opened (TCP, TLS) failed before it was up: refused, or a certificate refused. */
+  connectFailed: [{ peer: SipPeer; code: string }];
   error: [Error];
 }
 
@@ -199,6 +201,12 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
             })
           : net.connect({ host: peer.address, port: peer.port });
       this.watchStream(socket, peer);
+      const opened = socket;
+      const up = peer.transport === 'tls' ? 'secureConnect' : 'connect';
+      const failed = (error: NodeJS.ErrnoException) =>
+        this.emit('connectFailed', { peer, code: error.code ?? 'error' });
+      opened.once('error', failed);
+      opened.once(up, () => opened.off('error', failed));
     }
     if (socket.writableLength > MAX_STREAM_BACKLOG) {
       socket.destroy();
@@ -225,7 +233,7 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
   }
 }
 
-function peerKey(peer: SipPeer): string {
+export function peerKey(peer: SipPeer): string {
   return `${peer.transport}|${peer.address}|${peer.port}`;
 }
 
