@@ -22,8 +22,9 @@ say() { [ "$quiet" = 1 ] || echo "[setup] $*"; }
 # Build the worker: compiler, meson and the libraries mediasoup links against.
 build_pkgs=(meson ninja-build g++ pkg-config libuv1-dev libssl-dev libsrtp2-dev libusrsctp-dev libabsl-dev nlohmann-json3-dev)
 # Tests: real browsers (Chromium, Firefox ESR), a real SIP peer, a real Redis, a real TURN server,
-# network namespaces and tc, and a real PostgreSQL (the clustered journal store).
-test_pkgs=(chromium firefox-esr sip-tester redis-server coturn iproute2 espeak-ng sox postgresql)
+# network namespaces and tc, a real PostgreSQL (the clustered journal store), a real softphone
+# (baresip-core: SRTP interop) and tcpdump (what the phone leg puts on the wire).
+test_pkgs=(chromium firefox-esr sip-tester redis-server coturn iproute2 espeak-ng sox postgresql baresip-core tcpdump)
 pkgs=("${build_pkgs[@]}")
 [ "$profile" = test ] && pkgs+=("${test_pkgs[@]}")
 

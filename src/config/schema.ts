@@ -453,6 +453,9 @@ export const ConfigSchema = Type.Object(
       }),
       sipTlsCertFile: NullableString('PEM certificate for SIP over TLS.'),
       sipTlsKeyFile: NullableString('PEM private key for SIP over TLS.'),
+      sipTlsCaFile: NullableString(
+        "PEM certificates trusted when the gateway connects over TLS (dial-out, registration) in place of the system's CAs; the peer's certificate must also name the host or address dialled.",
+      ),
       sipPublicHost: NullableString(
         'Host put in Via and Contact (public name or address); sipListenHost when null.',
       ),
@@ -482,12 +485,12 @@ export const ConfigSchema = Type.Object(
       rtpSymmetric: Type.Boolean({
         default: false,
         description:
-          "Symmetric RTP (latching): the first RTP packet fixes the address the phone's media is accepted from and sent to, whatever its SDP says (trunks behind NAT); when false, only the SDP address.",
+          "Symmetric RTP (latching): the first RTP packet fixes the address the phone's media is accepted from and sent to, whatever its SDP says (trunks behind NAT), and moves with that stream (same SSRC) when a NAT rebinds it after 500 ms of silence from the old address; when false, only the SDP address.",
       }),
       srtp: Type.Union([Type.Literal('off'), Type.Literal('offered'), Type.Literal('required')], {
         default: 'offered',
         description:
-          "SRTP towards the trunk (SDES, AES_CM_128_HMAC_SHA1_80, only over SIP TLS): 'offered' accepts RTP/SAVP offers that come over TLS, 'required' also refuses plain RTP offers (488) and dial-out (which offers plain RTP only), 'off' refuses RTP/SAVP.",
+          "SRTP towards the trunk (SDES, AES_CM_128_HMAC_SHA1_80, only over SIP TLS): 'offered' accepts RTP/SAVP offers that come over TLS and offers SRTP when dialling out over TLS (plain RTP again after a 488), 'required' also refuses plain RTP offers (488) and dials out only over TLS with SRTP, 'off' refuses RTP/SAVP and offers plain RTP.",
       }),
       mediaTimeoutS: Type.Integer({
         minimum: 10,

@@ -18,6 +18,8 @@ export interface PhoneConfig {
     tlsPort: number | null;
     tlsCertFile: string | null;
     tlsKeyFile: string | null;
+    /** CAs trusted for outgoing TLS connections; the system's when null. */
+    tlsCaFile: string | null;
     /** Host put in Via and Contact headers; listenHost when null. */
     publicHost: string | null;
     /** Open stream connections accepted at once (TCP plus TLS). */
@@ -98,6 +100,7 @@ export function phoneConfigFrom(config: Config): PhoneConfig {
       tlsPort: p.sipTlsPort,
       tlsCertFile: p.sipTlsCertFile,
       tlsKeyFile: p.sipTlsKeyFile,
+      tlsCaFile: p.sipTlsCaFile,
       publicHost: p.sipPublicHost,
       maxConnections: p.sipMaxConnections,
     },

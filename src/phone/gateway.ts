@@ -52,7 +52,7 @@ import {
   T2_MS,
   TRANSACTION_TIMEOUT_MS,
 } from './sip/transactions.js';
-import { SipTransport, type SipPeer, type SipTransportName } from './sip/transport.js';
+import { SipTransport, peerKey, type SipPeer, type SipTransportName } from './sip/transport.js';
 
 export interface SipGatewayOptions {
   readonly config: PhoneConfig;
@@ -95,8 +95,10 @@ export type DialOutFailure =
   | 'no-common-codec'
   /** Too many calls in progress (maxCalls). */
   | 'busy-here'
-  /** phone.srtp is 'required' and dial-out offers plain RTP only (SRTP dial-out is not built yet). */
+  /** phone.srtp is 'required' and the target is not reached over TLS (SDES keys need it). */
   | 'srtp-required'
+  /** We offered SRTP and the answer was plain RTP, or SRTP under another crypto tag. */
+  | 'srtp-mismatch'
   | 'closed';
 
 export class DialOutError extends Error {
@@ -161,6 +163,8 @@ interface CallRecord {
   /** UAC: the INVITE in progress and where it went, for CANCEL. */
   outgoingInvite: SipRequest | undefined;
   outgoingPeer: SipPeer | undefined;
+  /** UAC: the connection to outgoingPeer failed (refused, certificate refused). */
+  outgoingFailed: boolean;
   confirmed: boolean;
   ending: boolean;
   /** The room participant the call acts for, once known (dial-out: at once; dial-in: after the PIN). */
@@ -269,6 +273,15 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
       this.log.debug({ transport: peer.transport, reason, answered }, 'malformed SIP message');
     });
     transport.on('error', (error) => this.log.warn({ err: error.message }, 'SIP transport error'));
+    transport.on('connectFailed', ({ peer, code }) => {
+      // A certificate that does not name what was dialled, or no listener: say so, and fail the
+      // calls waiting on that connection now rather than at their timeout.
+      this.log.warn({ transport: peer.transport, code }, 'SIP connection failed');
+      for (const record of this.calls.values())
+        if (record.outgoingPeer && !record.confirmed && peerKey(record.outgoingPeer) === peerKey(peer))
+          record.outgoingFailed = true;
+      this.clientTransactions.failPeer(peer);
+    });
     this.registrationCallId = newSipCallId(this.local.host);
     this.mediaWatch = setInterval(() => this.checkMediaTimeouts(), 5000);
   }
@@ -282,6 +295,7 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
       tlsPort: sip.tlsPort,
       tlsCertFile: sip.tlsCertFile,
       tlsKeyFile: sip.tlsKeyFile,
+      tlsCaFile: sip.tlsCaFile,
       maxConnections: sip.maxConnections,
     });
     let gateway: SipGateway;
@@ -477,6 +491,7 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
       ackForOk: undefined,
       outgoingInvite: undefined,
       outgoingPeer: undefined,
+      outgoingFailed: false,
       confirmed: false,
       ending: false,
       invitation: undefined,
@@ -547,7 +562,7 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
     const response = this.respond(request, peer, 200, {
       toTag: record.dialog.localTag,
       headers: [
-        contactHeader(this.local, peer.transport),
+        contactHeader(this.local, peer.transport, 'gateway', isSipsUri(request.uri)),
         ALLOW_HEADER,
         { name: 'Content-Type', value: 'application/sdp' },
       ],
@@ -706,7 +721,10 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
         throw new DialOutError('unreachable');
       }
     }
-    return { transport, address, port: target.port ?? (transport === 'tls' ? 5061 : 5060) };
+    const port = target.port ?? (transport === 'tls' ? 5061 : 5060);
+    // Over TLS the certificate is checked against the name dialled, not the address it resolved to.
+    const byName = transport === 'tls' && !net.isIP(target.host);
+    return { transport, address, port, ...(byName ? { serverName: target.host } : {}) };
   }
 
   private async placeCall(callId: string, request: DialOutRequest): Promise<void> {
@@ -714,7 +732,6 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
     if (this.closed) throw new DialOutError('closed');
     if (!parseSipUri(request.to)) throw new DialOutError('invalid-target');
     if (this.calls.size >= config.maxCalls) throw new DialOutError('busy-here');
-    if (config.srtp === 'required') throw new DialOutError('srtp-required');
     const invitation: PhoneInvitation = {
       roomId: request.roomId,
       participantId: request.participantId,
@@ -724,6 +741,9 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
       throw new DialOutError('room-unavailable');
     });
     const peer = await this.targetOf(request.to);
+    // SDES keys travel in the SDP: SRTP is offered only over TLS, and 'required' calls only there.
+    let offerSrtp = peer.transport === 'tls' && config.srtp !== 'off';
+    if (config.srtp === 'required' && !offerSrtp) throw new DialOutError('srtp-required');
     const media = await this.openMedia();
     const sipCallId = newSipCallId(this.local.host);
     const localTag = newTag();
@@ -741,28 +761,31 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
       ackForOk: undefined,
       outgoingInvite: undefined,
       outgoingPeer: undefined,
+      outgoingFailed: false,
       confirmed: false,
       ending: false,
       invitation,
       state: 'ringing',
       failure: undefined,
-      localCrypto: undefined,
+      localCrypto: offerSrtp ? { tag: 1, keyAndSalt: randomBytes(30) } : undefined,
     };
     this.addRecord(record, sipCallId);
     const localHeader = `<sip:${config.trunk.fromUser}@${this.local.host}>;tag=${localTag}`;
-    const offer = Buffer.from(
-      buildAudioSdp({
-        sessionId: record.sdpSessionId,
-        version: record.sdpVersion,
-        address: config.rtp.announcedAddress ?? config.rtp.listenHost,
-        port: media.localPort,
-        codecs: [
-          { codec: 'PCMU', pt: 0 },
-          { codec: 'PCMA', pt: 8 },
-        ],
-        telephoneEventPt: DEFAULT_TELEPHONE_EVENT_PT,
-      }),
-    );
+    const offerBody = () =>
+      Buffer.from(
+        buildAudioSdp({
+          sessionId: record.sdpSessionId,
+          version: record.sdpVersion,
+          address: config.rtp.announcedAddress ?? config.rtp.listenHost,
+          port: media.localPort,
+          codecs: [
+            { codec: 'PCMU', pt: 0 },
+            { codec: 'PCMA', pt: 8 },
+          ],
+          telephoneEventPt: DEFAULT_TELEPHONE_EVENT_PT,
+          ...(record.localCrypto ? { crypto: record.localCrypto } : {}),
+        }),
+      );
     let seq = 1;
     let authorization: SipHeader | undefined;
     let ringTimer: NodeJS.Timeout | undefined;
@@ -782,12 +805,12 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
             { name: 'To', value: `<${request.to}>` },
             { name: 'Call-ID', value: sipCallId },
             { name: 'CSeq', value: `${seq} INVITE` },
-            contactHeader(this.local, peer.transport, config.trunk.fromUser),
+            contactHeader(this.local, peer.transport, config.trunk.fromUser, isSipsUri(request.to)),
             ALLOW_HEADER,
             ...(authorization ? [authorization] : []),
             { name: 'Content-Type', value: 'application/sdp' },
           ],
-          body: offer,
+          body: offerBody(),
         };
         record.outgoingInvite = invite;
         record.outgoingPeer = peer;
@@ -810,10 +833,18 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
             this.byeAfterLateAnswer(response, peer, sipCallId, localHeader, seq);
           throw new DialOutError(this.closed ? 'closed' : 'cancelled', response?.status);
         }
-        if (!response) throw new DialOutError('no-answer');
+        if (!response) throw new DialOutError(record.outgoingFailed ? 'unreachable' : 'no-answer');
         if ((response.status === 401 || response.status === 407) && round < 2) {
           authorization = this.answerChallenge(response, 'INVITE', request.to, round);
           if (!authorization) throw new DialOutError('auth-failed', response.status);
+          seq++;
+          continue;
+        }
+        if (response.status === 488 && offerSrtp && config.srtp === 'offered') {
+          // The phone does not take SRTP: 'offered' means best effort, so offer plain RTP once.
+          offerSrtp = false;
+          record.localCrypto = undefined;
+          record.sdpVersion++;
           seq++;
           continue;
         }
@@ -871,11 +902,23 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
     record.confirmed = true;
     const answer = parseAudioSdp(response.body.toString('utf8'));
     const negotiated = answer.ok ? negotiateAudio(answer.value, ['PCMU', 'PCMA']) : answer;
-    // We offered plain RTP: an RTP/SAVP answer does not match the offer (RFC 3264 6).
-    if (!negotiated.ok || negotiated.value.srtp) {
+    // The answer's profile must be the offer's (RFC 3264 6), and an SRTP answer must carry a key
+    // under the tag we offered (RFC 4568 5.1.2).
+    const mine = record.localCrypto;
+    const theirs = negotiated.ok ? negotiated.value.srtp : undefined;
+    if (
+      !negotiated.ok ||
+      (mine === undefined) !== (theirs === undefined) ||
+      (theirs && theirs.tag !== mine?.tag)
+    ) {
       this.endCall(record, 'error');
-      throw new DialOutError('no-common-codec');
+      throw new DialOutError(mine && negotiated.ok ? 'srtp-mismatch' : 'no-common-codec');
     }
+    if (mine && theirs)
+      record.media.setSrtp(
+        new SrtpContext(mine.keyAndSalt.subarray(0, 16), mine.keyAndSalt.subarray(16)),
+        new SrtpContext(theirs.masterKey, theirs.masterSalt),
+      );
     record.negotiated = negotiated.value;
     record.media.setRemote(negotiated.value);
   }
@@ -992,7 +1035,12 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
           { name: 'To', value: `<${registration.aor}>` },
           { name: 'Call-ID', value: this.registrationCallId },
           { name: 'CSeq', value: `${seq} REGISTER` },
-          contactHeader(this.local, peer.transport, uriUser(registration.aor) ?? trunk.fromUser),
+          contactHeader(
+            this.local,
+            peer.transport,
+            uriUser(registration.aor) ?? trunk.fromUser,
+            isSipsUri(registration.registrar),
+          ),
           { name: 'Expires', value: String(expires) },
           ...(authorization ? [authorization] : []),
         ],
@@ -1202,4 +1250,8 @@ function requestOnInviteBranch(invite: SipRequest, method: 'ACK' | 'CANCEL', to:
     ],
     body: Buffer.alloc(0),
   };
+}
+
+function isSipsUri(uri: string): boolean {
+  return /^sips:/i.test(uri);
 }

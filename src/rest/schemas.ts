@@ -102,7 +102,7 @@ export const PhoneCallView = Type.Object({
   reason: Type.Optional(
     Type.String({
       description:
-        'Why it ended (hangup: the phone hung up; ended: hung up through the API; removed; declined; media-timeout; error) or failed (busy, rejected, no-answer, cancelled, unreachable, auth-failed, no-common-codec, room-unavailable, busy-here, srtp-required, closed).',
+        'Why it ended (hangup: the phone hung up; ended: hung up through the API; removed; declined; media-timeout; error) or failed (busy, rejected, no-answer, cancelled, unreachable, auth-failed, no-common-codec, room-unavailable, busy-here, srtp-required, srtp-mismatch, closed).',
     }),
   ),
   sipStatus: Type.Optional(

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { startTestServer } from '../support/server.js';
+import { startPhoneServer } from './fixtures/phoneServer.js';
 import { phoneStream, writeRtpPcap } from './fixtures/pcap.js';
 import { until } from './fixtures/roomFixture.js';
 import { freeUdpPort, runSipp } from './fixtures/sipp.js';
@@ -18,16 +18,7 @@ interface ParticipantView {
 }
 
 void t.test('a phone caller takes the role of the invitation it redeemed', async (t) => {
-  const srv = await startTestServer({
-    phone: {
-      enabled: true,
-      sipUdpPort: 0,
-      sipTcpPort: null,
-      rtpMinPort: 0,
-      rtpMaxPort: 0,
-      trunkAllowedSources: ['127.0.0.1'],
-    },
-  });
+  const srv = await startPhoneServer();
   t.teardown(() => srv.stop());
   const gateway = srv.server.phone!;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'phone-role-'));

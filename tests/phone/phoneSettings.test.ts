@@ -2,26 +2,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { startTestServer } from '../support/server.js';
+import { startPhoneServer } from './fixtures/phoneServer.js';
 import { phoneStream, writeRtpPcap } from './fixtures/pcap.js';
 import { until } from './fixtures/roomFixture.js';
 import { freeUdpPort, runSipp } from './fixtures/sipp.js';
 
 /** Settings documented in docs/phone.md, set through the server configuration, change behaviour. */
 void t.test('documented phone settings take effect', async (t) => {
-  const srv = await startTestServer({
-    phone: {
-      enabled: true,
-      sipUdpPort: 0,
-      sipTcpPort: null,
-      rtpMinPort: 0,
-      rtpMaxPort: 0,
-      trunkAllowedSources: ['127.0.0.1'],
-      ringTimeoutS: 5,
-      pinMaxAttemptsPerCall: 1,
-      maxCalls: 1,
-    },
-  });
+  const srv = await startPhoneServer({ ringTimeoutS: 5, pinMaxAttemptsPerCall: 1, maxCalls: 1 });
   t.teardown(() => srv.stop());
   const gateway = srv.server.phone!;
   const roomId = (await srv.rest<{ id: string }>('POST', '/v1/rooms', {})).body.id;

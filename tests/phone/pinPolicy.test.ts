@@ -3,8 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
+import { startPhoneServer } from './fixtures/phoneServer.js';
 import type { Counter, Gauge } from 'prom-client';
-import { startTestServer } from '../support/server.js';
 import { phoneStream, writeRtpPcap } from './fixtures/pcap.js';
 import { until } from './fixtures/roomFixture.js';
 import { freeUdpPort, runSipp } from './fixtures/sipp.js';
@@ -27,17 +27,7 @@ function keysFor(pins: string[], fromMs: number, consentUntilMs = 0): { digit: s
 }
 
 void t.test('PIN policy through the real server', async (t) => {
-  const srv = await startTestServer({
-    phone: {
-      enabled: true,
-      sipUdpPort: 0,
-      sipTcpPort: null,
-      rtpMinPort: 0,
-      rtpMaxPort: 0,
-      trunkAllowedSources: ['127.0.0.1'],
-      maxCalls: 40,
-    },
-  });
+  const srv = await startPhoneServer({ maxCalls: 40 });
   t.teardown(() => srv.stop());
   const gateway = srv.server.phone!;
   const { metrics } = srv.server;

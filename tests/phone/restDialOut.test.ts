@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
+import { startPhoneServer } from './fixtures/phoneServer.js';
 import { WebhookReceiver } from '../webhooks/receiver.js';
-import { startTestServer } from '../support/server.js';
 import { phoneStream, writeRtpPcap } from './fixtures/pcap.js';
 import { until } from './fixtures/roomFixture.js';
 import { freeUdpPort, runSipp, type SippProcess } from './fixtures/sipp.js';
@@ -32,17 +32,7 @@ const SECRET = 'webhook-secret-0123456789';
 void t.test('REST dial-out against a sipp callee', async (t) => {
   const hooks = await WebhookReceiver.start(SECRET);
   t.teardown(() => hooks.close());
-  const srv = await startTestServer({
-    phone: {
-      enabled: true,
-      sipUdpPort: 0,
-      sipTcpPort: null,
-      rtpMinPort: 0,
-      rtpMaxPort: 0,
-      trunkAllowedSources: ['127.0.0.1'],
-    },
-    webhooks: { url: hooks.url, secret: SECRET },
-  });
+  const srv = await startPhoneServer({}, { webhooks: { url: hooks.url, secret: SECRET } });
   t.teardown(() => srv.stop());
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'phone-rest-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
+import { startPhoneServer } from './fixtures/phoneServer.js';
 import { decodeG711 } from '../../src/phone/media/g711.js';
 import { parseRtp } from '../../src/phone/media/rtp.js';
 import { phoneStream, writeRtpPcap } from './fixtures/pcap.js';
@@ -10,7 +11,6 @@ import OpusScript from 'opusscript';
 import { toneLevel, until } from './fixtures/roomFixture.js';
 import { MediaPeer, releaseNativePeers } from '../support/mediaPeer.js';
 import { freeUdpPort, runSipp } from './fixtures/sipp.js';
-import { startTestServer } from '../support/server.js';
 
 interface Journal {
   records: { type: string; data: Record<string, unknown> }[];
@@ -20,16 +20,7 @@ interface Journal {
 void t.test(
   'through the real server: a caller dials in with an invitation code, consents by keypress, waits, is admitted by the practitioner, and audio flows both ways',
   async (t) => {
-    const srv = await startTestServer({
-      phone: {
-        enabled: true,
-        sipUdpPort: 0,
-        sipTcpPort: null,
-        rtpMinPort: 0,
-        rtpMaxPort: 0,
-        trunkAllowedSources: ['127.0.0.1'],
-      },
-    });
+    const srv = await startPhoneServer();
     t.teardown(() => srv.stop());
     const gateway = srv.server.phone!;
     const roomId = (await srv.rest<{ id: string }>('POST', '/v1/rooms', { options: { waitingRoom: true } }))

@@ -1,10 +1,10 @@
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import t from 'tap';
 import { parseSipMessage } from '../../src/phone/sip/message.js';
+import { selfSignedCertificate } from './fixtures/certificates.js';
 import { beepPrompts, startGateway } from './fixtures/gatewayFixture.js';
 import { FixtureRoomPort } from './fixtures/roomFixture.js';
 
@@ -13,29 +13,7 @@ void t.test(
   async (t) => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sip-tls-'));
     t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-    const cert = path.join(dir, 'cert.pem');
-    const key = path.join(dir, 'key.pem');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-256',
-        '-nodes',
-        '-days',
-        '1',
-        '-subj',
-        '/CN=127.0.0.1',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-      ],
-      { stdio: 'ignore' },
-    );
+    const { cert, key } = selfSignedCertificate(dir, 'gateway');
     const room = await FixtureRoomPort.create();
     t.teardown(() => room.close());
     const { gateway } = await startGateway(

@@ -15,6 +15,11 @@ const FRAME_MS = 20;
 const FRAME_SAMPLES = 160;
 /** Beyond this lag the clock skips ahead instead of bursting packets to catch up. */
 const MAX_LAG_FRAMES = 5;
+/**
+ * Symmetric RTP: after the latched source has been silent this long, the same stream (same SSRC)
+ * from a new address is followed there (a NAT that rebinds mid-call).
+ */
+export const RELATCH_AFTER_SILENCE_MS = 500;
 
 /** What the phone leg can consume: Opus from browsers, G.711 from other phone legs. */
 const PHONE_LEG_RTP_CAPABILITIES: types.RtpCapabilities = {
@@ -84,6 +89,8 @@ export class PhoneMediaLeg extends EventEmitter<PhoneMediaLegEvents> {
   /** Where the phone's RTP comes from and goes to: the SDP address, or the latched source. */
   private peer: { address: string; port: number } | undefined;
   private latched = false;
+  /** The SSRC of the stream that latched: only it may move to a new address. */
+  private latchedSsrc: number | undefined;
   /** SRTP towards the phone, when negotiated: one context per direction. */
   private srtp: { send: SrtpContext; receive: SrtpContext } | undefined;
   private sender: RtpSender | undefined;
@@ -200,12 +207,17 @@ export class PhoneMediaLeg extends EventEmitter<PhoneMediaLegEvents> {
       return;
     }
     // Only the address the phone announced may send to this socket; with symmetric RTP, the first
-    // RTP packet from anywhere latches instead, and only that source is accepted afterwards.
+    // RTP packet from anywhere latches instead, and only that source is accepted afterwards, until
+    // it falls silent and its stream comes back from elsewhere (NAT rebinding).
     const latching = this.options.symmetric === true && !this.latched;
     const portMoved = this.latched && info.port !== peer.port && info.port !== 0;
+    let relatching = false;
     if (!latching && (info.address !== peer.address || portMoved)) {
-      this.stats.dropped++;
-      return;
+      relatching = this.latched && Date.now() - this.lastPhonePacketAt >= RELATCH_AFTER_SILENCE_MS;
+      if (!relatching) {
+        this.stats.dropped++;
+        return;
+      }
     }
     // SRTP: only packets that authenticate with the phone's key count (and latch).
     const data = this.srtp ? this.srtp.receive.unprotect(received) : received;
@@ -215,10 +227,15 @@ export class PhoneMediaLeg extends EventEmitter<PhoneMediaLegEvents> {
     }
     const packet = parseRtp(data);
     if (!packet) return;
-    if (latching) {
+    if (relatching && packet.ssrc !== this.latchedSsrc) {
+      this.stats.dropped++;
+      return;
+    }
+    if (latching || relatching) {
       // Source port 0 means "no reply port" (RFC 768): keep the SDP port then.
       this.peer = { address: info.address, port: info.port === 0 ? peer.port : info.port };
       this.latched = true;
+      this.latchedSsrc = packet.ssrc;
       this.stats.latched++;
     }
     this.stats.fromPhone++;

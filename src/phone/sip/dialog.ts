@@ -46,13 +46,19 @@ export function viaHeader(
   };
 }
 
+/**
+ * Our Contact. Over TLS it says `;transport=tls`; the `sips:` scheme only when the request it
+ * answers (or sends) has a SIPS Request-URI (RFC 3261 8.1.1.8, 12.1.1): peers built on libre
+ * (baresip) cannot route a `sips:` target and drop the call at the ACK.
+ */
 export function contactHeader(
   local: LocalEndpoint,
   transport: SipPeer['transport'],
   user = 'gateway',
+  sips = false,
 ): SipHeader {
   const param = transport === 'udp' ? '' : `;transport=${transport}`;
-  const scheme = transport === 'tls' ? 'sips' : 'sip';
+  const scheme = sips && transport === 'tls' ? 'sips' : 'sip';
   return {
     name: 'Contact',
     value: `<${scheme}:${user}@${hostPort(local.host, local.portFor(transport))}${param}>`,

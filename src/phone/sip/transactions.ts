@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { SipRequest, SipResponse } from './message.js';
 import { cseqOf, topViaBranch } from './message.js';
-import type { SipPeer } from './transport.js';
+import { peerKey, type SipPeer } from './transport.js';
 
 /** RFC 3261 timer values (17.1.1.1): T1 the round-trip estimate, T2 the cap on retransmit intervals. */
 export const T1_MS = 500;
@@ -80,6 +80,8 @@ export interface ClientTransactionHandlers {
 
 interface PendingClientTransaction {
   readonly method: string;
+  /** Where it was sent (transport, address, port), to fail it when that connection fails. */
+  readonly peer: string;
   readonly resolve: (response: SipResponse | undefined) => void;
   readonly handlers: ClientTransactionHandlers;
   timer: NodeJS.Timeout | undefined;
@@ -110,6 +112,7 @@ export class ClientTransactions {
     return new Promise((resolve) => {
       const entry: PendingClientTransaction = {
         method: request.method,
+        peer: peerKey(peer),
         resolve,
         handlers,
         timer: undefined,
@@ -160,6 +163,15 @@ export class ClientTransactions {
     clearTimeout(entry.timer);
     clearTimeout(entry.deadline);
     entry.resolve(response);
+  }
+
+  /**
+   * Ends the transactions sent to a peer whose connection failed (RFC 3261 8.1.3.1: a transport
+   * error); their promises resolve with undefined at once instead of at their timeout.
+   */
+  failPeer(peer: SipPeer): void {
+    const failed = peerKey(peer);
+    for (const [key, entry] of [...this.pending]) if (entry.peer === failed) this.finish(key, undefined);
   }
 
   /** Ends every pending transaction (shutdown); their promises resolve with undefined. */

@@ -20,12 +20,16 @@ export interface SipPeer {
   readonly transport: SipTransportName;
   readonly address: string;
   readonly port: number;
+  /** TLS: the host name the peer's certificate must carry (when it was dialled by name). */
+  readonly serverName?: string;
 }
 
 export interface SipTransportEvents {
   message: [SipMessage, SipPeer];
   /** A message was refused; `answered` tells whether a 400 went back. */
   malformed: [{ peer: SipPeer; reason: string; answered: boolean }];
+  /** A connection we opened (TCP, TLS) failed before it was up: refused, or a certificate refused. */
+  connectFailed: [{ peer: SipPeer; code: string }];
   error: [Error];
 }
 
@@ -36,6 +40,8 @@ export interface SipTransportOptions {
   readonly tlsPort: number | null;
   readonly tlsCertFile: string | null;
   readonly tlsKeyFile: string | null;
+  /** CAs trusted for the TLS connections we open; the system's when null. */
+  readonly tlsCaFile?: string | null;
   readonly maxConnections: number;
   /** Stream connections with no traffic for this long are closed. */
   readonly idleTimeoutMs?: number;
@@ -54,9 +60,12 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
   private tlsServer: tls.Server | undefined;
   private readonly connections = new Map<string, net.Socket>();
   private closed = false;
+  /** Read once at start: a missing CA file fails the start, not the first call. */
+  private readonly tlsCa: Buffer | undefined;
 
   private constructor(private readonly options: SipTransportOptions) {
     super();
+    this.tlsCa = options.tlsCaFile ? fs.readFileSync(options.tlsCaFile) : undefined;
   }
 
   static async start(options: SipTransportOptions): Promise<SipTransport> {
@@ -185,10 +194,19 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
           ? tls.connect({
               host: peer.address,
               port: peer.port,
-              servername: net.isIP(peer.address) ? undefined : peer.address,
+              // The identity checked is the name dialled; an address is checked as an address.
+              servername: peer.serverName ?? (net.isIP(peer.address) ? undefined : peer.address),
+              minVersion: 'TLSv1.2',
+              ...(this.tlsCa ? { ca: this.tlsCa } : {}),
             })
           : net.connect({ host: peer.address, port: peer.port });
       this.watchStream(socket, peer);
+      const opened = socket;
+      const up = peer.transport === 'tls' ? 'secureConnect' : 'connect';
+      const failed = (error: NodeJS.ErrnoException) =>
+        this.emit('connectFailed', { peer, code: error.code ?? 'error' });
+      opened.once('error', failed);
+      opened.once(up, () => opened.off('error', failed));
     }
     if (socket.writableLength > MAX_STREAM_BACKLOG) {
       socket.destroy();
@@ -215,7 +233,7 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
   }
 }
 
-function peerKey(peer: SipPeer): string {
+export function peerKey(peer: SipPeer): string {
   return `${peer.transport}|${peer.address}|${peer.port}`;
 }
 
