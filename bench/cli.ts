@@ -23,6 +23,7 @@ import { TargetError } from './harness/target.js';
 import type { Target } from './harness/target.js';
 import { runJoinStorm } from './scenarios/joinStorm.js';
 import { runBrowserRecovery } from './scenarios/browserRecovery.js';
+import { runBrowserAdmission } from './scenarios/browserAdmission.js';
 import { runRest } from './scenarios/rest.js';
 import { runSignalling } from './scenarios/signalling.js';
 import { runWaitingRoom } from './scenarios/waitingRoom.js';
@@ -36,10 +37,17 @@ const SCENARIOS = [
   'signalling',
   'rest',
   'browser-recovery',
+  'browser-admission',
 ] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 /** Scenarios that need our signalling and REST API: they run on `self` only. */
-const SELF_ONLY: readonly ScenarioName[] = ['waiting-room', 'signalling', 'rest', 'browser-recovery'];
+const SELF_ONLY: readonly ScenarioName[] = [
+  'waiting-room',
+  'signalling',
+  'rest',
+  'browser-recovery',
+  'browser-admission',
+];
 
 const USAGE = `usage: npm run bench -- [options]
   --scenario NAME          ${SCENARIOS.join(' | ')} (default consult)
@@ -50,9 +58,11 @@ const USAGE = `usage: npm run bench -- [options]
                            figures are medians over the rounds (default 1)
   --sessions N             consult: sessions (default 5); join-storm: sessions, two joins each (default 20);
                            waiting-room: patients (default 20); signalling: idle connections (default 1000);
-                           browser-recovery: network cuts (default 5)
+                           browser-recovery: network cuts (default 5);
+                           browser-admission: patients admitted, one after the other (default 10)
   --duration S             consult: seconds measured per level (default 20); signalling: request phase (10);
                            browser-recovery: seconds each cut lasts (15);
+                           browser-admission: seconds a patient waits before its admission (3);
                            rest: seconds per endpoint (10)
   --rate R                 join-storm: joins started per second; waiting-room: patients arriving per second
                            (default 0: as fast as allowed / all at once)
@@ -122,6 +132,7 @@ const DEFAULT_SIZE: Record<ScenarioName, number> = {
   signalling: 1000,
   rest: 0,
   'browser-recovery': 5,
+  'browser-admission': 10,
 };
 
 function parse(argv: string[]): Parsed {
@@ -174,7 +185,13 @@ function parse(argv: string[]): Parsed {
   const ramp = values.ramp ?? false;
   const repeat = Math.floor(positive('repeat', values.repeat, 1));
   const defaultDuration =
-    scenario === 'consult' ? DEFAULT_OPTIONS.durationS : scenario === 'browser-recovery' ? 15 : 10;
+    scenario === 'consult'
+      ? DEFAULT_OPTIONS.durationS
+      : scenario === 'browser-recovery'
+        ? 15
+        : scenario === 'browser-admission'
+          ? 3
+          : 10;
   const durationS = positive('duration', values.duration, defaultDuration, scenario === 'signalling');
   const sessions = Math.floor(positive('sessions', values.sessions, DEFAULT_SIZE[scenario] || 1));
   const options: BenchOptions = {
@@ -341,6 +358,13 @@ async function runScenario(parsed: Parsed, log: (line: string) => void, progress
         ...common,
         rounds: options.sessions,
         cutS: options.durationS,
+        timeoutMs: options.joinTimeoutMs,
+      });
+    case 'browser-admission':
+      return runBrowserAdmission(selfTarget(parsed), {
+        ...common,
+        rounds: options.sessions,
+        waitS: options.durationS,
         timeoutMs: options.joinTimeoutMs,
       });
     case 'rest':
