@@ -25,6 +25,10 @@ export interface BrowserAdmissionResults {
 /** What a page records, in wall-clock milliseconds (both pages and the bench share the clock). */
 interface Recorded {
   admitAt?: number;
+  /** The SDK's admissionChanged('admitted'). */
+  admittedAt?: number;
+  /** The SDK's trackAdded for the other's video. */
+  trackAt?: number;
   firstFrameAt?: number;
 }
 
@@ -46,8 +50,12 @@ async function join(page: Page, signallingUrl: string, token: string): Promise<v
       window.admission = recorded;
       const room = await sdk.connect(signallingUrl, token, { handlerName: 'Chrome111', locale: 'en' });
       window.admissionRoom = room;
+      room.on('admissionChanged', (state) => {
+        if (state === 'admitted') recorded.admittedAt ??= Date.now();
+      });
       room.on('trackAdded', (remote) => {
         if (remote.kind !== 'video') return;
+        recorded.trackAt ??= Date.now();
         const video = document.createElement('video');
         video.muted = true;
         video.autoplay = true;
@@ -95,6 +103,8 @@ export async function runBrowserAdmission(
     browser = await launchBrowser();
     const usage = measureServer(target.serverPids());
     const toPatientFrame: number[] = [];
+    const toPatientAdmitted: number[] = [];
+    const toPatientTrack: number[] = [];
     const toPractitionerFrame: number[] = [];
     for (let round = 1; round <= options.rounds; round++) {
       options.progress(`browser admission: round ${round}/${options.rounds}`);
@@ -128,6 +138,9 @@ export async function runBrowserAdmission(
           continue;
         }
         toPatientFrame.push(atPatient - admitAt);
+        const patientSide = await recorded(patientPage.page);
+        if (patientSide.admittedAt !== undefined) toPatientAdmitted.push(patientSide.admittedAt - admitAt);
+        if (patientSide.trackAt !== undefined) toPatientTrack.push(patientSide.trackAt - admitAt);
         toPractitionerFrame.push(atDoctor - admitAt);
         options.log(
           `round ${round}: patient's first frame ${atPatient - admitAt} ms, practitioner's ${atDoctor - admitAt} ms after admit`,
@@ -158,6 +171,8 @@ export async function runBrowserAdmission(
       parameters: { rounds: options.rounds, waitS: options.waitS },
       results: { rounds: options.rounds, admitted: toPatientFrame.length },
       latenciesMs: {
+        admitToPatientAdmitted: distribution(toPatientAdmitted),
+        admitToPatientTrack: distribution(toPatientTrack),
         admitToPatientFirstFrame: distribution(toPatientFrame),
         admitToPractitionerFirstFrame: distribution(toPractitionerFrame),
       },
@@ -165,7 +180,9 @@ export async function runBrowserAdmission(
       failures: errors.count,
       errors: errors.messages,
       notes: [
-        "From the practitioner's admit call (its page's clock) to the first video frame presented " +
+        "From the practitioner's admit call (its page's clock) to the patient's SDK events " +
+          "(admissionChanged('admitted'), trackAdded of the practitioner's video) and " +
+          'to the first video frame presented ' +
           "(requestVideoFrameCallback) on the patient's page (the practitioner's camera) and on the " +
           "practitioner's page (the patient's camera); Chromium's fake camera, loopback.",
         'One consultation per round, one round after the other; the patient consented and queued ' +
