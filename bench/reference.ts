@@ -95,6 +95,13 @@ export const REFERENCE_RUNS: readonly ReferenceRun[] = [
     args: ['--scenario', 'rest', '--duration', '10', '--connections', '10', '--quiet'],
   },
   {
+    name: 'admission-after',
+    purpose:
+      'admit to first video frame in Chromium with transports connected ahead (issue #19 target: p95 < 250 ms); ' +
+      'admission-before.json is the same scenario before connect ahead (commit 6b36da8)',
+    args: ['--scenario', 'browser-admission', '--sessions', '10', '--duration', '3', '--quiet'],
+  },
+  {
     name: 'waiting-room',
     purpose: 'admission latency with 20 patients arriving at once',
     args: ['--scenario', 'waiting-room', '--sessions', '20', '--quiet'],

@@ -424,6 +424,13 @@ export class Room {
   endWaitingMedia(participant: Participant): void {
     for (const id of [...participant.precheckTransportIds]) participant.transports.get(id)?.close();
     participant.precheckTransportIds.clear();
+    // The loop back is closed here, not left to the worker's dataproducerclose: from admission on,
+    // nothing of the waiting time may remain.
+    for (const loop of [...participant.dataConsumers.values()]) {
+      if (!(loop.appData as { warmUp?: boolean }).warmUp || loop.closed) continue;
+      loop.close();
+      participant.link?.notify('dataConsumerClosed', { dataConsumerId: loop.id });
+    }
     for (const dataProducer of [...participant.dataProducers.values()])
       if (isWarmUp(dataProducer)) dataProducer.close();
   }
