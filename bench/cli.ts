@@ -79,6 +79,8 @@ const USAGE = `usage: npm run bench -- [options]
                            of CPU first (needs root)
   --profile-server DIR     self: write a V8 CPU profile of the server process into DIR when it
                            stops (open it in Chrome DevTools or speedscope)
+  --connect-ahead MODE     browser-admission: the patient SDK's connectAhead: on (default), off, or
+                           both (rounds alternate off and on, both measured under the same load)
   --workers N              mediasoup workers (default: one per CPU, as the server)
   --ramp                   raise sessions stepwise until loss > --max-loss or delay p99 > --max-p99
   --step N                 sessions added per ramp step (default: --sessions)
@@ -104,6 +106,11 @@ function positive(name: string, raw: string | undefined, fallback: number, allow
   return value;
 }
 
+function connectAheadOf(raw: string | undefined): 'on' | 'off' | 'both' {
+  if (raw === undefined || raw === 'on' || raw === 'off' || raw === 'both') return raw ?? 'on';
+  throw new UsageError(`--connect-ahead expects on, off or both, got "${raw}"`);
+}
+
 function mediaOf(raw: string | undefined): 'av' | 'audio' {
   if (raw === undefined || raw === 'av' || raw === 'audio') return raw ?? 'av';
   throw new UsageError(`--media expects av or audio, got "${raw}"`);
@@ -121,6 +128,7 @@ interface Parsed {
   roomSize: number;
   serverEnv: Record<string, string>;
   profileDir: string | undefined;
+  connectAhead: 'on' | 'off' | 'both';
   out: string;
   quiet: boolean;
 }
@@ -154,6 +162,7 @@ function parse(argv: string[]): Parsed {
       'profile-server': { type: 'string' },
       'cpu-budget': { type: 'string' },
       media: { type: 'string' },
+      'connect-ahead': { type: 'string' },
       workers: { type: 'string' },
       ramp: { type: 'boolean', default: false },
       step: { type: 'string' },
@@ -250,6 +259,7 @@ function parse(argv: string[]): Parsed {
     roomSize: Math.floor(positive('room-size', values['room-size'], 2)),
     serverEnv,
     profileDir: values['profile-server'] !== undefined ? path.resolve(values['profile-server']) : undefined,
+    connectAhead: connectAheadOf(values['connect-ahead']),
     out,
     quiet: values.quiet ?? false,
   };
@@ -365,6 +375,7 @@ async function runScenario(parsed: Parsed, log: (line: string) => void, progress
         ...common,
         rounds: options.sessions,
         waitS: options.durationS,
+        connectAhead: parsed.connectAhead,
         timeoutMs: options.joinTimeoutMs,
       });
     case 'rest':

@@ -11,6 +11,11 @@ export interface BrowserAdmissionOptions {
   rounds: number;
   /** Seconds a patient waits (consented, camera and microphone queued) before the admission. */
   waitS: number;
+  /**
+   * The patient SDK's `connectAhead`: on, off, or `both`: rounds alternate off and on (odd rounds
+   * off), so that both are measured under the same load; the off rounds' latencies end in `Off`.
+   */
+  connectAhead: 'on' | 'off' | 'both';
   workers: number;
   timeoutMs: number;
   progress: (line: string) => void;
@@ -39,16 +44,28 @@ declare global {
   }
 }
 
+/** One distribution per measure, for the rounds of one connect-ahead setting. */
+class Samples {
+  readonly patientAdmitted: number[] = [];
+  readonly patientTrack: number[] = [];
+  readonly patientFrame: number[] = [];
+  readonly practitionerFrame: number[] = [];
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Joins through the served SDK bundle, publishes camera and microphone, records the first remote video frame. */
-async function join(page: Page, signallingUrl: string, token: string): Promise<void> {
+async function join(page: Page, signallingUrl: string, token: string, connectAhead: boolean): Promise<void> {
   await page.evaluate(
-    async ({ signallingUrl, token }) => {
+    async ({ signallingUrl, token, connectAhead }) => {
       const sdk = (await import(['/sdk', 'teleconsult-sdk.js'].join('/'))) as typeof Sdk;
       const recorded: Recorded = {};
       window.admission = recorded;
-      const room = await sdk.connect(signallingUrl, token, { handlerName: 'Chrome111', locale: 'en' });
+      const room = await sdk.connect(signallingUrl, token, {
+        handlerName: 'Chrome111',
+        locale: 'en',
+        connectAhead,
+      });
       window.admissionRoom = room;
       room.on('admissionChanged', (state) => {
         if (state === 'admitted') recorded.admittedAt ??= Date.now();
@@ -72,7 +89,7 @@ async function join(page: Page, signallingUrl: string, token: string): Promise<v
       await room.publishCamera();
       await room.publishMicrophone();
     },
-    { signallingUrl, token },
+    { signallingUrl, token, connectAhead },
   );
 }
 
@@ -102,11 +119,10 @@ export async function runBrowserAdmission(
     const origin = localhostUrl(target.server.url);
     browser = await launchBrowser();
     const usage = measureServer(target.serverPids());
-    const toPatientFrame: number[] = [];
-    const toPatientAdmitted: number[] = [];
-    const toPatientTrack: number[] = [];
-    const toPractitionerFrame: number[] = [];
+    const measured = { on: new Samples(), off: new Samples() };
     for (let round = 1; round <= options.rounds; round++) {
+      const ahead = options.connectAhead === 'both' ? round % 2 === 0 : options.connectAhead === 'on';
+      const samples = ahead ? measured.on : measured.off;
       options.progress(`browser admission: round ${round}/${options.rounds}`);
       const roomId = await api.createRoom({ waitingRoom: true, maxParticipants: 2 });
       const doctor = await api.invite(roomId, 'practitioner', `doc-${round}`);
@@ -114,8 +130,8 @@ export async function runBrowserAdmission(
       const doctorPage = await browser.openPage(`${origin}/`);
       const patientPage = await browser.openPage(`${origin}/`);
       try {
-        await join(doctorPage.page, origin, doctor.token);
-        await join(patientPage.page, origin, patient.token);
+        await join(doctorPage.page, origin, doctor.token, true);
+        await join(patientPage.page, origin, patient.token, ahead);
         await sleep(options.waitS * 1000);
         await doctorPage.page.evaluate(async (participantId) => {
           const admission = window.admission!;
@@ -137,13 +153,14 @@ export async function runBrowserAdmission(
           );
           continue;
         }
-        toPatientFrame.push(atPatient - admitAt);
+        samples.patientFrame.push(atPatient - admitAt);
         const patientSide = await recorded(patientPage.page);
-        if (patientSide.admittedAt !== undefined) toPatientAdmitted.push(patientSide.admittedAt - admitAt);
-        if (patientSide.trackAt !== undefined) toPatientTrack.push(patientSide.trackAt - admitAt);
-        toPractitionerFrame.push(atDoctor - admitAt);
+        if (patientSide.admittedAt !== undefined)
+          samples.patientAdmitted.push(patientSide.admittedAt - admitAt);
+        if (patientSide.trackAt !== undefined) samples.patientTrack.push(patientSide.trackAt - admitAt);
+        samples.practitionerFrame.push(atDoctor - admitAt);
         options.log(
-          `round ${round}: patient's first frame ${atPatient - admitAt} ms, practitioner's ${atDoctor - admitAt} ms after admit`,
+          `round ${round} (connect ahead ${ahead ? 'on' : 'off'}): patient's first frame ${atPatient - admitAt} ms, practitioner's ${atDoctor - admitAt} ms after admit`,
         );
       } catch (err) {
         errors.note(err);
@@ -161,6 +178,15 @@ export async function runBrowserAdmission(
       samples: values.length,
       max: Math.max(0, ...values),
     });
+    const latencies = (s: Samples, suffix: string) =>
+      s.patientFrame.length === 0
+        ? {}
+        : {
+            [`admitToPatientAdmitted${suffix}`]: distribution(s.patientAdmitted),
+            [`admitToPatientTrack${suffix}`]: distribution(s.patientTrack),
+            [`admitToPatientFirstFrame${suffix}`]: distribution(s.patientFrame),
+            [`admitToPractitionerFirstFrame${suffix}`]: distribution(s.practitionerFrame),
+          };
     return {
       scenario: 'browser-admission',
       target: target.name,
@@ -168,14 +194,12 @@ export async function runBrowserAdmission(
       startedAt: startedAt.toISOString(),
       elapsedS: (performance.now() - began) / 1000,
       host: hostInfo(),
-      parameters: { rounds: options.rounds, waitS: options.waitS },
-      results: { rounds: options.rounds, admitted: toPatientFrame.length },
-      latenciesMs: {
-        admitToPatientAdmitted: distribution(toPatientAdmitted),
-        admitToPatientTrack: distribution(toPatientTrack),
-        admitToPatientFirstFrame: distribution(toPatientFrame),
-        admitToPractitionerFirstFrame: distribution(toPractitionerFrame),
+      parameters: { rounds: options.rounds, waitS: options.waitS, connectAhead: options.connectAhead },
+      results: {
+        rounds: options.rounds,
+        admitted: measured.on.patientFrame.length + measured.off.patientFrame.length,
       },
+      latenciesMs: { ...latencies(measured.on, ''), ...latencies(measured.off, 'Off') },
       server: { rounds: phase },
       failures: errors.count,
       errors: errors.messages,
@@ -187,7 +211,8 @@ export async function runBrowserAdmission(
           "practitioner's page (the patient's camera); Chromium's fake camera, loopback.",
         'One consultation per round, one round after the other; the patient consented and queued ' +
           'its camera and microphone before waiting.',
-        'The SDK bundle is the one built from this tree (dist/sdk) when the scenario ran.',
+        'The SDK bundle is the one built from this tree (dist/sdk) when the scenario ran. ' +
+          'Latencies ending in Off: rounds whose patient joined with connectAhead: false (with --connect-ahead both, odd rounds).',
       ],
     };
   } finally {
