@@ -843,6 +843,7 @@ export class Room extends TypedEmitter<RoomEvents> {
       publication.state = 'queued';
     }
     if (this.mayExchangeMedia) await this.startMedia();
+    else await this.connectAhead();
   }
 
   private closeMedia(): void {
