@@ -23,6 +23,7 @@ import { TargetError } from './harness/target.js';
 import type { Target } from './harness/target.js';
 import { runJoinStorm } from './scenarios/joinStorm.js';
 import { runBrowserRecovery } from './scenarios/browserRecovery.js';
+import { runBrowserAdmission } from './scenarios/browserAdmission.js';
 import { runRest } from './scenarios/rest.js';
 import { runSignalling } from './scenarios/signalling.js';
 import { runWaitingRoom } from './scenarios/waitingRoom.js';
@@ -36,10 +37,17 @@ const SCENARIOS = [
   'signalling',
   'rest',
   'browser-recovery',
+  'browser-admission',
 ] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 /** Scenarios that need our signalling and REST API: they run on `self` only. */
-const SELF_ONLY: readonly ScenarioName[] = ['waiting-room', 'signalling', 'rest', 'browser-recovery'];
+const SELF_ONLY: readonly ScenarioName[] = [
+  'waiting-room',
+  'signalling',
+  'rest',
+  'browser-recovery',
+  'browser-admission',
+];
 
 const USAGE = `usage: npm run bench -- [options]
   --scenario NAME          ${SCENARIOS.join(' | ')} (default consult)
@@ -50,9 +58,11 @@ const USAGE = `usage: npm run bench -- [options]
                            figures are medians over the rounds (default 1)
   --sessions N             consult: sessions (default 5); join-storm: sessions, two joins each (default 20);
                            waiting-room: patients (default 20); signalling: idle connections (default 1000);
-                           browser-recovery: network cuts (default 5)
+                           browser-recovery: network cuts (default 5);
+                           browser-admission: patients admitted, one after the other (default 10)
   --duration S             consult: seconds measured per level (default 20); signalling: request phase (10);
                            browser-recovery: seconds each cut lasts (15);
+                           browser-admission: seconds a patient waits before its admission (3);
                            rest: seconds per endpoint (10)
   --rate R                 join-storm: joins started per second; waiting-room: patients arriving per second
                            (default 0: as fast as allowed / all at once)
@@ -69,6 +79,8 @@ const USAGE = `usage: npm run bench -- [options]
                            of CPU first (needs root)
   --profile-server DIR     self: write a V8 CPU profile of the server process into DIR when it
                            stops (open it in Chrome DevTools or speedscope)
+  --connect-ahead MODE     browser-admission: the patient SDK's connectAhead: on (default), off, or
+                           both (rounds alternate off and on, both measured under the same load)
   --workers N              mediasoup workers (default: one per CPU, as the server)
   --ramp                   raise sessions stepwise until loss > --max-loss or delay p99 > --max-p99
   --step N                 sessions added per ramp step (default: --sessions)
@@ -94,6 +106,11 @@ function positive(name: string, raw: string | undefined, fallback: number, allow
   return value;
 }
 
+function connectAheadOf(raw: string | undefined): 'on' | 'off' | 'both' {
+  if (raw === undefined || raw === 'on' || raw === 'off' || raw === 'both') return raw ?? 'on';
+  throw new UsageError(`--connect-ahead expects on, off or both, got "${raw}"`);
+}
+
 function mediaOf(raw: string | undefined): 'av' | 'audio' {
   if (raw === undefined || raw === 'av' || raw === 'audio') return raw ?? 'av';
   throw new UsageError(`--media expects av or audio, got "${raw}"`);
@@ -111,6 +128,7 @@ interface Parsed {
   roomSize: number;
   serverEnv: Record<string, string>;
   profileDir: string | undefined;
+  connectAhead: 'on' | 'off' | 'both';
   out: string;
   quiet: boolean;
 }
@@ -122,6 +140,7 @@ const DEFAULT_SIZE: Record<ScenarioName, number> = {
   signalling: 1000,
   rest: 0,
   'browser-recovery': 5,
+  'browser-admission': 10,
 };
 
 function parse(argv: string[]): Parsed {
@@ -143,6 +162,7 @@ function parse(argv: string[]): Parsed {
       'profile-server': { type: 'string' },
       'cpu-budget': { type: 'string' },
       media: { type: 'string' },
+      'connect-ahead': { type: 'string' },
       workers: { type: 'string' },
       ramp: { type: 'boolean', default: false },
       step: { type: 'string' },
@@ -174,7 +194,13 @@ function parse(argv: string[]): Parsed {
   const ramp = values.ramp ?? false;
   const repeat = Math.floor(positive('repeat', values.repeat, 1));
   const defaultDuration =
-    scenario === 'consult' ? DEFAULT_OPTIONS.durationS : scenario === 'browser-recovery' ? 15 : 10;
+    scenario === 'consult'
+      ? DEFAULT_OPTIONS.durationS
+      : scenario === 'browser-recovery'
+        ? 15
+        : scenario === 'browser-admission'
+          ? 3
+          : 10;
   const durationS = positive('duration', values.duration, defaultDuration, scenario === 'signalling');
   const sessions = Math.floor(positive('sessions', values.sessions, DEFAULT_SIZE[scenario] || 1));
   const options: BenchOptions = {
@@ -233,6 +259,7 @@ function parse(argv: string[]): Parsed {
     roomSize: Math.floor(positive('room-size', values['room-size'], 2)),
     serverEnv,
     profileDir: values['profile-server'] !== undefined ? path.resolve(values['profile-server']) : undefined,
+    connectAhead: connectAheadOf(values['connect-ahead']),
     out,
     quiet: values.quiet ?? false,
   };
@@ -341,6 +368,14 @@ async function runScenario(parsed: Parsed, log: (line: string) => void, progress
         ...common,
         rounds: options.sessions,
         cutS: options.durationS,
+        timeoutMs: options.joinTimeoutMs,
+      });
+    case 'browser-admission':
+      return runBrowserAdmission(selfTarget(parsed), {
+        ...common,
+        rounds: options.sessions,
+        waitS: options.durationS,
+        connectAhead: parsed.connectAhead,
         timeoutMs: options.joinTimeoutMs,
       });
     case 'rest':

@@ -95,6 +95,23 @@ export const REFERENCE_RUNS: readonly ReferenceRun[] = [
     args: ['--scenario', 'rest', '--duration', '10', '--connections', '10', '--quiet'],
   },
   {
+    name: 'admission-after',
+    purpose:
+      'admit to first video frame in Chromium, rounds alternating connect ahead on and off (issue #19 target: ' +
+      'p95 < 250 ms); admission-before.json is the scenario run before connect ahead existed (commit 6b36da8)',
+    args: [
+      '--scenario',
+      'browser-admission',
+      '--sessions',
+      '20',
+      '--duration',
+      '3',
+      '--connect-ahead',
+      'both',
+      '--quiet',
+    ],
+  },
+  {
     name: 'waiting-room',
     purpose: 'admission latency with 20 patients arriving at once',
     args: ['--scenario', 'waiting-room', '--sessions', '20', '--quiet'],

@@ -1,5 +1,7 @@
 // Bundles the browser SDK (src/sdk) into one ESM file with esbuild: dist/sdk/teleconsult-sdk.js,
 // and its end-to-end encryption worker (src/sdk/e2ee/transformWorker.ts): dist/sdk/teleconsult-e2ee-worker.js.
+// Minified (the server serves it to every patient's browser; tests/packages/packages.test.ts holds
+// it to a size budget), with a source map; SDK_MINIFY=0 leaves it readable.
 import { build } from 'esbuild';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -15,7 +17,8 @@ await build({
   platform: 'browser',
   target: ['chrome110', 'firefox115', 'safari16'],
   sourcemap: true,
-  minify: process.env.SDK_MINIFY === '1',
+  minify: process.env.SDK_MINIFY !== '0',
+  keepNames: true,
   outfile: path.join(root, 'dist', 'sdk', 'teleconsult-sdk.js'),
   logLevel: 'warning',
 });
@@ -28,7 +31,8 @@ if (fs.existsSync(workerEntry)) {
     platform: 'browser',
     target: ['chrome110', 'firefox115', 'safari16'],
     sourcemap: true,
-    minify: process.env.SDK_MINIFY === '1',
+    minify: process.env.SDK_MINIFY !== '0',
+    keepNames: true,
     outfile: path.join(root, 'dist', 'sdk', 'teleconsult-e2ee-worker.js'),
     logLevel: 'warning',
   });

@@ -227,6 +227,11 @@ export const Requests = {
       sctpStreamParameters: Opaque,
       label: Type.String({ maxLength: 64 }),
       protocol: Type.String({ maxLength: 64 }),
+      /**
+       * The connection warm-up channel of a participant still waiting: it makes the send transport
+       * connect before admission and loops back to its own receive transport, to no one else.
+       */
+      warmUp: Type.Optional(Type.Boolean()),
     }),
     result: Type.Object({ dataProducerId: Id }),
   },

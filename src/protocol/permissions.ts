@@ -22,6 +22,12 @@ export type AdmissionRule =
 export type Action =
   /** Pre-call check: loopback transports, `produce` on them, `reportPrecheck`. */
   | 'precheck'
+  /**
+   * Connect ahead: room transports created and connected (ICE, DTLS) before admission, so that an
+   * admission only has to produce and consume. Nothing flows on them but the participant's own
+   * warm-up data channel, which loops back to itself; `publish` and `receive` still wait.
+   */
+  | 'prepare'
   /** Send media to the room: `produce` on a room transport, `produceData`. */
   | 'publish'
   /** Receive media from the room: room transports, `consume`, `e2eeRelay`. */
@@ -37,6 +43,7 @@ export type Action =
 
 export const ACTIONS: readonly Action[] = [
   'precheck',
+  'prepare',
   'publish',
   'receive',
   'receiveDeviceData',
@@ -66,6 +73,7 @@ export const PERMISSIONS = {
     thirdParty: false,
     actions: {
       precheck: NEVER,
+      prepare: ADMITTED,
       publish: ADMITTED,
       receive: ADMITTED,
       receiveDeviceData: ADMITTED,
@@ -79,6 +87,7 @@ export const PERMISSIONS = {
     thirdParty: false,
     actions: {
       precheck: WAITING,
+      prepare: PRESENT,
       publish: ADMITTED,
       receive: ADMITTED,
       receiveDeviceData: NEVER,
@@ -92,6 +101,7 @@ export const PERMISSIONS = {
     thirdParty: true,
     actions: {
       precheck: WAITING,
+      prepare: PRESENT,
       publish: ADMITTED,
       receive: ADMITTED,
       receiveDeviceData: NEVER,
@@ -105,6 +115,7 @@ export const PERMISSIONS = {
     thirdParty: true,
     actions: {
       precheck: WAITING,
+      prepare: PRESENT,
       publish: ADMITTED,
       receive: ADMITTED,
       receiveDeviceData: NEVER,

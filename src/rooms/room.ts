@@ -146,8 +146,9 @@ export class Room {
   }
 
   /**
-   * A transport for media with the room, or, for a participant still waiting, a pre-call check
-   * transport whose media only loops back to itself.
+   * A transport for media with the room (created ahead by a participant still waiting: nothing
+   * flows on it until admission but its own warm-up channel), or a pre-call check transport whose
+   * media only loops back to itself.
    */
   async createTransport(
     participant: Participant,
@@ -160,7 +161,7 @@ export class Room {
       if (!this.holds(participant) || !permits(participant.role, participant.state, 'precheck'))
         throw new SfuError('INVALID_STATE', 'pre-call check is for waiting participants');
     } else {
-      this.requireMedia(participant);
+      this.requireMedia(participant, 'prepare');
     }
     if (participant.transports.size >= this.deps.limits.maxTransportsPerParticipant) {
       throw new SfuError('LIMIT_EXCEEDED', 'transports');
@@ -327,7 +328,9 @@ export class Room {
     sctpStreamParameters: types.SctpStreamParameters,
     label: string,
     protocol: string,
+    warmUp = false,
   ): Promise<string> {
+    if (warmUp) return this.produceWarmUp(participant, transportId, sctpStreamParameters, label, protocol);
     this.requireMedia(participant, 'publish');
     const transport = this.transportOf(participant, transportId);
     if (participant.dataProducers.size >= this.deps.limits.maxProducersPerParticipant) {
@@ -354,10 +357,82 @@ export class Room {
     return dataProducer.id;
   }
 
-  /** Ends a participant's pre-call check (on admission): its loopback transports close. */
-  closePrecheck(participant: Participant): void {
+  /**
+   * Connect ahead: a waiting participant's data channel on its room send transport, whose only
+   * purpose is to make that transport (and, through the loop back to its own receive transport,
+   * that one too) run ICE and DTLS before admission. It is offered to no one and closed at admission.
+   */
+  private async produceWarmUp(
+    participant: Participant,
+    transportId: string,
+    sctpStreamParameters: types.SctpStreamParameters,
+    label: string,
+    protocol: string,
+  ): Promise<string> {
+    this.requireMedia(participant, 'prepare');
+    if (permits(participant.role, participant.state, 'receive'))
+      throw new SfuError('INVALID_STATE', 'a warm-up channel is for participants still waiting');
+    const transport = this.transportOf(participant, transportId);
+    if (
+      participant.precheckTransportIds.has(transportId) ||
+      participant.transportDirections.get(transportId) !== 'send'
+    )
+      throw new SfuError('INVALID_STATE', 'not a room send transport');
+    if ([...participant.dataProducers.values()].some(isWarmUp))
+      throw new SfuError('LIMIT_EXCEEDED', 'warm-up channels');
+    let dataProducer: types.DataProducer;
+    try {
+      dataProducer = await transport.produceData({
+        sctpStreamParameters,
+        label,
+        protocol,
+        appData: { participantId: participant.id, warmUp: true },
+      });
+    } catch (err) {
+      if (transport.closed) throw new SfuError('TRANSPORT_NOT_FOUND');
+      throw new SfuError('MESSAGE_INVALID', (err as Error).message.slice(0, 120));
+    }
+    participant.dataProducers.set(dataProducer.id, dataProducer);
+    dataProducer.observer.once('close', () => participant.dataProducers.delete(dataProducer.id));
+    const recv = participant.recvTransport();
+    if (recv?.sctpParameters) {
+      const loop = await recv.consumeData({
+        dataProducerId: dataProducer.id,
+        appData: { participantId: participant.id, warmUp: true },
+      });
+      participant.dataConsumers.set(loop.id, loop);
+      loop.observer.once('close', () => participant.dataConsumers.delete(loop.id));
+      loop.on('dataproducerclose', () =>
+        participant.link?.notify('dataConsumerClosed', { dataConsumerId: loop.id }),
+      );
+      participant.link?.notify('dataConsumerAdded', {
+        dataConsumerId: loop.id,
+        dataProducerId: dataProducer.id,
+        participantId: participant.id,
+        sctpStreamParameters: loop.sctpStreamParameters as unknown as Record<string, unknown>,
+        label: loop.label,
+        protocol: loop.protocol,
+      });
+    }
+    return dataProducer.id;
+  }
+
+  /**
+   * Ends what a participant had only while waiting (on admission): its pre-call check loopback
+   * transports and its warm-up channel close; its room transports, connected ahead, stay.
+   */
+  endWaitingMedia(participant: Participant): void {
     for (const id of [...participant.precheckTransportIds]) participant.transports.get(id)?.close();
     participant.precheckTransportIds.clear();
+    // The loop back is closed here, not left to the worker's dataproducerclose: from admission on,
+    // nothing of the waiting time may remain.
+    for (const loop of [...participant.dataConsumers.values()]) {
+      if (!(loop.appData as { warmUp?: boolean }).warmUp || loop.closed) continue;
+      loop.close();
+      participant.link?.notify('dataConsumerClosed', { dataConsumerId: loop.id });
+    }
+    for (const dataProducer of [...participant.dataProducers.values()])
+      if (isWarmUp(dataProducer)) dataProducer.close();
   }
 
   /** Pre-call check: a waiting participant's own producers come back to it, and to no one else. */
@@ -582,7 +657,7 @@ export class Room {
     owner: Participant,
     dataProducer: types.DataProducer,
   ) {
-    if (!this.mayFlow(owner, receiver, 'receiveDeviceData')) return;
+    if (!this.mayFlow(owner, receiver, 'receiveDeviceData') || isWarmUp(dataProducer)) return;
     const transport = receiver.recvTransport();
     if (!transport?.sctpParameters) return;
     for (const existing of receiver.dataConsumers.values())
@@ -717,4 +792,9 @@ export class Room {
       }
     }
   }
+}
+
+/** A participant's connection warm-up channel (connect ahead), never offered to anyone. */
+function isWarmUp(dataProducer: types.DataProducer): boolean {
+  return (dataProducer.appData as { warmUp?: boolean }).warmUp === true;
 }

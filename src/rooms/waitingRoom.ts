@@ -272,7 +272,7 @@ export class WaitingRoom {
       ...(target.identity.identityStatus ? { identityStatus: target.identity.identityStatus } : {}),
     });
     target.setHeldMessage(null);
-    room.closePrecheck(target);
+    room.endWaitingMedia(target);
     target.link?.notify('admissionChanged', { state: target.state });
     room.broadcast('participantUpdated', { participant: target.info() }, target);
     await room.onAdmitted(target);

@@ -92,6 +92,7 @@ export async function connect(
     // The application's own servers win; otherwise the TURN credentials the server issued.
     iceServers: options.iceServers ?? (result as JoinResult & { iceServers?: RTCIceServer[] }).iceServers,
     iceTransportPolicy: options.iceTransportPolicy,
+    connectAhead: options.connectAhead ?? true,
     e2ee,
   });
   // Media (and so `trackAdded` events) starts on the next task, after the caller's listeners exist.

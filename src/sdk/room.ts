@@ -18,7 +18,7 @@ import {
   simulcastEncodings,
 } from './publishing.js';
 import { PrecheckLoop } from './precheck.js';
-import { roleMay } from '../protocol/permissions.js';
+import { permits, roleMay } from '../protocol/permissions.js';
 import type { ConnectionState, JoinResult, ResumeResult, Session } from './session.js';
 import type { AnyNotification } from './signallingSocket.js';
 import type {
@@ -57,6 +57,8 @@ export interface RoomSettings {
   iceTransportPolicy: RTCIceTransportPolicy | undefined;
   /** End-to-end encryption, when the participant joined with it (see src/sdk/e2ee). */
   e2ee?: EndToEndEncryption | undefined;
+  /** Connect the media transports while waiting (ConnectOptions.connectAhead); off unless set. */
+  connectAhead?: boolean;
 }
 
 /** A local track and the state of its publication (seen by the application as `LocalTrack`). */
@@ -135,6 +137,8 @@ export class Room extends TypedEmitter<RoomEvents> {
   private readonly lastIceRestart = new Map<string, number>();
   private sendTransport: ms.Transport | undefined;
   private recvTransport: ms.Transport | undefined;
+  /** The warm-up data channel that connected the transports ahead of admission (connectAhead). */
+  private warmUp: ms.DataProducer | undefined;
   private mediaReady: Promise<void> | undefined;
   private mediaGeneration = 0;
   private roomClosedEmitted = false;
@@ -196,6 +200,7 @@ export class Room extends TypedEmitter<RoomEvents> {
   /** @internal Starts media once the application had a chance to add its listeners. */
   start(): void {
     if (this.mayExchangeMedia) void this.startMedia();
+    else void this.connectAhead();
   }
 
   get id(): string {
@@ -717,6 +722,32 @@ export class Room extends TypedEmitter<RoomEvents> {
     else channel.producer = producer;
   }
 
+  /**
+   * Connect ahead: while waiting, the room transports are created and connected (ICE and DTLS)
+   * through a warm-up data channel that the server loops back to this participant alone, so that
+   * an admission only has to produce and consume. Nothing else flows on them before admission.
+   */
+  private async connectAhead(): Promise<void> {
+    if (this.settings.connectAhead !== true || !this.device.loaded || this.finished) return;
+    if (this.mayExchangeMedia || !permits(this.selfInfo.role, this.selfInfo.state, 'prepare')) return;
+    const generation = this.mediaGeneration;
+    try {
+      await this.ensureMedia();
+      const transport = this.sendTransport;
+      if (!transport || generation !== this.mediaGeneration || this.mayExchangeMedia || this.warmUp) return;
+      const warmUp = await transport.produceData({
+        label: 'warm-up',
+        ordered: true,
+        appData: { warmUp: true },
+      });
+      if (generation !== this.mediaGeneration || this.mayExchangeMedia || this.warmUp) warmUp.close();
+      else this.warmUp = warmUp;
+    } catch {
+      // Admitted meanwhile (the server refuses a warm-up then) or connection lost: media starts at
+      // admission as without connecting ahead.
+    }
+  }
+
   /** Creates the send and receive transports once per media generation. */
   private ensureMedia(): Promise<void> {
     if (this.finished) return Promise.reject(this.error('NOT_CONNECTED'));
@@ -783,13 +814,15 @@ export class Room extends TypedEmitter<RoomEvents> {
         .request('produce', { transportId: transport.id, kind, rtpParameters: opaque(rtpParameters), source })
         .then(({ producerId }) => callback({ id: producerId }), errback);
     });
-    transport.on('producedata', ({ sctpStreamParameters, label, protocol }, callback, errback) => {
+    transport.on('producedata', ({ sctpStreamParameters, label, protocol, appData }, callback, errback) => {
+      const warmUp = (appData as { warmUp?: boolean }).warmUp === true;
       this.session
         .request('produceData', {
           transportId: transport.id,
           sctpStreamParameters: opaque(sctpStreamParameters),
           label: label ?? '',
           protocol: protocol ?? '',
+          ...(warmUp ? { warmUp } : {}),
         })
         .then(({ dataProducerId }) => callback({ id: dataProducerId }), errback);
     });
@@ -817,11 +850,13 @@ export class Room extends TypedEmitter<RoomEvents> {
       publication.state = 'queued';
     }
     if (this.mayExchangeMedia) await this.startMedia();
+    else await this.connectAhead();
   }
 
   private closeMedia(): void {
     this.mediaGeneration++;
     this.mediaReady = undefined;
+    this.warmUp = undefined;
     for (const subscription of [...this.remote.values()]) this.dropRemote(subscription);
     this.dataConsumers.clear();
     this.sendTransport?.close();
@@ -941,8 +976,11 @@ export class Room extends TypedEmitter<RoomEvents> {
     if (participant.state === 'waiting') this.consentsGiven.delete('teleconsultation');
     if (participant.state === 'consented') this.consentsGiven.add('teleconsultation');
     if (!couldExchange && this.mayExchangeMedia) {
-      // Admitted: the server closed the pre-call transports; real ones replace them.
+      // Admitted: the server closed the pre-call transports and the warm-up channel; the room
+      // transports (connected ahead, or created now) carry media from here.
       this.precheck.abort();
+      this.warmUp?.close();
+      this.warmUp = undefined;
       void this.startMedia();
     }
     if (participant.state !== before || note !== undefined)
@@ -1018,12 +1056,14 @@ export class Room extends TypedEmitter<RoomEvents> {
       protocol: data.protocol,
     });
     this.dataConsumers.set(dataConsumer.id, dataConsumer);
+    dataConsumer.on('transportclose', () => this.dataConsumers.delete(dataConsumer.id));
+    // Our own warm-up channel back (connect ahead): it connected the receive transport, nothing more.
+    if (data.participantId === this.selfInfo.id) return;
     dataConsumer.on('message', (payload: unknown) => {
       const message = readDataPayload(payload);
       if (message === undefined) return;
       this.emit('dataMessage', { participantId: data.participantId, label: data.label, data: message });
     });
-    dataConsumer.on('transportclose', () => this.dataConsumers.delete(dataConsumer.id));
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -1044,9 +1084,12 @@ export class Room extends TypedEmitter<RoomEvents> {
     // Waiting-list notifications sent while we were away are lost: fetch the list again.
     if (roleMay(this.selfInfo.role, 'manageWaitingRoom')) void this.refreshWaitingList();
     if (!couldExchange) {
-      // Still waiting: a pre-call check carries on (updateSelf started media if admitted meanwhile).
-      if (WAITING_STATES.has(this.selfInfo.state))
+      // Still waiting: a pre-call check carries on (updateSelf started media if admitted meanwhile),
+      // and so do the transports connected ahead, on a path that may have changed.
+      if (WAITING_STATES.has(this.selfInfo.state)) {
         await this.precheck.reconcile(result.transportIds, result.consumers);
+        await this.reconnectAhead(result.transportIds);
+      }
       return;
     }
     const alive = new Set(result.transportIds);
@@ -1065,6 +1108,23 @@ export class Room extends TypedEmitter<RoomEvents> {
     }
     // Publications whose request was lost with the connection are still queued: send them now.
     await this.publishQueued();
+  }
+
+  /** After a resume while waiting: the transports connected ahead are kept, or built again if the server lost them. */
+  private async reconnectAhead(transportIds: readonly string[]): Promise<void> {
+    const transports = [this.sendTransport, this.recvTransport].filter(
+      (t): t is ms.Transport => t !== undefined,
+    );
+    const alive = new Set(transportIds);
+    if (transports.some((t) => !alive.has(t.id))) {
+      this.closeMedia();
+      await this.connectAhead();
+      return;
+    }
+    for (const transport of transports) {
+      this.lastIceRestart.delete(transport.id);
+      await this.restartIce(transport);
+    }
   }
 
   private async refreshWaitingList(): Promise<void> {

@@ -51,6 +51,12 @@ export interface ConnectOptions {
   iceServers?: RTCIceServer[];
   /** 'relay' forces TURN. */
   iceTransportPolicy?: RTCIceTransportPolicy;
+  /**
+   * While waiting for admission, create and connect the media transports (ICE, DTLS) so that
+   * media starts as soon as the practitioner admits; nothing is sent or received on them before.
+   * Default true.
+   */
+  connectAhead?: boolean;
 }
 
 /** A track received from another participant. */

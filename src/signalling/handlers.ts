@@ -197,6 +197,7 @@ export const HANDLERS: { [M in Method]: Handler<M> } = {
       params.sctpStreamParameters as unknown as types.SctpStreamParameters,
       params.label,
       params.protocol,
+      params.warmUp ?? false,
     );
     return { dataProducerId };
   },

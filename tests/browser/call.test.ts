@@ -99,8 +99,29 @@ t.test('a consultation through the SDK in Chromium', { skip }, async (t) => {
     // Give wrongly-routed media every chance to arrive before checking that none did.
     await new Promise((resolve) => setTimeout(resolve, 3_000));
     t.same((await pageRecord(patient.page)).tracks, [], 'the waiting patient received no track');
-    const waiting = server.server.rooms.get(consultation.roomId)?.participants.get(patientId);
-    t.equal(waiting?.transports.size, 0, 'the server holds no transport for the waiting patient');
+    const room = server.server.rooms.get(consultation.roomId);
+    const waiting = room?.participants.get(patientId);
+    if (!waiting || !room) throw new Error('the waiting patient is not on the server');
+    // Connect ahead: its room transports exist and finished ICE and DTLS, and carry nothing.
+    await waitFor('the waiting patient to connect its transports ahead', () =>
+      Promise.resolve(
+        waiting.transports.size === 2 &&
+          [...waiting.transports.values()].every((transport) => transport.dtlsState === 'connected'),
+      ),
+    );
+    t.pass("the SDK connected the waiting patient's two room transports ahead (ICE and DTLS)");
+    t.equal(waiting.consumers.size, 0, 'no consumer on them');
+    t.equal(waiting.producers.size, 0, 'no producer on them');
+    t.same(
+      [...waiting.dataConsumers.values()].map((c) => (c.appData as { participantId: string }).participantId),
+      [patientId],
+      'the only thing it receives is its own warm-up channel',
+    );
+    t.equal(
+      room.participants.get('practitioner-1')?.dataConsumers.size,
+      0,
+      'the practitioner is offered nothing of the waiting patient',
+    );
     t.same(
       (await pageRecord(practitioner.page)).tracks,
       [],
@@ -236,6 +257,8 @@ t.test('a consultation through the SDK in Chromium', { skip }, async (t) => {
     t.pass('the camera and microphone queued before the pre-call check are published');
     const patientOnServer = server.server.rooms.get(consultation.roomId)?.participants.get(patientId);
     t.equal(patientOnServer?.precheckTransportIds.size, 0, 'the server closed the pre-call transports');
+    t.equal(patientOnServer?.dataProducers.size ?? 0, 0, 'and the warm-up channel');
+    t.equal(patientOnServer?.transports.size, 2, 'the transports connected ahead carry the consultation');
   });
 
   await t.test("once admitted, each side decodes the other side's video", async (t) => {

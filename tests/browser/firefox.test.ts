@@ -116,8 +116,9 @@ async function withServerAndChromium(
 
 /**
  * A consultation with a waiting room: the practitioner joins and publishes, the patient waits with
- * queued publications, receives nothing and holds no transport, consents, is admitted; then each
- * side decodes the other's video and receives its audio, and a patient's signalling drop is resumed.
+ * queued publications, receives nothing and holds only its transports connected ahead, consents,
+ * is admitted; then each side decodes the other's video and receives its audio, and a patient's
+ * signalling drop is resumed.
  */
 async function consultation(
   t: Test,
@@ -140,7 +141,19 @@ async function consultation(
   await new Promise((resolve) => setTimeout(resolve, 2_000));
   t.same((await pageRecord(patient.page)).tracks, [], 'the waiting patient received no track');
   const onServer = server.server.rooms.get(roomId)?.participants.get(joined.selfId);
-  t.equal(onServer?.transports.size, 0, 'the server holds no transport for the waiting patient');
+  if (!onServer) throw new Error('the waiting patient is not on the server');
+  // Connect ahead: its two room transports finished ICE and DTLS while it waits, and carry nothing.
+  await waitFor(`the ${patient.name} patient to connect its transports ahead`, () =>
+    Promise.resolve(
+      onServer.transports.size === 2 &&
+        [...onServer.transports.values()].every((transport) => transport.dtlsState === 'connected'),
+    ),
+  );
+  t.equal(
+    onServer.consumers.size + onServer.producers.size,
+    0,
+    'the waiting patient holds transports connected ahead, with nothing on them',
+  );
 
   await consentInPage(patient.page);
   await practitioner.page.evaluate((id) => window.tc?.room.admit(id), joined.selfId);

@@ -154,7 +154,9 @@ t.test('the signalling session against the real server', async (t) => {
       const forbidden = await rejection(session.request('admit', { participantId: 'someone' }));
       t.equal(forbidden.code, 'FORBIDDEN_FOR_ROLE', 'a patient may not admit');
       t.match(forbidden.message, /role/, 'English when the locale is en');
-      const waiting = await rejection(session.request('createTransport', { direction: 'send' }));
+      const waiting = await rejection(
+        session.request('consume', { producerId: '00000000-0000-4000-8000-000000000000' }),
+      );
       t.equal(waiting.code, 'NOT_ADMITTED', 'no media before admission');
       const invalid = await rejection(
         session.request('setConsumerPreferredLayers', { consumerId: 'x', spatialLayer: 99 }),

@@ -54,6 +54,7 @@ export type Step =
   | { kind: 'publish'; who: Who }
   | { kind: 'subscribe'; who: Who }
   | { kind: 'precheck'; who: Who }
+  | { kind: 'connectAhead'; who: Who }
   | { kind: 'wait'; ms: number }
   | { kind: 'endRoom' }
   | { kind: 'killWorker' };
@@ -253,6 +254,22 @@ export class Consultation {
             });
           }),
         );
+      case 'connectAhead':
+        // What the SDK does while waiting: room transports and the warm-up channel on them.
+        return this.expect(
+          await this.request(step.who, async (c) => {
+            await c.request('setRtpCapabilities', { rtpCapabilities: subscriberRtpCapabilities() });
+            await c.request('createTransport', { direction: 'recv', sctp: true });
+            const send = await c.request('createTransport', { direction: 'send', sctp: true });
+            await c.request('produceData', {
+              transportId: send.id,
+              sctpStreamParameters: { streamId: 1, ordered: true },
+              label: 'warm-up',
+              protocol: '',
+              warmUp: true,
+            });
+          }),
+        );
       case 'wait':
         await sleep(step.ms);
         return;
@@ -392,6 +409,33 @@ export class Consultation {
             `${receiver.id} (${receiver.state}) consumes ${appData.participantId} (${owner?.state ?? 'gone'}): the table forbids it`,
           );
       }
+      // Data: device readings only where the table allows; a warm-up channel (connect ahead) only
+      // back to its own sender, and only while that one is not admitted.
+      for (const dataConsumer of receiver.dataConsumers.values()) {
+        if (dataConsumer.closed) continue;
+        const appData = dataConsumer.appData as { participantId?: string; warmUp?: boolean };
+        if (appData.warmUp) {
+          if (appData.participantId !== receiver.id || receiver.mayExchangeMedia)
+            throw new InvariantViolation(
+              `${receiver.id} (${receiver.state}) holds a warm-up channel while admitted or of another`,
+            );
+          continue;
+        }
+        const owner = [...room.participants.values()].find((p) =>
+          p.dataProducers.has(dataConsumer.dataProducerId),
+        );
+        if (!owner || !room.mayFlow(owner, receiver, 'receiveDeviceData'))
+          throw new InvariantViolation(
+            `${receiver.id} (${receiver.state}) receives data of ${owner?.id ?? 'gone'}: the table forbids it`,
+          );
+      }
+      if (
+        receiver.mayExchangeMedia &&
+        [...receiver.dataProducers.values()].some(
+          (d) => !d.closed && (d.appData as { warmUp?: boolean }).warmUp,
+        )
+      )
+        throw new InvariantViolation(`${receiver.id} kept its warm-up channel past its admission`);
       if (this.kind.e2eeRequired && !receiver.e2ee && !receiver.phone) {
         const clear = [...receiver.producers.values()].filter(
           (p) => !p.closed && !(p.appData as { precheck?: boolean }).precheck,
@@ -548,6 +592,7 @@ export const stepArbitrary: fc.Arbitrary<Step> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('publish' as const), who }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('subscribe' as const), who }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('precheck' as const), who }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('connectAhead' as const), who }) },
   {
     weight: 2,
     arbitrary: fc.record({ kind: fc.constant('wait' as const), ms: fc.constantFrom(100, GRACE_MS + 300) }),

@@ -21,6 +21,11 @@ const run = promisify(execFile);
 
 /** Minified bytes and gzipped bytes the SDK package's module may weigh (it was 56 KB / 18 KB). */
 const SDK_BUDGET = { minified: 80 * 1024, gzip: 24 * 1024 };
+/**
+ * The same for the bundle the server serves at /sdk, mediasoup-client inside (278 KB / 59 KB
+ * minified when set; it was served unminified, 529 KB).
+ */
+const SERVED_SDK_BUDGET = { bytes: 320 * 1024, gzip: 72 * 1024 };
 
 interface Manifest {
   name: string;
@@ -81,6 +86,20 @@ t.test('the SDK package stays within its size budget and does not inline mediaso
   t.ok(gzip <= SDK_BUDGET.gzip, `${gzip} <= ${SDK_BUDGET.gzip} bytes gzipped`);
   t.match(code.toString(), /from\s*"mediasoup-client"/, 'mediasoup-client is imported, not bundled');
   t.notMatch(code.toString(), /Chrome111|ReactNative106/, 'no mediasoup-client handler is inside');
+});
+
+t.test('the SDK bundle the server serves at /sdk is minified and stays within its budget', async (t) => {
+  // What `npm run build` (scripts/build-sdk.mjs) leaves in dist/sdk, as the server sends it.
+  const server = await startTestServer();
+  t.teardown(() => server.stop());
+  const res = await fetch(`${server.url}/sdk/teleconsult-sdk.js`);
+  t.equal(res.status, 200);
+  const code = Buffer.from(await res.arrayBuffer());
+  const gzip = gzipSync(code).length;
+  t.comment(`served SDK bundle: ${code.length} bytes, ${gzip} gzipped`);
+  t.ok(code.length <= SERVED_SDK_BUDGET.bytes, `${code.length} <= ${SERVED_SDK_BUDGET.bytes} bytes`);
+  t.ok(gzip <= SERVED_SDK_BUDGET.gzip, `${gzip} <= ${SERVED_SDK_BUDGET.gzip} bytes gzipped`);
+  t.match(code.toString(), /sourceMappingURL=teleconsult-sdk\.js\.map/, 'with its source map for debugging');
 });
 
 t.test('a TypeScript consumer type-checks against both packages by name', async (t) => {

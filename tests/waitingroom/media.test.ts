@@ -37,8 +37,19 @@ t.test(
     await doctor.publish();
     const doctorProducer = doctor.producerIds[0]!;
 
-    // Waiting: no media with anyone.
-    t.equal(await codeOf(patient.client.request('createTransport', { direction: 'send' })), 'NOT_ADMITTED');
+    // Waiting: no media with anyone (its room transports may exist ahead, but carry nothing).
+    const ahead = await patient.client.request('createTransport', { direction: 'send' });
+    t.equal(
+      await codeOf(
+        patient.client.request('produce', {
+          transportId: ahead.id,
+          kind: 'audio',
+          rtpParameters: { codecs: [], encodings: [] },
+          source: 'microphone',
+        }),
+      ),
+      'NOT_ADMITTED',
+    );
     t.equal(await codeOf(patient.client.request('consume', { producerId: doctorProducer })), 'NOT_ADMITTED');
 
     // The pre-call check loops the patient's own camera and microphone back, and nothing else.
