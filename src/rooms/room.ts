@@ -1,3 +1,4 @@
+import { withoutCaptureTimeExtension } from '../media/captureTime.js';
 import { EventEmitter } from 'node:events';
 import type { types } from 'mediasoup';
 import type { Logger } from '../observability/logger.js';
@@ -260,7 +261,7 @@ export class Room {
     try {
       producer = await transport.produce({
         kind,
-        rtpParameters,
+        rtpParameters: withoutCaptureTimeExtension(rtpParameters),
         appData: { participantId: participant.id, source, precheck },
       });
     } catch (err) {
