@@ -2,22 +2,25 @@
 #
 # teleconsult-sfu container image.
 #
-#   docker build -t teleconsult-sfu:0.1.0 .
+#   docker build -t teleconsult-sfu:0.1.0 \
+#     --build-context mediasoup-sources=../shared/vendor/mediasoup-worker-sources .
 #   docker run --rm -p 8080:8080 -p 40000:40000/udp -p 40000:40000/tcp \
 #     -e SFU_MEDIA__ANNOUNCED_ADDRESS=203.0.113.10 -e SFU_AUTH__TOKEN_SECRET=... \
 #     -v sfu-data:/var/lib/teleconsult-sfu teleconsult-sfu:0.1.0
 #
 # Three stages:
 #   node     the official Node 24 LTS image, used only as the source of the `node` binary.
-#   build    compiles mediasoup-worker against Debian 12's libraries (scripts/build-worker.mjs, the same
-#            script developers and CI use) and the TypeScript sources, then prunes dev dependencies.
+#   build    compiles mediasoup-worker from the `mediasoup-sources` build context, offline
+#            (scripts/build-worker.mjs, the same script developers and CI use; docs/engine.md), and
+#            the TypeScript sources, then prunes dev dependencies.
 #   runtime  debian:bookworm-slim with only the shared libraries the worker links, the node binary,
 #            and the built app; runs as an unprivileged user.
 #
-# Why debian:bookworm-slim for the runtime: the worker is linked against Debian's OpenSSL, libsrtp2,
-# libusrsctp, libuv and abseil, which Debian's security team keeps patched; `apt-get upgrade` in a
-# rebuild picks up their fixes without recompiling. The worker must therefore run on the same Debian
-# release it was built on: every stage below is bookworm.
+# Why debian:bookworm-slim for the runtime: the worker links Debian's OpenSSL (libssl3) as a shared
+# library, which Debian's security team keeps patched; `apt-get upgrade` in a rebuild picks up its
+# fixes without recompiling. Its other dependencies (libuv, libsrtp, FlatBuffers, abseil) are the
+# versions mediasoup pins, linked statically. The worker must run on the Debian release it was built
+# on: every stage below is bookworm.
 #
 # Ops should pin both base images by digest (`FROM debian:bookworm-slim@sha256:...`) in their build
 # pipeline; the tags here are the readable defaults.
@@ -35,12 +38,11 @@ FROM node:${NODE_VERSION}-bookworm-slim AS node
 # ---------------------------------------------------------------------------------------------------
 FROM node:${NODE_VERSION}-bookworm-slim AS build
 
-# The worker's build dependencies (see docs/operations.md and scripts/setup.sh): compiler, meson and
-# the -dev packages of the libraries the worker links. They stay in this stage.
+# The worker's build dependencies (scripts/setup.sh's build_pkgs): compiler, ninja, python3 for the
+# meson in the source folder, and Debian's OpenSSL headers. They stay in this stage.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      meson ninja-build g++ pkg-config \
-      libuv1-dev libssl-dev libsrtp2-dev libusrsctp-dev libabsl-dev nlohmann-json3-dev \
+      g++ ninja-build pkg-config python3 libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -51,11 +53,15 @@ WORKDIR /src
 COPY package.json package-lock.json .npmrc ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 
-# The worker build takes ~6 minutes on 2 cores; the BuildKit cache mount keeps the binary (keyed by
-# mediasoup version and the patch's hash, see the script) across image builds.
+# The worker build takes ~20 minutes on 2 cores; the BuildKit cache mount keeps the binary (keyed by
+# mediasoup version and the build script's hash) across image builds. The sources come from the
+# `mediasoup-sources` build context (the folder CI and air-gapped pipelines keep; each file is
+# checked against the SHA-256 pinned in the script), mounted read-only for this step only.
 COPY scripts/ scripts/
 RUN --mount=type=cache,target=/var/cache/teleconsult-sfu \
-    MEDIASOUP_WORKER_CACHE=/var/cache/teleconsult-sfu node scripts/build-worker.mjs
+    --mount=type=bind,from=mediasoup-sources,target=/mediasoup-sources \
+    MEDIASOUP_WORKER_CACHE=/var/cache/teleconsult-sfu MEDIASOUP_SOURCES=/mediasoup-sources \
+    node scripts/build-worker.mjs
 
 # Sources, then `npm run build` (tsc to dist/ and the SDK bundle). .dockerignore keeps tests, bench,
 # helm and local build output out of the context.
@@ -79,13 +85,13 @@ RUN npm prune --omit=dev --ignore-scripts --no-audit --no-fund \
 FROM debian:bookworm-slim AS runtime
 
 # Runtime libraries only: exactly the packages owning the shared libraries `ldd mediasoup-worker`
-# lists on Debian 12 (libsrtp2-1 pulls libnss3 and libnspr4, which it links), plus ca-certificates for
-# webhooks and JWKS over HTTPS, and tini as PID 1. libstdc++6, libgcc-s1 and libc6 are already in the
+# lists on Debian 12 (OpenSSL and the C++ runtime), plus ca-certificates for webhooks and JWKS over
+# HTTPS, and tini as PID 1. libstdc++6, libgcc-s1 and libc6 are already in the
 # base image and are also what the node binary needs. tests/helm/dockerfile.test.ts checks this list
 # against the worker binary built on the test machine.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      libuv1 libssl3 libsrtp2-1 libusrsctp2 libabsl20220623 libstdc++6 \
+      libssl3 libstdc++6 \
       ca-certificates tini \
  && rm -rf /var/lib/apt/lists/*
 

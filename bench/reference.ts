@@ -60,6 +60,43 @@ export const REFERENCE_RUNS: readonly ReferenceRun[] = [
     ],
   },
   {
+    name: 'engine-cpu20',
+    purpose:
+      'the engine upgrade: mediasoup 3.12.16 (bare-legacy) against 3.27.1 (bare), CPU per forwarded Mbit and join p95',
+    args: [
+      '--compare',
+      '--targets',
+      'bare-legacy,bare',
+      '--repeat',
+      '3',
+      '--sessions',
+      '20',
+      '--duration',
+      '60',
+      '--quiet',
+    ],
+  },
+  {
+    name: 'engine-capacity',
+    purpose:
+      'the engine upgrade: capacity at loss < 1 % and delay p99 < 50 ms, old against new, same CPU budget',
+    args: [
+      '--compare',
+      '--targets',
+      'bare-legacy,bare',
+      '--ramp',
+      '--cpu-budget',
+      '0.5',
+      '--sessions',
+      '5',
+      '--step',
+      '5',
+      '--duration',
+      '10',
+      '--quiet',
+    ],
+  },
+  {
     name: 'storm20',
     purpose: 'join to first RTP at 20 joins/s (target: p95 < 250 ms)',
     args: ['--scenario', 'join-storm', '--target', 'self', '--sessions', '100', '--rate', '20', '--quiet'],

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the server and its tests need on a fresh Debian 12 machine: Debian packages (when
 # run as root; otherwise names the missing ones), Node.js 24 when the machine's node is older
-# (scripts/node.sh), npm dependencies, and the mediasoup worker built from source against Debian's
-# libraries (cached outside the clone).
+# (scripts/node.sh), npm dependencies, and the mediasoup worker (scripts/build-worker.mjs: from
+# MEDIASOUP_WORKER_BIN, the cache outside the clone, the internet, or the MEDIASOUP_SOURCES folder).
 # Usage: scripts/setup.sh [--quiet] [--profile start|test]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,8 +19,9 @@ while [ $# -gt 0 ]; do
 done
 say() { [ "$quiet" = 1 ] || echo "[setup] $*"; }
 
-# Build the worker: compiler, meson and the libraries mediasoup links against.
-build_pkgs=(meson ninja-build g++ pkg-config libuv1-dev libssl-dev libsrtp2-dev libusrsctp-dev libabsl-dev nlohmann-json3-dev)
+# Build the worker (scripts/build-worker.mjs): compiler, ninja, python3 for the meson it brings, and
+# Debian's OpenSSL, the one library it links from the system (docs/engine.md).
+build_pkgs=(g++ ninja-build pkg-config python3 libssl-dev)
 # Tests: real browsers (Chromium, Firefox ESR), a real SIP peer, a real Redis, a real TURN server,
 # network namespaces and tc, a real PostgreSQL (the clustered journal store), a real softphone
 # (baresip-core: SRTP interop) and tcpdump (what the phone leg puts on the wire).

@@ -13,6 +13,7 @@ export interface ComparedTarget {
   joinP95Ms?: number;
   cpuCoresPerSession?: number;
   cpuMsPerForwardedMbit?: number;
+  cpuUsPerForwardedPacket?: number;
   forwardedMbps?: number;
   rssMiB?: number;
   /** Last good ramp level, with --ramp. */
@@ -26,6 +27,8 @@ export interface ComparedTarget {
   ratios?: {
     cpuPerSession: RatioSpread;
     cpuPerForwardedMbit: RatioSpread;
+    cpuPerForwardedPacket: RatioSpread;
+    joinP95: RatioSpread;
     capacity?: RatioSpread;
   };
 }
@@ -109,6 +112,7 @@ export function compareReports(runs: TargetRuns[], startedAt: Date, loadAverage:
       joinP95Ms: of(reports, (r) => r.joinMs.p95),
       cpuCoresPerSession: cpuPerSession,
       cpuMsPerForwardedMbit: cpuPerMbit,
+      cpuUsPerForwardedPacket: of(reports, (r) => r.cpuUsPerForwardedPacket),
       forwardedMbps: of(reports, (r) => r.forwardedMbps),
       rssMiB: of(reports, (r) => r.rssMiB.server + r.rssMiB.workers),
       ...(capacity !== undefined ? { capacitySessions: capacity } : {}),
@@ -117,6 +121,8 @@ export function compareReports(runs: TargetRuns[], startedAt: Date, loadAverage:
             ratios: {
               cpuPerSession: spreadOf(reports, base, (r) => r.cpuCoresPerSession),
               cpuPerForwardedMbit: spreadOf(reports, base, (r) => r.cpuMsPerForwardedMbit),
+              cpuPerForwardedPacket: spreadOf(reports, base, (r) => r.cpuUsPerForwardedPacket),
+              joinP95: spreadOf(reports, base, (r) => r.joinMs.p95),
               ...(capacity !== undefined && base[0]?.ramp
                 ? { capacity: spreadOf(reports, base, (r) => r.ramp?.lastGoodSessions ?? 0) }
                 : {}),
@@ -151,14 +157,15 @@ export function renderComparison(c: Comparison): string {
         ? ` ${c.rounds} rounds, targets alternating in order; every figure is the median over the rounds, a ratio the median of the per-round ratios (range in brackets).`
         : ''),
     '',
-    `| target | sessions | loss | delay p99 ms | join p95 ms | CPU/session % | CPU ms/Mbit | Mbit/s | RSS MiB | CPU/session ratio | CPU/Mbit ratio |${ramp ? ' capacity | capacity ratio |' : ''}`,
-    `| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |${ramp ? ' --- | --- |' : ''}`,
+    `| target | sessions | loss | delay p99 ms | join p95 ms | CPU/session % | CPU ms/Mbit | CPU µs/packet | Mbit/s | RSS MiB | CPU/session ratio | CPU/Mbit ratio | CPU/packet ratio | join p95 ratio |${ramp ? ' capacity | capacity ratio |' : ''}`,
+    `| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |${ramp ? ' --- | --- |' : ''}`,
     ...c.targets.map((t) =>
       t.skipped
         ? `| ${t.target} | skipped: ${t.skipped.replace(/\|/g, '/')} |`
         : `| ${t.target} | ${t.sessions} | ${((t.lossRatio ?? 0) * 100).toFixed(2)} % | ${f2(t.delayP99Ms)} | ` +
-          `${f2(t.joinP95Ms)} | ${f2((t.cpuCoresPerSession ?? 0) * 100)} | ${f2(t.cpuMsPerForwardedMbit)} | ` +
-          `${f2(t.forwardedMbps)} | ${f2(t.rssMiB)} | ${spread(t.ratios?.cpuPerSession)} | ${spread(t.ratios?.cpuPerForwardedMbit)} |` +
+          `${f2(t.joinP95Ms)} | ${f2((t.cpuCoresPerSession ?? 0) * 100)} | ${f2(t.cpuMsPerForwardedMbit)} | ${f2(t.cpuUsPerForwardedPacket)} | ` +
+          `${f2(t.forwardedMbps)} | ${f2(t.rssMiB)} | ${spread(t.ratios?.cpuPerSession)} | ${spread(t.ratios?.cpuPerForwardedMbit)} | ` +
+          `${spread(t.ratios?.cpuPerForwardedPacket)} | ${spread(t.ratios?.joinP95)} |` +
           (ramp ? ` ${t.capacitySessions ?? '-'} | ${spread(t.ratios?.capacity)} |` : ''),
     ),
   ];

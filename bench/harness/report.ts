@@ -57,6 +57,8 @@ export interface BenchReport {
   cpuCores: { server: number; workers: number; total: number };
   cpuCoresPerSession: number;
   cpuMsPerForwardedMbit: number;
+  /** CPU (server + workers) per RTP packet delivered to a receiver, in microseconds. */
+  cpuUsPerForwardedPacket: number;
   forwardedMbps: number;
   rssMiB: { server: number; workers: number };
   peakRssMiB: { server: number; workers: number };
@@ -181,6 +183,10 @@ export function buildReport(input: {
     joinPhasesMs,
     cpuS: window.cpuS,
     ...derive(window),
+    cpuUsPerForwardedPacket:
+      window.traffic.receivedPackets > 0
+        ? ((window.cpuS.server + window.cpuS.workers) * 1e6) / window.traffic.receivedPackets
+        : 0,
     rssMiB: window.rssMiB,
     peakRssMiB: window.peakRssMiB,
     loadGenerator: {

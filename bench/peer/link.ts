@@ -11,6 +11,8 @@ export interface LinkOptions {
   bindAddress?: string;
   /** Restrict local UDP ports (both bounds inclusive). */
   portRange?: { begin: number; end: number };
+  /** Our DTLS role against a mediasoup transport (default client; the server then takes the other). */
+  dtlsRole?: 'client' | 'server';
 }
 
 export class PeerLinkError extends Error {
@@ -38,11 +40,13 @@ export class PeerLink {
   private stateListeners: ((state: string) => void)[] = [];
   private state = 'new';
   private closed = false;
+  private readonly dtlsRole: 'client' | 'server';
   /** performance.now() when the link reached 'connected' (ICE + DTLS-SRTP up). */
   connectedAt: number | undefined;
 
   constructor(options: LinkOptions) {
     quietNativeLogs();
+    this.dtlsRole = options.dtlsRole ?? 'client';
     this.pc = new nodeDataChannel.PeerConnection(options.name, {
       iceServers: [],
       bindAddress: options.bindAddress ?? '127.0.0.1',
@@ -70,12 +74,12 @@ export class PeerLink {
     this.pc.setLocalDescription('offer');
     const local = this.pc.localDescription();
     if (!local) throw new PeerLinkError('no local description after setLocalDescription');
-    return localDtlsParameters(local.sdp);
+    return localDtlsParameters(local.sdp, this.dtlsRole);
   }
 
   /** Applies the server's answer: ICE checks and the DTLS handshake start right away. */
   answer(transport: RemoteTransportParams, sections: RemoteSection[]): void {
-    this.pc.setRemoteDescription(buildRemoteAnswer(transport, sections), 'answer');
+    this.pc.setRemoteDescription(buildRemoteAnswer(transport, sections, this.dtlsRole), 'answer');
   }
 
   /**

@@ -42,9 +42,14 @@ function fmtpLine(codec: SdpCodec): string | undefined {
 
 /**
  * Builds the answer a mediasoup WebRtcTransport would give: ice-lite, DTLS passive (so the local peer
- * is the DTLS client, matching `role: 'client'` in transport.connect()), BUNDLE over one UDP 5-tuple.
+ * is the DTLS client, matching `role: 'client'` in transport.connect()) or, when the local peer is to
+ * be the DTLS server, active; BUNDLE over one UDP 5-tuple.
  */
-export function buildRemoteAnswer(transport: RemoteTransportParams, sections: RemoteSection[]): string {
+export function buildRemoteAnswer(
+  transport: RemoteTransportParams,
+  sections: RemoteSection[],
+  localDtlsRole: 'client' | 'server' = 'client',
+): string {
   const fingerprint = transport.dtlsParameters.fingerprints.find((f) => f.algorithm === 'sha-256');
   if (!fingerprint) throw new SdpError('transport offers no sha-256 DTLS fingerprint');
   const udp = transport.iceCandidates.filter((c) => c.protocol === 'udp');
@@ -67,7 +72,7 @@ export function buildRemoteAnswer(transport: RemoteTransportParams, sections: Re
       `a=ice-ufrag:${transport.iceParameters.usernameFragment}`,
       `a=ice-pwd:${transport.iceParameters.password}`,
       `a=fingerprint:${fingerprint.algorithm} ${fingerprint.value}`,
-      'a=setup:passive',
+      `a=setup:${localDtlsRole === 'client' ? 'passive' : 'active'}`,
       'a=rtcp-mux',
       'a=rtcp-rsize',
     );
@@ -94,9 +99,12 @@ export function buildRemoteAnswer(transport: RemoteTransportParams, sections: Re
   return lines.join('\r\n') + '\r\n';
 }
 
-/** Our DTLS parameters from our own offer: sha-256 fingerprint, client role (the answer says passive). */
-export function localDtlsParameters(localSdp: string): types.DtlsParameters {
+/** Our DTLS parameters from our own offer: sha-256 fingerprint and our role (client unless told). */
+export function localDtlsParameters(
+  localSdp: string,
+  role: 'client' | 'server' = 'client',
+): types.DtlsParameters {
   const match = /^a=fingerprint:sha-256 ([0-9A-Fa-f:]+)\s*$/m.exec(localSdp);
   if (!match?.[1]) throw new SdpError('local description has no sha-256 fingerprint');
-  return { role: 'client', fingerprints: [{ algorithm: 'sha-256', value: match[1].toUpperCase() }] };
+  return { role, fingerprints: [{ algorithm: 'sha-256', value: match[1].toUpperCase() }] };
 }

@@ -98,6 +98,11 @@ export const ConfigSchema = Type.Object(
         description:
           "Receive buffer of each worker UDP socket (a WebRtcServer socket carries all of its worker's transports); the kernel caps it at net.core.rmem_max; 0 keeps the kernel default.",
       }),
+      iceConsentTimeoutS: Type.Union([Type.Literal(0), Type.Integer({ minimum: 10, maximum: 60 })], {
+        default: 30,
+        description:
+          "Seconds without an ICE consent check (RFC 7675) from a peer before its transport's ICE state turns 'disconnected' and the worker stops sending to it; mediasoup accepts 10 to 60; 0 disables the check.",
+      }),
       dtlsCertFile: NullableString('PEM certificate for DTLS; the worker generates one when null.'),
       dtlsKeyFile: NullableString('PEM private key for dtlsCertFile.'),
       initialOutgoingBitrate: Type.Integer({

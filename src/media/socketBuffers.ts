@@ -1,20 +1,15 @@
 import fs from 'node:fs';
 
-/**
- * The environment variable our worker build reads to size its UDP sockets' receive buffers
- * (mediasoup 3.12 has no setting; see scripts/build-worker.mjs).
- */
-export const WORKER_RECV_BUFFER_ENV = 'TELECONSULT_UDP_RECV_BUFFER_BYTES';
-
 const RMEM_MAX_PATH = '/proc/sys/net/core/rmem_max';
 
 /**
- * Sets the receive buffer size for workers spawned from now on. mediasoup hands this process's
- * environment to each worker it spawns, and offers no other way in; 0 leaves the kernel default.
+ * The listen-info fields that size a UDP socket's receive buffer: a WebRtcServer's one UDP socket
+ * per worker carries every transport of that worker, and the kernel default (net.core.rmem_default,
+ * often 208 KiB: a few milliseconds of a busy worker's traffic) drops datagrams whenever the worker
+ * is descheduled that long. 0 keeps the kernel default; the kernel caps the size at rmem_max.
  */
-export function setWorkerReceiveBuffer(bytes: number): void {
-  if (bytes > 0) process.env[WORKER_RECV_BUFFER_ENV] = String(bytes);
-  else delete process.env[WORKER_RECV_BUFFER_ENV];
+export function udpReceiveBufferOption(bytes: number): { recvBufferSize?: number } {
+  return bytes > 0 ? { recvBufferSize: bytes } : {};
 }
 
 /** The kernel's cap on a socket's requested receive buffer (`net.core.rmem_max`), when readable. */

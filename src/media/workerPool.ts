@@ -5,7 +5,7 @@ import type { types } from 'mediasoup';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import { kernelReceiveBufferCap, setWorkerReceiveBuffer } from './socketBuffers.js';
+import { kernelReceiveBufferCap, udpReceiveBufferOption } from './socketBuffers.js';
 
 /** One worker process with its WebRtcServer (one UDP and one TCP port) and its current load. */
 export interface WorkerSlot {
@@ -41,7 +41,6 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   static async start(config: Config['media'], log: Logger, metrics: Metrics): Promise<WorkerPool> {
     const pool = new WorkerPool(config, log.child({ module: 'worker-pool' }), metrics);
     const count = config.workers > 0 ? config.workers : os.availableParallelism();
-    setWorkerReceiveBuffer(config.udpReceiveBufferBytes);
     const cap = kernelReceiveBufferCap();
     if (cap !== undefined && config.udpReceiveBufferBytes > cap)
       pool.log.warn(
@@ -129,13 +128,13 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
       const port = this.config.webRtcServerPort + index;
       const base = {
         ip: this.config.listenIp,
-        ...(this.config.announcedAddress ? { announcedIp: this.config.announcedAddress } : {}),
+        ...(this.config.announcedAddress ? { announcedAddress: this.config.announcedAddress } : {}),
         port,
       };
       try {
         webRtcServer = await worker.createWebRtcServer({
           listenInfos: [
-            { protocol: 'udp', ...base },
+            { protocol: 'udp', ...base, ...udpReceiveBufferOption(this.config.udpReceiveBufferBytes) },
             { protocol: 'tcp', ...base },
           ],
         });

@@ -47,6 +47,11 @@ export class Metrics {
     help: 'Open WebRTC transports.',
     registers: [this.registry],
   });
+  readonly iceDisconnects = new Counter({
+    name: 'sfu_ice_disconnects_total',
+    help: "WebRTC transports whose ICE turned 'disconnected': no consent check for media.iceConsentTimeoutS (a silent peer) or the last TCP connection closed.",
+    registers: [this.registry],
+  });
   readonly producers = new Gauge({
     name: 'sfu_producers',
     help: 'Open producers by kind.',

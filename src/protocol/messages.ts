@@ -64,7 +64,7 @@ export const RoomOptions = Type.Object({
 export type RoomOptions = Static<typeof RoomOptions>;
 
 export const DtlsFingerprint = Type.Object({
-  algorithm: Type.Union(['sha-1', 'sha-224', 'sha-256', 'sha-384', 'sha-512'].map((a) => Type.Literal(a))),
+  algorithm: oneOf(['sha-1', 'sha-224', 'sha-256', 'sha-384', 'sha-512'] as const),
   value: Type.String({ minLength: 10, maxLength: 200, pattern: '^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2})+$' }),
 });
 

@@ -1,3 +1,4 @@
+import { withoutCaptureTimeExtension } from '../media/captureTime.js';
 import { EventEmitter } from 'node:events';
 import type { types } from 'mediasoup';
 import type { Logger } from '../observability/logger.js';
@@ -9,6 +10,7 @@ import { exchangesMedia as exchangesMediaState } from './admission.js';
 import type { Participant } from './participant.js';
 import { sourceOf } from './participant.js';
 import { permits, type Action } from '../protocol/permissions.js';
+import { udpReceiveBufferOption } from '../media/socketBuffers.js';
 
 export interface RoomDeps {
   log: Logger;
@@ -170,12 +172,14 @@ export class Room {
     const listen = placement.webRtcServer
       ? { webRtcServer: placement.webRtcServer }
       : {
-          listenIps: [
-            {
-              ip: this.deps.media.listenIp,
-              ...(this.deps.media.announcedAddress ? { announcedIp: this.deps.media.announcedAddress } : {}),
-            },
-          ],
+          listenInfos: (['udp', 'tcp'] as const).map((protocol) => ({
+            protocol,
+            ip: this.deps.media.listenIp,
+            ...(this.deps.media.announcedAddress
+              ? { announcedAddress: this.deps.media.announcedAddress }
+              : {}),
+            ...(protocol === 'udp' ? udpReceiveBufferOption(this.deps.media.udpReceiveBufferBytes) : {}),
+          })),
         };
     const transport = await placement.router.createWebRtcTransport({
       ...listen,
@@ -183,7 +187,7 @@ export class Room {
       enableTcp: true,
       preferUdp: true,
       enableSctp: sctp,
-      numSctpStreams: { OS: 16, MIS: 16 },
+      iceConsentTimeout: this.deps.media.iceConsentTimeoutS,
       initialAvailableOutgoingBitrate: this.deps.media.initialOutgoingBitrate,
       appData: { participantId: participant.id, direction, precheck },
     });
@@ -194,6 +198,17 @@ export class Room {
     participant.transports.set(transport.id, transport);
     participant.transportDirections.set(transport.id, direction);
     this.deps.metrics.transports.inc();
+    // ICE turns 'disconnected' when the peer sent no consent check for media.iceConsentTimeoutS (it
+    // went silent) or its last TCP connection closed. The transport stays, so that the client's ICE
+    // restart can bring it back.
+    transport.on('icestatechange', (state) => {
+      if (state !== 'disconnected') return;
+      this.deps.metrics.iceDisconnects.inc();
+      this.log.warn(
+        { participant: participant.id, transport: transport.id, direction },
+        'ICE disconnected: peer silent',
+      );
+    });
     transport.observer.once('close', () => {
       this.deps.metrics.transports.dec();
       participant.transports.delete(transport.id);
@@ -247,7 +262,7 @@ export class Room {
     try {
       producer = await transport.produce({
         kind,
-        rtpParameters,
+        rtpParameters: withoutCaptureTimeExtension(rtpParameters),
         appData: { participantId: participant.id, source, precheck },
       });
     } catch (err) {

@@ -14,19 +14,6 @@ const MAX_PENDING_REQUESTS = 32;
 const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 
 /**
- * JSON escapes can carry lone UTF-16 surrogates (`"\\ud800"`); the worker's JSON parser rejects them
- * and never answers, so such a message must not get further than here.
- */
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-
-function rejectLoneSurrogates(key: string, value: unknown): unknown {
-  if (LONE_SURROGATE.test(key) || (typeof value === 'string' && LONE_SURROGATE.test(value))) {
-    throw new SyntaxError('lone surrogate');
-  }
-  return value;
-}
-
-/**
  * One signalling WebSocket: validates every message at the boundary, runs requests one at a time
  * in arrival order, and links the connection to its participant once joined.
  */
@@ -71,7 +58,6 @@ export class SignallingConnection {
     try {
       message = JSON.parse(
         Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(data as Buffer[]).toString('utf8'),
-        rejectLoneSurrogates,
       );
     } catch {
       return withinRate ? this.fail(null, new SfuError('MESSAGE_MALFORMED')) : undefined;

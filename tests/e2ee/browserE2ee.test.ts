@@ -223,10 +223,10 @@ t.test(
         video.close();
         audio.close();
       });
-      await waitFor(
-        'a captured keyframe',
-        async () => vp8Frames(video.packets).some((f) => (f[0]! & 1) === 0) && audio.packets.length > 50,
-      );
+      await waitFor('a captured keyframe among more than 5 whole frames', async () => {
+        const frames = vp8Frames(video.packets);
+        return frames.length > 5 && frames.some((f) => (f[0]! & 1) === 0) && audio.packets.length > 50;
+      });
       const keys = await exportKeys(doctor.page);
       const frames = vp8Frames(video.packets);
       const keyframes = frames.filter((f) => (f[0]! & 1) === 0);

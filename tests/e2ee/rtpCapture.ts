@@ -92,7 +92,13 @@ export class ProducerCapture {
 
   static async start(router: types.Router, producerId: string): Promise<ProducerCapture> {
     const transport = await router.createDirectTransport();
-    const consumer = await transport.consume({ producerId, rtpCapabilities: router.rtpCapabilities });
+    // One simulcast stream for the whole capture: a layer switch in the middle (which mediasoup
+    // 3.27 does as soon as a higher stream's keyframe comes) would splice two streams' frames.
+    const consumer = await transport.consume({
+      producerId,
+      rtpCapabilities: router.rtpCapabilities,
+      preferredLayers: { spatialLayer: 0 },
+    });
     return new ProducerCapture(transport, consumer);
   }
 

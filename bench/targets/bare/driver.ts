@@ -3,10 +3,17 @@
  * code, no signalling core. Runs as a child of the benchmark so its CPU and memory are measured
  * apart from the load generator's; controlled over the IPC channel (see protocol.ts).
  */
-import * as mediasoup from 'mediasoup';
+import type * as Mediasoup from 'mediasoup';
 import type { types } from 'mediasoup';
 import { MEDIA_CODECS } from '../../../src/media/codecs.js';
+import { udpReceiveBufferOption } from '../../../src/media/socketBuffers.js';
 import type { DriverEvent, DriverRequest, DriverResponse } from './protocol.js';
+
+// The engine under test: 'mediasoup', or 'mediasoup-legacy' (3.12.16) for the bare-legacy target.
+// The calls below are the same in both versions; the current version's types describe them.
+const mediasoup = (await import(
+  process.env.BENCH_MEDIASOUP_MODULE === 'mediasoup-legacy' ? 'mediasoup-legacy' : 'mediasoup'
+)) as typeof Mediasoup;
 
 class DriverError extends Error {
   constructor(
@@ -51,11 +58,17 @@ async function handle(request: DriverRequest): Promise<unknown> {
         worker.on('died', () => send({ event: 'workerDied', pid: worker.pid }));
         // One WebRtcServer per worker: every transport of that worker shares one UDP port.
         const server = await worker.createWebRtcServer({
-          listenInfos: [{ protocol: 'udp', ip: request.params.listenIp }],
+          listenInfos: [
+            {
+              protocol: 'udp',
+              ip: request.params.listenIp,
+              ...udpReceiveBufferOption(request.params.recvBufferBytes),
+            },
+          ],
         });
         slots.push({ worker, server });
       }
-      return { workerPids: slots.map((s) => s.worker.pid) };
+      return { workerPids: slots.map((s) => s.worker.pid), version: mediasoup.version };
     }
     case 'createRouter': {
       const slot = slots[nextSlot++ % Math.max(1, slots.length)];

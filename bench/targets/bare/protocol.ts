@@ -3,7 +3,7 @@ import type { ConsumerInfo, TransportInfo } from '../../harness/target.js';
 
 /** Requests the harness sends to the bare mediasoup driver over the child-process IPC channel. */
 export type DriverRequest =
-  | { id: number; method: 'start'; params: { workers: number; listenIp: string } }
+  | { id: number; method: 'start'; params: { workers: number; listenIp: string; recvBufferBytes: number } }
   | { id: number; method: 'createRouter'; params: Record<string, never> }
   | { id: number; method: 'closeRouter'; params: { routerId: string } }
   | { id: number; method: 'createTransport'; params: { routerId: string } }
@@ -26,7 +26,7 @@ export type DriverRequest =
   | { id: number; method: 'stop'; params: Record<string, never> };
 
 export interface DriverResults {
-  start: { workerPids: number[] };
+  start: { workerPids: number[]; version: string };
   createRouter: { routerId: string };
   closeRouter: Record<string, never>;
   createTransport: TransportInfo;
