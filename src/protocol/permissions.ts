@@ -26,8 +26,15 @@ export type Action =
   | 'publish'
   /** Receive media from the room: room transports, `consume`, `e2eeRelay`. */
   | 'receive'
-  /** Receive device readings (data channels of others). */
+  /**
+   * Publish a device source (`examination-video`, `examination-audio`, `vital-signs` readings):
+   * the device holder's side only (docs/devices.md). Also needs `publish`.
+   */
+  | 'publishDevice'
+  /** Receive device sources and device readings (examination media, data channels of others). */
   | 'receiveDeviceData'
+  /** Ask a device holder for a device source (`requestDeviceSource`: "show the ear"). */
+  | 'requestDevice'
   /** `getWaitingList`, `hold`, `admit`, `decline`. */
   | 'manageWaitingRoom'
   /** `giveConsent`, `withdrawConsent` (teleconsultation, and third-party covering someone). */
@@ -39,7 +46,9 @@ export const ACTIONS: readonly Action[] = [
   'precheck',
   'publish',
   'receive',
+  'publishDevice',
   'receiveDeviceData',
+  'requestDevice',
   'manageWaitingRoom',
   'consent',
   'monitorQuality',
@@ -68,7 +77,9 @@ export const PERMISSIONS = {
       precheck: NEVER,
       publish: ADMITTED,
       receive: ADMITTED,
+      publishDevice: NEVER,
       receiveDeviceData: ADMITTED,
+      requestDevice: ADMITTED,
       manageWaitingRoom: ADMITTED,
       consent: NEVER,
       monitorQuality: ADMITTED,
@@ -81,7 +92,9 @@ export const PERMISSIONS = {
       precheck: WAITING,
       publish: ADMITTED,
       receive: ADMITTED,
+      publishDevice: ADMITTED,
       receiveDeviceData: NEVER,
+      requestDevice: NEVER,
       manageWaitingRoom: NEVER,
       consent: PRESENT,
       monitorQuality: NEVER,
@@ -94,7 +107,9 @@ export const PERMISSIONS = {
       precheck: WAITING,
       publish: ADMITTED,
       receive: ADMITTED,
+      publishDevice: ADMITTED,
       receiveDeviceData: NEVER,
+      requestDevice: NEVER,
       manageWaitingRoom: NEVER,
       consent: NEVER,
       monitorQuality: NEVER,
@@ -107,7 +122,9 @@ export const PERMISSIONS = {
       precheck: WAITING,
       publish: ADMITTED,
       receive: ADMITTED,
+      publishDevice: NEVER,
       receiveDeviceData: NEVER,
+      requestDevice: NEVER,
       manageWaitingRoom: NEVER,
       consent: NEVER,
       monitorQuality: NEVER,
