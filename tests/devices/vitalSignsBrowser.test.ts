@@ -196,7 +196,11 @@ t.test(
       const header = decodeHeader(bytes);
       t.ok(header.kid > 0, `message ${i} is SFrame (KID ${header.kid})`);
       const plain = await opener.decrypt('pat', 'other', bytes);
-      if (plain && JSON.parse(new TextDecoder().decode(plain)).seq === sent.readings[i]!.seq) opened++;
+      if (
+        plain &&
+        (JSON.parse(new TextDecoder().decode(plain)) as { seq: number }).seq === sent.readings[i]!.seq
+      )
+        opened++;
     }
     t.equal(
       opened,
