@@ -99,7 +99,9 @@ export function stethoscopeEncodings(): ms.RtpEncodingParameters[] {
 /** Opus full band (48 kHz playback), at least 128 kbit/s, DTX off, in-band FEC on. */
 export const STETHOSCOPE_PROFILE: DeviceProfile = {
   codecOptions: {
-    opusStereo: false,
+    // WebRTC encodes mono Opus in its VoIP mode, whose high-pass filter cuts below ~60 Hz; a
+    // stereo stream is encoded in audio mode (a DC filter only). Measured in the browser test.
+    opusStereo: true,
     opusFec: true,
     opusDtx: false,
     opusMaxPlaybackRate: 48_000,
