@@ -149,6 +149,20 @@ export const JournalEventSchemas = {
     { requestId: Id, approvedBy: Id, participantId: Type.Optional(Id) },
     Strict,
   ),
+  /** A practitioner asked a device holder for a device source ("show the ear"). */
+  'device.requested': Type.Object(
+    { requestedBy: Id, participantId: Id, source: Token, deviceType: Type.Optional(Token) },
+    Strict,
+  ),
+  /** A connected device started sending (its media or its readings; never the readings themselves). */
+  'device.started': Type.Object(
+    { useId: Id, participantId: Id, role: ParticipantRole, source: Token, deviceType: Token },
+    Strict,
+  ),
+  'device.stopped': Type.Object(
+    { useId: Id, participantId: Id, durationS: Type.Integer({ minimum: 0 }) },
+    Strict,
+  ),
   incident: Type.Object(
     {
       kind: IncidentKind,

@@ -1,5 +1,6 @@
 import { Type, type Static, type TLiteral, type TSchema, type TUnion } from '@sinclair/typebox';
 import { ROLES } from './permissions.js';
+import { DEVICE_SOURCES, DEVICE_TYPES } from './devices.js';
 
 /**
  * The signalling protocol, version 1: the one source of truth for every message. The server
@@ -75,8 +76,21 @@ export const DtlsParameters = Type.Object({
 });
 
 const MediaKind = oneOf(['audio', 'video'] as const);
-export const MediaSource = oneOf(['microphone', 'camera', 'screen', 'phone'] as const);
+export const MediaSource = oneOf([
+  'microphone',
+  'camera',
+  'screen',
+  'phone',
+  /** A connected examination camera (otoscope, dermatoscope): detail over motion (docs/devices.md). */
+  'examination-video',
+  /** A digital stethoscope: unprocessed full-band audio. */
+  'examination-audio',
+] as const);
 export type MediaSource = Static<typeof MediaSource>;
+/** Sources a device holder publishes (permission `publishDevice`, received with `receiveDeviceData`). */
+export const DeviceSource = oneOf(DEVICE_SOURCES);
+/** The device behind a device source, for the journal (devices.ts maps each type to its source). */
+export const DeviceType = oneOf(DEVICE_TYPES);
 
 export const ConsentPurposeSchema = oneOf(['teleconsultation', 'third-party', 'secondary-use'] as const);
 
@@ -116,6 +130,8 @@ export const ConsumerAnnouncement = Type.Object({
   participantId: Id,
   kind: MediaKind,
   source: MediaSource,
+  /** For a device source: the device the holder declared. */
+  deviceType: Type.Optional(DeviceType),
   rtpParameters: Opaque,
   producerPaused: Type.Boolean(),
 });
@@ -201,6 +217,8 @@ export const Requests = {
       kind: MediaKind,
       rtpParameters: Opaque,
       source: MediaSource,
+      /** Required with a device source (`examination-*`), refused with any other. */
+      deviceType: Type.Optional(DeviceType),
     }),
     result: Type.Object({ producerId: Id }),
   },
@@ -232,8 +250,26 @@ export const Requests = {
        * connect before admission and loops back to its own receive transport, to no one else.
        */
       warmUp: Type.Optional(Type.Boolean()),
+      /** `vital-signs`: a device's readings (needs `publishDevice` and a `deviceType` that feeds it). */
+      source: Type.Optional(Type.Literal('vital-signs')),
+      deviceType: Type.Optional(DeviceType),
     }),
     result: Type.Object({ dataProducerId: Id }),
+  },
+  /**
+   * Practitioner: asks a device holder to publish a device source ("show the ear"). The holder's
+   * SDK gets `deviceSourceRequested`; it grants by publishing, which the permission table allows
+   * only to the holder's side.
+   */
+  requestDeviceSource: {
+    params: Type.Object({
+      participantId: Id,
+      source: DeviceSource,
+      deviceType: Type.Optional(DeviceType),
+      /** Shown to the holder ("l'oreille droite"); not journalled. */
+      note: Type.Optional(Type.String({ maxLength: 140 })),
+    }),
+    result: Type.Object({}),
   },
   getStats: {
     params: Type.Object({ transportId: Id }),
@@ -327,6 +363,9 @@ export const Notifications = {
     sctpStreamParameters: Opaque,
     label: Type.String(),
     protocol: Type.String(),
+    /** `vital-signs` for a device's readings; absent for an application data channel. */
+    source: Type.Optional(Type.Literal('vital-signs')),
+    deviceType: Type.Optional(DeviceType),
   }),
   dataConsumerClosed: Type.Object({ dataConsumerId: Id }),
   /** This participant's own admission state changed (admitted, held with a message, declined, ...). */
@@ -339,6 +378,13 @@ export const Notifications = {
     participantId: Id,
     role: Role,
     text: ConsentTextView,
+  }),
+  /** To a device holder: a practitioner asks for a device source (see `requestDeviceSource`). */
+  deviceSourceRequested: Type.Object({
+    from: Id,
+    source: DeviceSource,
+    deviceType: Type.Optional(DeviceType),
+    note: Type.Optional(Type.String()),
   }),
   /** An opaque end-to-end encryption blob from another participant (see `e2eeRelay`). */
   e2eeMessage: Type.Object({ from: Id, payload: Type.String() }),

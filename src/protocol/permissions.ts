@@ -32,8 +32,15 @@ export type Action =
   | 'publish'
   /** Receive media from the room: room transports, `consume`, `e2eeRelay`. */
   | 'receive'
-  /** Receive device readings (data channels of others). */
+  /**
+   * Publish a device source (`examination-video`, `examination-audio`, `vital-signs` readings):
+   * the device holder's side only (docs/devices.md). Also needs `publish`.
+   */
+  | 'publishDevice'
+  /** Receive device sources and device readings (examination media, data channels of others). */
   | 'receiveDeviceData'
+  /** Ask a device holder for a device source (`requestDeviceSource`: "show the ear"). */
+  | 'requestDevice'
   /** `getWaitingList`, `hold`, `admit`, `decline`. */
   | 'manageWaitingRoom'
   /** `giveConsent`, `withdrawConsent` (teleconsultation, and third-party covering someone). */
@@ -46,7 +53,9 @@ export const ACTIONS: readonly Action[] = [
   'prepare',
   'publish',
   'receive',
+  'publishDevice',
   'receiveDeviceData',
+  'requestDevice',
   'manageWaitingRoom',
   'consent',
   'monitorQuality',
@@ -76,7 +85,9 @@ export const PERMISSIONS = {
       prepare: ADMITTED,
       publish: ADMITTED,
       receive: ADMITTED,
+      publishDevice: NEVER,
       receiveDeviceData: ADMITTED,
+      requestDevice: ADMITTED,
       manageWaitingRoom: ADMITTED,
       consent: NEVER,
       monitorQuality: ADMITTED,
@@ -90,7 +101,9 @@ export const PERMISSIONS = {
       prepare: PRESENT,
       publish: ADMITTED,
       receive: ADMITTED,
+      publishDevice: ADMITTED,
       receiveDeviceData: NEVER,
+      requestDevice: NEVER,
       manageWaitingRoom: NEVER,
       consent: PRESENT,
       monitorQuality: NEVER,
@@ -104,7 +117,9 @@ export const PERMISSIONS = {
       prepare: PRESENT,
       publish: ADMITTED,
       receive: ADMITTED,
+      publishDevice: ADMITTED,
       receiveDeviceData: NEVER,
+      requestDevice: NEVER,
       manageWaitingRoom: NEVER,
       consent: NEVER,
       monitorQuality: NEVER,
@@ -118,7 +133,9 @@ export const PERMISSIONS = {
       prepare: PRESENT,
       publish: ADMITTED,
       receive: ADMITTED,
+      publishDevice: NEVER,
       receiveDeviceData: NEVER,
+      requestDevice: NEVER,
       manageWaitingRoom: NEVER,
       consent: NEVER,
       monitorQuality: NEVER,

@@ -90,6 +90,11 @@ export interface VideoConsumerView {
   producerId: string;
   /** The practitioner's or the patient's camera or screen: served before a third party's. */
   main: boolean;
+  /**
+   * An examination camera (docs/devices.md): served first and at its best rung before any other
+   * video gets even its lowest, so that the camera layers drop before it.
+   */
+  examination?: boolean;
   render: { width: number; height: number } | undefined;
   ladder: readonly LayerRung[];
 }
@@ -131,10 +136,19 @@ export function allocate(
   budgetKbps: number,
   factor: number,
 ): Map<string, number> {
-  const order = prioritised(consumers);
   const result = new Map<string, number>();
   let left = budgetKbps;
-  // Everyone's lowest rung first, main videos first; then upgrades, main videos first.
+  // Examination video first, as high as the budget and its cap allow.
+  for (const consumer of consumers.filter((c) => c.examination)) {
+    const cap = caps.get(consumer.id) ?? consumer.ladder.length - 1;
+    let best = -1;
+    for (let i = 0; i <= cap && i < consumer.ladder.length; i++)
+      if (consumer.ladder[i]!.kbps * factor <= left) best = i;
+    result.set(consumer.id, best);
+    if (best >= 0) left -= consumer.ladder[best]!.kbps * factor;
+  }
+  const order = prioritised(consumers.filter((c) => !c.examination));
+  // Then everyone's lowest rung, main videos first; then upgrades, main videos first.
   for (const consumer of order) {
     const lowest = consumer.ladder[0];
     if (lowest && lowest.kbps * factor <= left) {

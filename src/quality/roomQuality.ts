@@ -39,6 +39,8 @@ export interface RoomQualityEvents {
 }
 
 /** mediasoup priorities (1..255): the practitioner's and the patient's videos get bitrate first. */
+/** The worker's own bandwidth sharing follows the same order: examination video, main, others. */
+const EXAMINATION_PRIORITY = 255;
 const MAIN_PRIORITY = 200;
 const OTHER_PRIORITY = 1;
 /** A bandwidth estimate older than this many sampling intervals is ignored. */
@@ -343,7 +345,8 @@ export class RoomQuality extends EventEmitter<RoomQualityEvents> {
     const ladder =
       this.ladders.get(consumer.producerId) ??
       buildLadder(consumer.type === 'simple' ? 1 : spatialLayersOf(consumer), [], this.config.layerKbps);
-    return { id: consumer.id, producerId: consumer.producerId, main, render, ladder };
+    const examination = sourceOf(consumer) === 'examination-video';
+    return { id: consumer.id, producerId: consumer.producerId, main, examination, render, ladder };
   }
 
   /** First sight of a video consumer: its priority, and watchers for client resumes and layer changes. */
@@ -352,7 +355,13 @@ export class RoomQuality extends EventEmitter<RoomQualityEvents> {
     this.hooked.add(consumer);
     const owner = this.room.participants.get(ownerOf(consumer));
     const main = owner !== undefined && !isThirdParty(owner.role);
-    consumer.setPriority(main ? MAIN_PRIORITY : OTHER_PRIORITY).catch(() => undefined);
+    const priority =
+      sourceOf(consumer) === 'examination-video'
+        ? EXAMINATION_PRIORITY
+        : main
+          ? MAIN_PRIORITY
+          : OTHER_PRIORITY;
+    consumer.setPriority(priority).catch(() => undefined);
     consumer.observer.on('resume', () => {
       const state = this.states.get(receiver.id);
       if (!this.closed && state?.receiver.mode === 'audio-only') this.pauseForQuality(state, consumer);

@@ -144,7 +144,9 @@ export class PhoneRoomPortImpl implements PhoneRoomPort {
     for (const other of room.participants.values()) {
       if (other === phone || !other.mayExchangeMedia) continue;
       for (const producer of other.producers.values()) {
-        if (producer.kind === 'audio' && !producer.closed) producers.push(producer);
+        // A stethoscope is for the practitioner: never mixed into a phone leg the table keeps it from.
+        if (producer.kind === 'audio' && !producer.closed && room.sourceAllowedFor(phone, producer))
+          producers.push(producer);
       }
     }
     return producers;
@@ -154,6 +156,7 @@ export class PhoneRoomPortImpl implements PhoneRoomPort {
   private relayAudio(room: Room, phone: Participant, events: EventEmitter<PhoneParticipantEvents>): void {
     const onProducer = (producer: types.Producer, owner: Participant) => {
       if (owner === phone || producer.kind !== 'audio' || !phone.mayExchangeMedia) return;
+      if (!room.sourceAllowedFor(phone, producer)) return;
       events.emit('audioProducerAdded', producer);
       producer.observer.once('close', () => events.emit('audioProducerRemoved', producer.id));
     };

@@ -9,7 +9,9 @@ import type { MediaSource, NotificationData, NotificationName, RoomOptions } fro
 import { exchangesMedia as exchangesMediaState } from './admission.js';
 import type { Participant } from './participant.js';
 import { sourceOf } from './participant.js';
-import { permits, type Action } from '../protocol/permissions.js';
+import { permits, roleMay, type Action } from '../protocol/permissions.js';
+import { deviceFeeds, isDeviceSource, type DeviceSource, type DeviceType } from '../protocol/devices.js';
+import { checkDeviceRtpParameters } from './deviceProfiles.js';
 import { udpReceiveBufferOption } from '../media/socketBuffers.js';
 
 export interface RoomDeps {
@@ -51,6 +53,29 @@ export interface RoomEvents {
   consentWithdrawn: [patient: Participant, covering: Participant | undefined];
   /** A participant's producer is now offered to the room (not pre-call check producers). */
   mediaAdded: [types.Producer, Participant];
+  /** A device source started (a producer or a vital-signs channel offered to the room). */
+  deviceStarted: [DeviceUse];
+  /** It stopped (closed by its holder, or with the holder's media); `durationMs` since it started. */
+  deviceStopped: [DeviceUse, durationMs: number];
+  /** A practitioner asked a device holder for a device source. */
+  deviceRequested: [DeviceRequest];
+}
+
+/** One use of a connected device, as the journal records it (never its readings). */
+export interface DeviceUse {
+  /** The producer or data producer carrying it. */
+  id: string;
+  participant: Participant;
+  source: DeviceSource;
+  deviceType: DeviceType;
+  startedAt: Date;
+}
+
+export interface DeviceRequest {
+  by: Participant;
+  holder: Participant;
+  source: DeviceSource;
+  deviceType: DeviceType | undefined;
 }
 
 interface Placement {
@@ -245,12 +270,24 @@ export class Room {
     kind: types.MediaKind,
     rtpParameters: types.RtpParameters,
     source: MediaSource,
+    deviceType?: DeviceType,
   ): Promise<string> {
     const transport = this.transportOf(participant, transportId);
     const precheck = participant.precheckTransportIds.has(transportId);
+    const device = isDeviceSource(source);
     if (!precheck) this.requireMedia(participant, 'publish');
     else if (!permits(participant.role, participant.state, 'precheck'))
       throw new SfuError('INVALID_STATE', 'pre-call check is for waiting participants');
+    if (device) {
+      this.requireDeviceHolder(participant, precheck);
+      requireDeviceType(source, deviceType);
+      if ((source === 'examination-video') !== (kind === 'video'))
+        throw new SfuError('MESSAGE_INVALID', `${source} has the wrong kind`);
+      const refusal = checkDeviceRtpParameters(source, rtpParameters);
+      if (refusal) throw new SfuError('RTP_PARAMETERS_INVALID', refusal);
+    } else if (deviceType !== undefined) {
+      throw new SfuError('MESSAGE_INVALID', 'deviceType is for device sources');
+    }
     // Nothing in clear reaches others in an e2eeRequired room (a pre-call check loops back only).
     if (!precheck && this.options.e2eeRequired && !participant.e2ee) throw new SfuError('E2EE_REQUIRED');
     if (participant.transportDirections.get(transportId) !== 'send')
@@ -263,7 +300,7 @@ export class Room {
       producer = await transport.produce({
         kind,
         rtpParameters: withoutCaptureTimeExtension(rtpParameters),
-        appData: { participantId: participant.id, source, precheck },
+        appData: { participantId: participant.id, source, precheck, ...(device ? { deviceType } : {}) },
       });
     } catch (err) {
       // Bad parameters are a TypeError, a conflict (an SSRC or MID already in use) an Error.
@@ -280,8 +317,57 @@ export class Room {
       await this.consumeLoopback(participant);
       return producer.id;
     }
+    if (device && deviceType) this.trackDeviceUse(producer, participant, source, deviceType);
     await this.offer(participant, producer);
     return producer.id;
+  }
+
+  /** Journals a device source for as long as its (data) producer lives. */
+  private trackDeviceUse(
+    carrier: types.Producer | types.DataProducer,
+    participant: Participant,
+    source: DeviceSource,
+    deviceType: DeviceType,
+  ): void {
+    const use: DeviceUse = { id: carrier.id, participant, source, deviceType, startedAt: new Date() };
+    const stopped = () => this.events.emit('deviceStopped', use, Date.now() - use.startedAt.getTime());
+    if ('kind' in carrier) carrier.observer.once('close', stopped);
+    else carrier.observer.once('close', stopped);
+    this.events.emit('deviceStarted', use);
+  }
+
+  /** Only the device holder's side publishes device sources (the permission table's `publishDevice`). */
+  private requireDeviceHolder(participant: Participant, precheck: boolean): void {
+    if (!roleMay(participant.role, 'publishDevice')) throw new SfuError('FORBIDDEN_FOR_ROLE');
+    if (!precheck) this.requireMedia(participant, 'publishDevice');
+  }
+
+  /**
+   * A practitioner asks a device holder for a device source. Only the table's `requestDevice`
+   * roles ask, only a `publishDevice` holder of this room is asked; anyone else is NOT_FOUND, as a
+   * participant that does not exist.
+   */
+  requestDeviceSource(
+    by: Participant,
+    holderId: string,
+    source: DeviceSource,
+    deviceType: DeviceType | undefined,
+    note: string | undefined,
+  ): void {
+    if (!roleMay(by.role, 'requestDevice')) throw new SfuError('FORBIDDEN_FOR_ROLE');
+    this.requireMedia(by, 'requestDevice');
+    if (deviceType !== undefined && !deviceFeeds(deviceType, source))
+      throw new SfuError('MESSAGE_INVALID', `a ${deviceType} does not feed ${source}`);
+    const holder = this.#participants.get(holderId);
+    if (!holder || holder === by || !permits(holder.role, holder.state, 'publishDevice'))
+      throw new SfuError('NOT_FOUND');
+    holder.link?.notify('deviceSourceRequested', {
+      from: by.id,
+      source,
+      ...(deviceType ? { deviceType } : {}),
+      ...(note ? { note } : {}),
+    });
+    this.events.emit('deviceRequested', { by, holder, source, deviceType });
   }
 
   /**
@@ -344,9 +430,17 @@ export class Room {
     label: string,
     protocol: string,
     warmUp = false,
+    device?: { source: 'vital-signs'; deviceType: DeviceType | undefined },
   ): Promise<string> {
+    if (warmUp && device) throw new SfuError('MESSAGE_INVALID', 'a warm-up channel carries no device');
     if (warmUp) return this.produceWarmUp(participant, transportId, sctpStreamParameters, label, protocol);
+    // A role that never holds a device is told so whatever its state (the table's rule).
+    if (device && !roleMay(participant.role, 'publishDevice')) throw new SfuError('FORBIDDEN_FOR_ROLE');
     this.requireMedia(participant, 'publish');
+    if (device) {
+      this.requireDeviceHolder(participant, false);
+      requireDeviceType(device.source, device.deviceType);
+    }
     const transport = this.transportOf(participant, transportId);
     if (participant.dataProducers.size >= this.deps.limits.maxProducersPerParticipant) {
       throw new SfuError('LIMIT_EXCEEDED', 'data producers');
@@ -357,7 +451,7 @@ export class Room {
         sctpStreamParameters,
         label,
         protocol,
-        appData: { participantId: participant.id },
+        appData: { participantId: participant.id, ...(device ?? {}) },
       });
     } catch (err) {
       // TypeError for bad parameters, Error for a conflict (a stream id already in use).
@@ -366,6 +460,7 @@ export class Room {
     }
     participant.dataProducers.set(dataProducer.id, dataProducer);
     dataProducer.observer.once('close', () => participant.dataProducers.delete(dataProducer.id));
+    if (device?.deviceType) this.trackDeviceUse(dataProducer, participant, device.source, device.deviceType);
     for (const other of this.#participants.values()) {
       if (other !== participant) await this.consumeDataSafely(other, participant, dataProducer);
     }
@@ -588,7 +683,9 @@ export class Room {
     producer: types.Producer,
   ): Promise<boolean> {
     // Rights first: membership and admission of both sides. canConsume() is only a codec check.
-    if (!this.mayFlow(owner, receiver) || producer.closed) return false;
+    const source = sourceOf(producer);
+    const action = isDeviceSource(source) ? 'receiveDeviceData' : 'receive';
+    if (!this.mayFlow(owner, receiver, action) || producer.closed) return false;
     if ((producer.appData as { precheck?: boolean }).precheck) return false;
     const transport = receiver.recvTransport();
     const caps = receiver.rtpCapabilities;
@@ -599,12 +696,12 @@ export class Room {
     const router = this.routerOf(receiver);
     await this.pipe(producer.id, this.routerOf(owner), router, 'producer');
     if (!router.canConsume({ producerId: producer.id, rtpCapabilities: caps })) return false;
-    const source = sourceOf(producer);
+    const deviceType = (producer.appData as { deviceType?: DeviceType }).deviceType;
     const consumer = await transport.consume({
       producerId: producer.id,
       rtpCapabilities: caps,
       paused: true,
-      appData: { participantId: owner.id, source },
+      appData: { participantId: owner.id, source, ...(deviceType ? { deviceType } : {}) },
     });
     this.registerConsumer(receiver, owner, producer, consumer);
     return true;
@@ -624,15 +721,26 @@ export class Room {
     );
   }
 
+  /** Whether the table lets `receiver` have this kind of source at all (device sources are apart). */
+  sourceAllowedFor(receiver: Participant, producer: types.Producer): boolean {
+    const action = isDeviceSource(sourceOf(producer)) ? 'receiveDeviceData' : 'receive';
+    return permits(receiver.role, receiver.state, action);
+  }
+
   /** What `consumerAdded` says of a consumer (also listed again on resume). */
   announcement(consumer: types.Consumer): NotificationData<'consumerAdded'> {
-    const appData = consumer.appData as { participantId: string; source: MediaSource };
+    const appData = consumer.appData as {
+      participantId: string;
+      source: MediaSource;
+      deviceType?: DeviceType;
+    };
     return {
       consumerId: consumer.id,
       producerId: consumer.producerId,
       participantId: appData.participantId,
       kind: consumer.kind,
       source: appData.source,
+      ...(appData.deviceType ? { deviceType: appData.deviceType } : {}),
       rtpParameters: consumer.rtpParameters,
       producerPaused: consumer.producerPaused,
     };
@@ -692,6 +800,7 @@ export class Room {
         sctpStreamParameters: dataConsumer.sctpStreamParameters as unknown as Record<string, unknown>,
         label: dataConsumer.label,
         protocol: dataConsumer.protocol,
+        ...deviceOf(dataProducer),
       });
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'could not create data consumer');
@@ -812,4 +921,21 @@ export class Room {
 /** A participant's connection warm-up channel (connect ahead), never offered to anyone. */
 function isWarmUp(dataProducer: types.DataProducer): boolean {
   return (dataProducer.appData as { warmUp?: boolean }).warmUp === true;
+}
+
+/** A device source names a device that feeds it (the journal records which device was used). */
+function requireDeviceType(source: DeviceSource, deviceType: DeviceType | undefined): void {
+  if (!deviceType) throw new SfuError('MESSAGE_INVALID', `${source} needs a deviceType`);
+  if (!deviceFeeds(deviceType, source))
+    throw new SfuError('MESSAGE_INVALID', `a ${deviceType} does not feed ${source}`);
+}
+
+function deviceOf(dataProducer: types.DataProducer): {
+  source?: 'vital-signs';
+  deviceType?: DeviceType;
+} {
+  const appData = dataProducer.appData as { source?: 'vital-signs'; deviceType?: DeviceType };
+  return appData.source
+    ? { source: appData.source, ...(appData.deviceType ? { deviceType: appData.deviceType } : {}) }
+    : {};
 }

@@ -123,11 +123,55 @@ export class RoomRegistry extends EventEmitter<RoomRegistryEvents> {
       onMediaLost: (lost) => this.deps.record.incident(lost.id, 'worker-died'),
       spanConsumersPerRouter: config.cluster.spanConsumersPerRouter,
     });
+    this.journalDevices(room);
     this.rooms.set(id, room);
     metrics.rooms.set(this.rooms.size);
     this.log.info({ room: id }, 'room created');
     this.emit('roomCreated', room);
     return room;
+  }
+
+  /**
+   * Connected devices in the journal: which device, by whom, when and for how long, and the
+   * practitioner's requests; never a reading (docs/devices.md). Written after the fact, so a
+   * failure is logged rather than refused; a use still open at the end ran until consultation.ended.
+   */
+  private journalDevices(room: Room): void {
+    const write = (done: Promise<void>) =>
+      done.catch((err: unknown) =>
+        this.log.warn({ room: room.id, err: (err as Error).message }, 'device use not journalled'),
+      );
+    room.events.on('deviceStarted', (use) => {
+      void write(
+        this.deps.record.record(room.id, 'device.started', {
+          useId: use.id,
+          participantId: use.participant.id,
+          role: use.participant.role,
+          source: use.source,
+          deviceType: use.deviceType,
+        }),
+      );
+    });
+    room.events.on('deviceStopped', (use, durationMs) => {
+      if (room.closed) return;
+      void write(
+        this.deps.record.record(room.id, 'device.stopped', {
+          useId: use.id,
+          participantId: use.participant.id,
+          durationS: Math.round(durationMs / 1000),
+        }),
+      );
+    });
+    room.events.on('deviceRequested', (request) => {
+      void write(
+        this.deps.record.record(room.id, 'device.requested', {
+          requestedBy: request.by.id,
+          participantId: request.holder.id,
+          source: request.source,
+          ...(request.deviceType ? { deviceType: request.deviceType } : {}),
+        }),
+      );
+    });
   }
 
   /**

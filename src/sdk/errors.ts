@@ -20,6 +20,18 @@ export const CLIENT_ERROR_CODES = [
   'MEDIA_DEVICE_ERROR',
   'WEBRTC_ERROR',
   'UNEXPECTED_RESPONSE',
+  /** End-to-end encryption has no key yet for what this participant sends (nothing left in clear). */
+  'E2EE_KEY_MISSING',
+  /** Vital signs (docs/devices.md): a reading broke a rule of the measures table (detail: which). */
+  'VITAL_SIGN_INVALID',
+  /** More readings than a device sends: the reading was not sent (or, received, was dropped). */
+  'VITAL_SIGN_RATE_LIMITED',
+  /** In an E2EE room, a reading arrived in clear: dropped. */
+  'VITAL_SIGN_NOT_ENCRYPTED',
+  /** An encrypted reading could not be authenticated (wrong or missing key): dropped. */
+  'VITAL_SIGN_UNREADABLE',
+  /** A reading repeated or older than one already received: dropped. */
+  'VITAL_SIGN_OUT_OF_ORDER',
   'UNKNOWN',
 ] as const;
 export type ClientErrorCode = (typeof CLIENT_ERROR_CODES)[number];

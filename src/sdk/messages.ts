@@ -159,6 +159,30 @@ const MESSAGES: Record<TeleconsultErrorCode, { fr: string; en: string }> = {
     fr: 'Réponse inattendue du serveur.',
     en: 'The server sent an unexpected response.',
   },
+  E2EE_KEY_MISSING: {
+    fr: 'Le chiffrement de bout en bout n’est pas encore prêt ; rien n’a été envoyé.',
+    en: 'End-to-end encryption is not ready yet; nothing was sent.',
+  },
+  VITAL_SIGN_INVALID: {
+    fr: 'Mesure refusée : elle ne respecte pas le format attendu.',
+    en: 'Reading refused: it does not match the expected format.',
+  },
+  VITAL_SIGN_RATE_LIMITED: {
+    fr: 'Trop de mesures envoyées ; mesure ignorée.',
+    en: 'Too many readings; this one was dropped.',
+  },
+  VITAL_SIGN_NOT_ENCRYPTED: {
+    fr: 'Mesure reçue sans chiffrement de bout en bout ; ignorée.',
+    en: 'A reading arrived without end-to-end encryption; dropped.',
+  },
+  VITAL_SIGN_UNREADABLE: {
+    fr: 'Mesure chiffrée illisible (clé manquante ou incorrecte) ; ignorée.',
+    en: 'An encrypted reading could not be read (missing or wrong key); dropped.',
+  },
+  VITAL_SIGN_OUT_OF_ORDER: {
+    fr: 'Mesure reçue en double ou dans le désordre ; ignorée.',
+    en: 'A reading arrived twice or out of order; dropped.',
+  },
   UNKNOWN: { fr: 'Une erreur inconnue est survenue.', en: 'An unknown error occurred.' },
 };
 

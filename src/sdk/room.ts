@@ -12,11 +12,21 @@ import { TypedEmitter } from './emitter.js';
 import { TeleconsultError, fromMediaError, isTeleconsultError } from './errors.js';
 import type { Locale } from './messages.js';
 import {
+  EXAMINATION_VIDEO_PROFILE,
+  STETHOSCOPE_PROFILE,
   cameraConstraints,
+  examinationVideoConstraints,
+  examinationVideoEncodings,
   microphoneConstraints,
   preferredVideoCodec,
   simulcastEncodings,
+  stethoscopeConstraints,
+  stethoscopeEncodings,
+  type DeviceProfile,
 } from './publishing.js';
+import { VitalSignsReader, VitalSignsSender } from './vitalSigns.js';
+import { VITAL_SIGNS_LABEL, VITAL_SIGNS_PROTOCOL } from '../protocol/vitalSignRules.js';
+import type { DeviceSource, DeviceType } from '../protocol/devices.js';
 import { PrecheckLoop } from './precheck.js';
 import { permits, roleMay } from '../protocol/permissions.js';
 import type { ConnectionState, JoinResult, ResumeResult, Session } from './session.js';
@@ -26,7 +36,11 @@ import type {
   ConsentPurpose,
   ConsentText,
   DataSender,
+  DeviceSourceRequestOptions,
+  ExaminationVideoOptions,
   GiveConsentOptions,
+  StethoscopeOptions,
+  VitalSignsChannel,
   LocalTrack,
   MediaKind,
   MicrophoneOptions,
@@ -75,6 +89,8 @@ class LocalPublication implements LocalTrack {
     readonly codec: ms.RtpCodecCapability | undefined,
     /** The SDK opened this track (camera, microphone) and stops it when done. */
     readonly ownsTrack: boolean,
+    /** A connected device: its type (for the server's journal) and its publish profile. */
+    readonly device?: { deviceType: DeviceType; profile: DeviceProfile },
   ) {}
 
   get producerId(): string | undefined {
@@ -86,6 +102,8 @@ class LocalPublication implements LocalTrack {
 interface DataChannelEntry {
   readonly label: string;
   readonly protocol: string;
+  /** A device's vital-signs channel. */
+  readonly deviceType?: DeviceType;
   producer: ms.DataProducer | undefined;
   closed: boolean;
 }
@@ -306,6 +324,120 @@ export class Room extends TypedEmitter<RoomEvents> {
   ): Promise<LocalTrack> {
     this.assertActive();
     return this.publish(track, source, options.encodings, options.stopOnUnpublish ?? false, undefined);
+  }
+
+  /**
+   * Device holders (assistant, patient): opens an examination camera (otoscope, dermatoscope) and
+   * publishes it as `examination-video`: one full-resolution encoding with a high bitrate ceiling,
+   * `contentHint = 'detail'` and a degradation preference that keeps resolution (docs/devices.md).
+   * Only the practitioner receives it.
+   */
+  async publishExaminationVideo(options: ExaminationVideoOptions): Promise<LocalTrack> {
+    this.assertActive();
+    const track =
+      options.track ?? (await this.capture({ video: examinationVideoConstraints(options) }, 'video'));
+    const profile = EXAMINATION_VIDEO_PROFILE;
+    if (profile.contentHint && 'contentHint' in track) track.contentHint = profile.contentHint;
+    return this.publish(
+      track,
+      'examination-video',
+      examinationVideoEncodings(),
+      options.track === undefined,
+      preferredVideoCodec(this.device),
+      { deviceType: options.deviceType ?? 'examination-camera', profile },
+    );
+  }
+
+  /**
+   * Device holders: opens a digital stethoscope (an audio input) with echo cancellation, noise
+   * suppression and gain control off, and publishes it as `examination-audio`: Opus full band,
+   * 160 kbit/s ceiling, DTX off, in-band FEC on. Only the practitioner receives it.
+   */
+  async publishStethoscope(options: StethoscopeOptions = {}): Promise<LocalTrack> {
+    this.assertActive();
+    const track = options.track ?? (await this.capture({ audio: stethoscopeConstraints(options) }, 'audio'));
+    const profile = STETHOSCOPE_PROFILE;
+    if (profile.contentHint && 'contentHint' in track) track.contentHint = profile.contentHint;
+    return this.publish(
+      track,
+      'examination-audio',
+      stethoscopeEncodings(),
+      options.track === undefined,
+      undefined,
+      {
+        deviceType: 'stethoscope',
+        profile,
+      },
+    );
+  }
+
+  /**
+   * Device holders: opens a vital-signs channel for one device (an oximeter, a blood-pressure
+   * cuff...). `send()` validates, numbers, rate-limits and, in an E2EE room, encrypts each reading
+   * end to end; the practitioner's SDK emits them as `vitalSign` events.
+   */
+  async publishVitalSigns(options: { deviceType: DeviceType }): Promise<VitalSignsChannel> {
+    this.assertActive();
+    if (!this.mayExchangeMedia) throw this.error('NOT_ADMITTED');
+    const channel: DataChannelEntry = {
+      label: VITAL_SIGNS_LABEL,
+      protocol: VITAL_SIGNS_PROTOCOL,
+      deviceType: options.deviceType,
+      producer: undefined,
+      closed: false,
+    };
+    this.dataChannels.add(channel);
+    try {
+      await this.produceData(channel);
+    } catch (err) {
+      this.dataChannels.delete(channel);
+      throw this.wrap(err);
+    }
+    const sender = new VitalSignsSender({
+      deviceType: options.deviceType,
+      cipher: this.e2ee,
+      locale: this.settings.locale,
+      transmit: (message) => {
+        const producer = channel.producer;
+        if (channel.closed || !producer || producer.closed || producer.readyState !== 'open') return false;
+        producer.send(message);
+        return true;
+      },
+    });
+    return {
+      deviceType: options.deviceType,
+      get open() {
+        return !channel.closed && channel.producer?.readyState === 'open';
+      },
+      send: (reading) => sender.send(reading),
+      close: () => {
+        channel.closed = true;
+        this.dataChannels.delete(channel);
+        channel.producer?.close();
+      },
+    };
+  }
+
+  /**
+   * Practitioners: asks a device holder to publish a device source ("show the ear"); the holder's
+   * SDK emits `deviceSourceRequested`. The request is journalled; the holder grants by publishing.
+   */
+  async requestDeviceSource(
+    participantId: string,
+    source: DeviceSource,
+    options: DeviceSourceRequestOptions = {},
+  ): Promise<void> {
+    this.assertActive();
+    await this.session
+      .request('requestDeviceSource', {
+        participantId,
+        source,
+        ...(options.deviceType ? { deviceType: options.deviceType } : {}),
+        ...(options.note ? { note: options.note.slice(0, 140) } : {}),
+      })
+      .catch((err: unknown) => {
+        throw this.wrap(err);
+      });
   }
 
   /** Stops publishing `source` (and stops the track if the SDK opened it). */
@@ -588,11 +720,12 @@ export class Room extends TypedEmitter<RoomEvents> {
     encodings: ms.RtpEncodingParameters[] | undefined,
     ownsTrack: boolean,
     codec: ms.RtpCodecCapability | undefined,
+    device?: { deviceType: DeviceType; profile: DeviceProfile },
   ): Promise<LocalTrack> {
     if (track.kind !== 'audio' && track.kind !== 'video')
       throw this.error('WEBRTC_ERROR', 'unknown track kind');
     const previous = this.local.get(source);
-    const publication = new LocalPublication(source, track.kind, track, encodings, codec, ownsTrack);
+    const publication = new LocalPublication(source, track.kind, track, encodings, codec, ownsTrack, device);
     this.local.set(source, publication);
     if (previous) await this.retire(previous, previous.track !== track);
     if (!this.mayExchangeMedia) return publication; // sent once admitted
@@ -617,9 +750,13 @@ export class Room extends TypedEmitter<RoomEvents> {
       ...(publication.encodings ? { encodings: publication.encodings } : {}),
       ...(publication.codec ? { codec: publication.codec } : {}),
       codecOptions:
-        publication.kind === 'audio' ? { opusFec: true, opusDtx: true } : { videoGoogleStartBitrate: 1000 },
+        publication.device?.profile.codecOptions ??
+        (publication.kind === 'audio' ? { opusFec: true, opusDtx: true } : { videoGoogleStartBitrate: 1000 }),
       stopTracks: false, // the SDK decides: the same track is republished after a media reset
-      appData: { source: publication.source },
+      appData: {
+        source: publication.source,
+        ...(publication.device ? { deviceType: publication.device.deviceType } : {}),
+      },
       // Before any frame leaves: with E2EE every frame goes through the encryption worker.
       ...(this.e2ee
         ? { onRtpSender: this.e2ee.senderHook(publication.kind, publication.codec?.mimeType) }
@@ -632,6 +769,8 @@ export class Room extends TypedEmitter<RoomEvents> {
     }
     publication.producer = producer;
     publication.state = 'published';
+    const degradation = publication.device?.profile.degradationPreference;
+    if (degradation) await preferDegradation(producer, degradation);
     producer.on('trackended', () => {
       this.emit('error', this.error('MEDIA_DEVICE_ERROR', `${publication.source} track ended`));
       void this.unpublish(publication.source);
@@ -717,6 +856,7 @@ export class Room extends TypedEmitter<RoomEvents> {
       label: channel.label,
       protocol: channel.protocol,
       ordered: true,
+      ...(channel.deviceType ? { appData: { source: 'vital-signs', deviceType: channel.deviceType } } : {}),
     });
     if (channel.closed) producer.close();
     else channel.producer = producer;
@@ -808,14 +948,23 @@ export class Room extends TypedEmitter<RoomEvents> {
     });
     if (transport.direction !== 'send') return;
     transport.on('produce', ({ kind, rtpParameters, appData }, callback, errback) => {
-      const source =
-        (appData as { source?: MediaSource }).source ?? (kind === 'audio' ? 'microphone' : 'camera');
+      const { source = kind === 'audio' ? 'microphone' : 'camera', deviceType } = appData as {
+        source?: MediaSource;
+        deviceType?: DeviceType;
+      };
       this.session
-        .request('produce', { transportId: transport.id, kind, rtpParameters: opaque(rtpParameters), source })
+        .request('produce', {
+          transportId: transport.id,
+          kind,
+          rtpParameters: opaque(rtpParameters),
+          source,
+          ...(deviceType ? { deviceType } : {}),
+        })
         .then(({ producerId }) => callback({ id: producerId }), errback);
     });
     transport.on('producedata', ({ sctpStreamParameters, label, protocol, appData }, callback, errback) => {
       const warmUp = (appData as { warmUp?: boolean }).warmUp === true;
+      const { deviceType } = appData as { deviceType?: DeviceType };
       this.session
         .request('produceData', {
           transportId: transport.id,
@@ -823,6 +972,7 @@ export class Room extends TypedEmitter<RoomEvents> {
           label: label ?? '',
           protocol: protocol ?? '',
           ...(warmUp ? { warmUp } : {}),
+          ...(deviceType ? { source: 'vital-signs' as const, deviceType } : {}),
         })
         .then(({ dataProducerId }) => callback({ id: dataProducerId }), errback);
     });
@@ -907,6 +1057,7 @@ export class Room extends TypedEmitter<RoomEvents> {
       this.dataConsumers.delete(dataConsumerId);
     });
     handle('e2eeMessage', ({ from, payload }) => this.e2ee?.onMessage(from, payload));
+    handle('deviceSourceRequested', (request) => this.emit('deviceSourceRequested', request));
     handle('mediaReset', async () => {
       this.emit('mediaReset');
       await this.resetMedia();
@@ -1059,10 +1210,30 @@ export class Room extends TypedEmitter<RoomEvents> {
     dataConsumer.on('transportclose', () => this.dataConsumers.delete(dataConsumer.id));
     // Our own warm-up channel back (connect ahead): it connected the receive transport, nothing more.
     if (data.participantId === this.selfInfo.id) return;
+    if (data.source === 'vital-signs') return this.readVitalSigns(dataConsumer, data);
     dataConsumer.on('message', (payload: unknown) => {
       const message = readDataPayload(payload);
       if (message === undefined) return;
       this.emit('dataMessage', { participantId: data.participantId, label: data.label, data: message });
+    });
+  }
+
+  /** A device's readings: decrypted (E2EE), validated and in order, or rejected with a typed error. */
+  private readVitalSigns(dataConsumer: ms.DataConsumer, data: NotificationData<'dataConsumerAdded'>): void {
+    const { participantId } = data;
+    const encrypted = this.e2ee?.encrypts(participantId) === true;
+    const reader = new VitalSignsReader({
+      senderId: participantId,
+      deviceType: data.deviceType,
+      cipher: encrypted ? this.e2ee : undefined,
+      locale: this.settings.locale,
+    });
+    dataConsumer.on('message', (payload: unknown) => {
+      reader.accept(payload).then(
+        (reading) =>
+          this.emit('vitalSign', { participantId, deviceType: reading.deviceType, reading, encrypted }),
+        (err: unknown) => this.emit('vitalSignRejected', { participantId, error: this.wrap(err) }),
+      );
     });
   }
 
@@ -1258,4 +1429,23 @@ function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => Error)
  */
 function asSeen(participant: ParticipantInfo): ParticipantInfo {
   return participant.state === 'in-call' ? { ...participant, state: 'admitted' } : participant;
+}
+
+/**
+ * Asks the encoder to keep resolution (or frame rate) when bandwidth is short. A browser that does
+ * not support it keeps its default ('balanced'): the publication goes on.
+ */
+async function preferDegradation(
+  producer: ms.Producer,
+  preference: NonNullable<DeviceProfile['degradationPreference']>,
+): Promise<void> {
+  const sender = producer.rtpSender;
+  if (!sender) return;
+  try {
+    const parameters = sender.getParameters() as RTCRtpSendParameters & { degradationPreference?: string };
+    parameters.degradationPreference = preference;
+    await sender.setParameters(parameters);
+  } catch {
+    // Not supported here: documented in docs/devices.md.
+  }
 }

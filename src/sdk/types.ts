@@ -9,6 +9,9 @@ import type {
   WaitingEntry,
 } from '../protocol/messages.js';
 import type { E2eeOptions, EncryptionState } from './e2ee/endToEndEncryption.js';
+import type { DeviceSource, DeviceType } from '../protocol/devices.js';
+import type { VitalSign, VitalSignKind } from '../protocol/vitalSignRules.js';
+import type { VitalSignInput } from './vitalSigns.js';
 /** Roles and what each may do come from the server's permission table (docs/authorization.md). */
 export type { Action, Role } from '../protocol/permissions.js';
 import type { TeleconsultError } from './errors.js';
@@ -20,6 +23,7 @@ import type { WebSocketConstructor } from './signallingSocket.js';
 export type { AdmissionState, MediaSource, ParticipantInfo, ConnectionState, Locale, ReconnectPolicy };
 export type { JoinCredentials, PrecheckResult, ReconnectTrigger, WaitingEntry };
 export type { E2eeOptions, EncryptionState };
+export type { DeviceSource, DeviceType, VitalSign, VitalSignKind, VitalSignInput };
 export type MediaKind = 'audio' | 'video';
 export type RoomInfo = RequestResult<'join'>['room'];
 /** mediasoup-client's built-in browser handlers ('Chrome111' for headless Chromium). */
@@ -127,6 +131,63 @@ export interface DataSender {
   close(): void;
 }
 
+export interface ExaminationVideoOptions {
+  /** The device: 'otoscope', 'dermatoscope' or 'examination-camera' (default), for the journal. */
+  deviceType?: Extract<DeviceType, 'otoscope' | 'dermatoscope' | 'examination-camera'>;
+  /** The device's camera input (from `navigator.mediaDevices.enumerateDevices()`). */
+  deviceId?: string;
+  /** Capture size (default 1920x1080). */
+  width?: number;
+  height?: number;
+  /** Publish this track instead of opening the device. */
+  track?: MediaStreamTrack;
+}
+
+export interface StethoscopeOptions {
+  /** The stethoscope's audio input. */
+  deviceId?: string;
+  /** Publish this track instead (capture it with echo cancellation, noise suppression and gain control off). */
+  track?: MediaStreamTrack;
+}
+
+/** A device's vital-signs channel (from `publishVitalSigns`). */
+export interface VitalSignsChannel {
+  readonly deviceType: DeviceType;
+  /** The data channel is open (`send` rejects with NOT_CONNECTED otherwise). */
+  readonly open: boolean;
+  /**
+   * Sends one reading (the SDK adds `seq`, `deviceType`, and `timestamp` when absent); resolves
+   * with the reading as sent. Rejects with VITAL_SIGN_INVALID, VITAL_SIGN_RATE_LIMITED,
+   * E2EE_KEY_MISSING or NOT_CONNECTED: nothing was sent.
+   */
+  send(reading: VitalSignInput): Promise<VitalSign>;
+  close(): void;
+}
+
+/** A reading received from a device holder, validated and in order. */
+export interface VitalSignEvent {
+  participantId: string;
+  deviceType: DeviceType;
+  reading: VitalSign;
+  /** It was end-to-end encrypted (the server relayed ciphertext only). */
+  encrypted: boolean;
+}
+
+/** A reading dropped at reception, and why (error codes VITAL_SIGN_*). */
+export interface VitalSignRejection {
+  participantId: string;
+  error: TeleconsultError;
+}
+
+/** A practitioner asks this device holder for a device source. */
+export type DeviceSourceRequest = NotificationData<'deviceSourceRequested'>;
+
+export interface DeviceSourceRequestOptions {
+  deviceType?: DeviceType;
+  /** Shown to the holder ("oreille droite"), 140 characters at most; not journalled. */
+  note?: string;
+}
+
 export interface DataMessage {
   participantId: string;
   label: string;
@@ -228,6 +289,12 @@ export type RoomEvents = {
   /** Practitioners: who waits, since when, consents given, pre-call check results, held messages. */
   waitingListChanged: [entries: WaitingEntry[]];
   dataMessage: [message: DataMessage];
+  /** Practitioners: a vital-sign reading from a device holder, validated and in order. */
+  vitalSign: [event: VitalSignEvent];
+  /** Practitioners: a reading was dropped (invalid, out of order, unreadable, in clear, too many). */
+  vitalSignRejected: [rejection: VitalSignRejection];
+  /** Device holders: a practitioner asks for a device source ("show the ear"). */
+  deviceSourceRequested: [request: DeviceSourceRequest];
   /** The server lost this room's media (worker died); the SDK republished local tracks. */
   mediaReset: [];
   /** Video is reduced or paused ('audio-only') for this participant's bandwidth, or back ('full'). */

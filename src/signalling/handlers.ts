@@ -128,6 +128,7 @@ export const HANDLERS: { [M in Method]: Handler<M> } = {
       params.kind,
       params.rtpParameters as unknown as types.RtpParameters,
       params.source,
+      params.deviceType,
     );
     return { producerId };
   },
@@ -198,8 +199,21 @@ export const HANDLERS: { [M in Method]: Handler<M> } = {
       params.label,
       params.protocol,
       params.warmUp ?? false,
+      params.source ? { source: params.source, deviceType: params.deviceType } : undefined,
     );
     return { dataProducerId };
+  },
+
+  async requestDeviceSource(scope, params) {
+    const { room, participant } = joined(scope);
+    room.requestDeviceSource(
+      participant,
+      params.participantId,
+      params.source,
+      params.deviceType,
+      params.note,
+    );
+    return Promise.resolve(ok);
   },
 
   async getStats(scope, params) {

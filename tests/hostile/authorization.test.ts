@@ -37,6 +37,8 @@ interface Objects {
   coverWithdraw: string;
   roomId: string;
   participant: string;
+  /** An admitted device holder (the patient) a practitioner may ask for a device source. */
+  deviceHolder: string;
 }
 
 interface Scene {
@@ -120,6 +122,17 @@ async function produceVideo(client: SignallingClient, transportId: string): Prom
   return producerId;
 }
 
+async function produceExaminationVideo(client: SignallingClient, transportId: string): Promise<string> {
+  const { producerId } = await client.request('produce', {
+    transportId,
+    kind: 'video',
+    rtpParameters: { ...(rtpParameters('video') as Record<string, unknown>), mid: `v${nextMid++}` },
+    source: 'examination-video',
+    deviceType: 'otoscope',
+  });
+  return producerId;
+}
+
 async function newRoom(): Promise<string> {
   return (
     await srv.rest<{ id: string }>('POST', '/v1/rooms', {
@@ -153,6 +166,7 @@ async function buildRoomB(clients: SignallingClient[]): Promise<Objects> {
     coverWithdraw: 'wait2',
     roomId,
     participant: 'pat2',
+    deviceHolder: 'pat2',
   };
 }
 
@@ -240,6 +254,7 @@ async function buildScene(role: Role, state: MatrixState): Promise<Scene> {
     coverWithdraw: 'tgt1',
     roomId,
     participant: senderId,
+    deviceHolder: 'pat',
   };
   const scene: Scene = {
     role,
@@ -419,6 +434,37 @@ const OPERATIONS: Operation[] = [
           sctpStreamParameters: { streamId: 5, ordered: true },
           label: 'tensiometre',
           protocol: 'json',
+        }),
+      ),
+  },
+  {
+    name: 'produce (examination-video)',
+    mutates: true,
+    run: (s) => outcome(produceExaminationVideo(s.sender, target(s, 'transport'))),
+  },
+  {
+    name: 'produceData (vital-signs)',
+    mutates: true,
+    run: (s) =>
+      outcome(
+        s.sender.request('produceData', {
+          transportId: target(s, 'transport'),
+          sctpStreamParameters: { streamId: 6, ordered: true },
+          label: 'vital-signs',
+          protocol: 'teleconsult.vitals.v1',
+          source: 'vital-signs',
+          deviceType: 'pulse-oximeter',
+        }),
+      ),
+  },
+  {
+    name: 'requestDeviceSource',
+    run: (s) =>
+      outcome(
+        s.sender.request('requestDeviceSource', {
+          participantId: target(s, 'deviceHolder'),
+          source: 'examination-video',
+          deviceType: 'otoscope',
         }),
       ),
   },

@@ -172,6 +172,31 @@ t.test('allocation serves main videos before third parties', async (t) => {
   ]);
 });
 
+t.test('allocation serves the examination video at its best before any camera layer', async (t) => {
+  const consumers: VideoConsumerView[] = [
+    { id: 'a-camera', producerId: 'p1', main: true, render: undefined, ladder: nominal },
+    { id: 'z-exam', producerId: 'p2', main: false, examination: true, render: undefined, ladder: nominal },
+  ];
+  const top = nominal.length - 1;
+  const topKbps = nominal[top]!.kbps;
+  t.same(
+    [...allocate(consumers, new Map(), topKbps, 1)].sort(),
+    [
+      ['a-camera', -1],
+      ['z-exam', top],
+    ],
+    'just enough for the examination video at its top: the camera gets nothing',
+  );
+  const withoutExamination = allocate(
+    consumers.map((c) => ({ ...c, examination: false })),
+    new Map(),
+    topKbps,
+    1,
+  );
+  t.ok((withoutExamination.get('a-camera') ?? -1) >= 0, 'without the profile the camera is served first');
+  t.not(withoutExamination.get('z-exam'), top, 'and the examination video falls below its top');
+});
+
 t.test('the network score is the worst of round-trip time, loss, jitter and bandwidth', async (t) => {
   const needs = { audioKbps: 64, lowestVideoKbps: 150, wantedKbps: 1500 };
   const table: [Parameters<typeof networkScore>[0], number, string][] = [

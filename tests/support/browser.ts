@@ -59,15 +59,18 @@ export async function chromiumAvailable(): Promise<boolean> {
     .catch(() => false);
 }
 
-/** Launches headless Chromium with fake media devices and a fresh profile. */
-export async function launchBrowser(): Promise<TestBrowser> {
+/**
+ * Launches headless Chromium with fake media devices and a fresh profile. `extraArgs` adds flags,
+ * e.g. `--use-file-for-fake-audio-capture=FILE.wav` for a microphone that plays a known signal.
+ */
+export async function launchBrowser(extraArgs: string[] = []): Promise<TestBrowser> {
   const profile = await fs.mkdtemp(path.join(os.tmpdir(), 'teleconsult-chromium-'));
   let context: BrowserContext;
   try {
     context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM_PATH,
       headless: true,
-      args: CHROMIUM_ARGS,
+      args: [...CHROMIUM_ARGS, ...extraArgs],
       viewport: { width: 1280, height: 800 },
       timeout: 60_000,
     });

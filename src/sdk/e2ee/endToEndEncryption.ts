@@ -1,7 +1,8 @@
 import type { ParticipantInfo } from '../../protocol/messages.js';
 import { TypedEmitter } from '../emitter.js';
 import { toHex } from './bytes.js';
-import { codecOf, type CryptorStats } from './frameCrypto.js';
+import { FrameCryptor, codecOf, type CryptorStats } from './frameCrypto.js';
+import { deriveDataKey } from './dataKeys.js';
 import {
   SENDER_KEY_BYTES,
   createIdentity,
@@ -129,6 +130,8 @@ export class EndToEndEncryption extends TypedEmitter<E2eeEvents> {
   private nextStatsRequest = 1;
   private readonly statsWaiters = new Map<number, (stats: CryptorStats) => void>();
   private closed = false;
+  /** Vital-sign messages: encrypted here, in the page, with keys derived from the media keys. */
+  private readonly dataCryptor = new FrameCryptor();
   private readonly exported: ExportedKeys | undefined;
   private readonly tamper: boolean;
   /** Present only with the `__testing` option. */
@@ -270,6 +273,25 @@ export class EndToEndEncryption extends TypedEmitter<E2eeEvents> {
     return (receiver) => this.attach(receiver, { role: 'recv', kind, codec, senderId: participantId });
   }
 
+  /**
+   * @internal Encrypts one vital-sign message with this participant's current data key; undefined
+   * while it has no key yet (the message is then not sent: never in clear).
+   */
+  encryptData(message: Uint8Array): Promise<Uint8Array<ArrayBuffer> | undefined> {
+    return this.dataCryptor.encrypt('other', message);
+  }
+
+  /** @internal Decrypts a vital-sign message from `senderId`; undefined when it cannot be authenticated. */
+  decryptData(senderId: string, message: Uint8Array): Promise<Uint8Array<ArrayBuffer> | undefined> {
+    return this.dataCryptor.decrypt(senderId, 'other', message);
+  }
+
+  /** @internal Whether what `participantId` sends is end-to-end encrypted (its readings included). */
+  encrypts(participantId: string): boolean {
+    const p = this.room?.participants.get(participantId);
+    return p !== undefined && !p.phone && p.e2ee && p.e2eeKey !== undefined;
+  }
+
   /** @internal An `e2eeMessage` notification: a sender key wrapped for us. */
   onMessage(from: string, payload: string): void {
     void this.receiveKey(from, payload);
@@ -349,6 +371,7 @@ export class EndToEndEncryption extends TypedEmitter<E2eeEvents> {
     const key = globalThis.crypto.getRandomValues(new Uint8Array(SENDER_KEY_BYTES));
     this.members = members;
     this.exported?.sent.push({ generation, key: toHex(key) });
+    const dataKey = await deriveDataKey(key);
     await Promise.all([...members.values()].map((member) => this.deliver(member, generation, key)));
     const activate = () => {
       // A later rotation may have happened meanwhile: never go back to an older key.
@@ -357,6 +380,7 @@ export class EndToEndEncryption extends TypedEmitter<E2eeEvents> {
       this.currentKey?.fill(0);
       this.currentKey = key;
       this.post({ type: 'setSendKey', kid: generation, key });
+      void this.dataCryptor.setSendKey(generation, dataKey).finally(() => dataKey.fill(0));
       this.emit('keyRotated', generation, reason);
     };
     // Someone left: switch at once, they must not read another frame. Someone joined: give the
@@ -403,6 +427,7 @@ export class EndToEndEncryption extends TypedEmitter<E2eeEvents> {
       if (last && last.publicKey === sender.e2eeKey && generation <= last.generation) return;
       this.lastGenerationFrom.set(from, { publicKey: sender.e2eeKey, generation });
       this.exported?.received.push({ from, generation, key: toHex(senderKey) });
+      await this.dataCryptor.addReceiveKey(from, generation, await deriveDataKey(senderKey));
       if (this.tamper) senderKey[0] = (senderKey[0] as number) ^ 0x01;
       this.post({ type: 'addReceiveKey', senderId: from, kid: generation, key: senderKey });
       if (this.states.has(from) && this.states.get(from) !== 'not-encrypted')
@@ -415,6 +440,7 @@ export class EndToEndEncryption extends TypedEmitter<E2eeEvents> {
   private forget(participantId: string): void {
     this.lastGenerationFrom.delete(participantId);
     this.post({ type: 'removeSender', senderId: participantId });
+    this.dataCryptor.removeSender(participantId);
     if (this.states.delete(participantId)) this.emit('stateChanged', participantId, 'key-missing');
   }
 
