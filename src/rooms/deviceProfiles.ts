@@ -18,7 +18,7 @@ export function checkDeviceRtpParameters(
   if (source !== 'examination-audio') return undefined;
   const codec = (rtpParameters.codecs as types.RtpCodecParameters[] | undefined)?.[0];
   if (codec?.mimeType.toLowerCase() !== 'audio/opus') return 'a stethoscope is sent as Opus';
-  const parameters = (codec.parameters ?? {});
+  const parameters = codec.parameters ?? {};
   if (Number(parameters.useinbandfec) !== 1) return 'a stethoscope needs in-band FEC (useinbandfec=1)';
   if (parameters.usedtx === undefined || Number(parameters.usedtx) !== 0)
     return 'a stethoscope needs DTX off (usedtx=0)';
