@@ -1,6 +1,8 @@
 import t from 'tap';
 import { SignallingClient, RequestError } from '../support/signallingClient.js';
 import { startTestServer, type TestServer } from '../support/server.js';
+import { rtpParameters } from '../fuzz/signallingSession.js';
+import { subscriberRtpCapabilities } from '../../bench/peer/index.js';
 
 let srv: TestServer;
 t.before(async () => {
@@ -190,7 +192,20 @@ t.test('a waiting patient cannot create media until a practitioner admits it', a
     token: await srv.token({ room: roomId, participantId: 'pat', role: 'patient' }),
   });
   t.equal(joined.self.state, 'waiting');
-  t.equal(await codeOf(patient.request('createTransport', { direction: 'send' })), 'NOT_ADMITTED');
+  // Its transports may connect ahead (docs/authorization.md, `prepare`); nothing may be sent on them.
+  const ahead = await patient.request('createTransport', { direction: 'send' });
+  t.equal(
+    await codeOf(
+      patient.requestRaw('produce', {
+        transportId: ahead.id,
+        kind: 'audio',
+        rtpParameters: rtpParameters('audio'),
+        source: 'microphone',
+      }),
+    ),
+    'NOT_ADMITTED',
+    'a waiting patient may connect ahead but not publish',
+  );
   t.equal(
     await codeOf(patient.request('admit', { participantId: 'pat' })),
     'FORBIDDEN_FOR_ROLE',
@@ -209,8 +224,19 @@ t.test('a waiting patient cannot create media until a practitioner admits it', a
   await patient.consent();
   await doctor.request('admit', { participantId: 'pat' });
   await patient.waitFor('admissionChanged', (d) => d.state === 'admitted');
-  const transport = await patient.request('createTransport', { direction: 'send' });
-  t.ok(transport.id, 'media allowed once admitted');
+  await patient.request('setRtpCapabilities', { rtpCapabilities: subscriberRtpCapabilities() });
+  t.equal(
+    await codeOf(
+      patient.requestRaw('produce', {
+        transportId: ahead.id,
+        kind: 'audio',
+        rtpParameters: rtpParameters('audio'),
+        source: 'microphone',
+      }),
+    ),
+    'resolved',
+    'media allowed once admitted, on the transport connected ahead',
+  );
 });
 
 t.test('REST: rooms, invitations, participants and ending a room', async (t) => {
