@@ -389,8 +389,14 @@ export class Publisher implements Ticking {
 
     if (now >= this.nextSrAt) {
       this.nextSrAt = now + SR_INTERVAL_MS;
-      if (audioOpen && this.audio) this.sendSenderReport(this.audioTrack!, this.audio, now);
-      if (videoOpen) for (const layer of this.layers) this.sendSenderReport(this.videoTrack!, layer, now);
+      // A stream reports only once it has sent (RFC 3550 senders do). mediasoup 3.27 re-checks a
+      // consumer's layers on a stream's first Sender Report only: one that came before the stream's
+      // first packet was dropped, and the consumer then never climbed to that layer.
+      if (audioOpen && this.audio && this.audio.packets > 0)
+        this.sendSenderReport(this.audioTrack!, this.audio, now);
+      if (videoOpen)
+        for (const layer of this.layers)
+          if (layer.packets > 0) this.sendSenderReport(this.videoTrack!, layer, now);
     }
   }
 
