@@ -84,6 +84,8 @@ export const REFERENCE_RUNS: readonly ReferenceRun[] = [
       '--compare',
       '--targets',
       'bare-legacy,bare',
+      '--repeat',
+      '3',
       '--ramp',
       '--cpu-budget',
       '0.5',

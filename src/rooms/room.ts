@@ -510,19 +510,7 @@ export class Room {
         dataProducerId: dataProducer.id,
         appData: { participantId: participant.id, warmUp: true },
       });
-      participant.dataConsumers.set(loop.id, loop);
-      loop.observer.once('close', () => participant.dataConsumers.delete(loop.id));
-      loop.on('dataproducerclose', () =>
-        participant.link?.notify('dataConsumerClosed', { dataConsumerId: loop.id }),
-      );
-      participant.link?.notify('dataConsumerAdded', {
-        dataConsumerId: loop.id,
-        dataProducerId: dataProducer.id,
-        participantId: participant.id,
-        sctpStreamParameters: loop.sctpStreamParameters as unknown as Record<string, unknown>,
-        label: loop.label,
-        protocol: loop.protocol,
-      });
+      this.registerDataConsumer(participant, participant, dataProducer, loop);
     }
     return dataProducer.id;
   }
@@ -774,6 +762,29 @@ export class Room {
     receiver.link?.notify('consumerAdded', this.announcement(consumer));
   }
 
+  /** Tracks a data consumer and relays its end to the receiver, then announces it. */
+  private registerDataConsumer(
+    receiver: Participant,
+    owner: Participant,
+    dataProducer: types.DataProducer,
+    dataConsumer: types.DataConsumer,
+  ): void {
+    receiver.dataConsumers.set(dataConsumer.id, dataConsumer);
+    dataConsumer.observer.once('close', () => receiver.dataConsumers.delete(dataConsumer.id));
+    dataConsumer.on('dataproducerclose', () =>
+      receiver.link?.notify('dataConsumerClosed', { dataConsumerId: dataConsumer.id }),
+    );
+    receiver.link?.notify('dataConsumerAdded', {
+      dataConsumerId: dataConsumer.id,
+      dataProducerId: dataProducer.id,
+      participantId: owner.id,
+      sctpStreamParameters: dataConsumer.sctpStreamParameters as unknown as Record<string, unknown>,
+      label: dataConsumer.label,
+      protocol: dataConsumer.protocol,
+      ...deviceOf(dataProducer),
+    });
+  }
+
   /** Device readings go only where the table allows (practitioners). */
   private async consumeDataSafely(
     receiver: Participant,
@@ -788,20 +799,7 @@ export class Room {
     try {
       await this.pipe(dataProducer.id, this.routerOf(owner), this.routerOf(receiver), 'dataProducer');
       const dataConsumer = await transport.consumeData({ dataProducerId: dataProducer.id });
-      receiver.dataConsumers.set(dataConsumer.id, dataConsumer);
-      dataConsumer.observer.once('close', () => receiver.dataConsumers.delete(dataConsumer.id));
-      dataConsumer.on('dataproducerclose', () =>
-        receiver.link?.notify('dataConsumerClosed', { dataConsumerId: dataConsumer.id }),
-      );
-      receiver.link?.notify('dataConsumerAdded', {
-        dataConsumerId: dataConsumer.id,
-        dataProducerId: dataProducer.id,
-        participantId: owner.id,
-        sctpStreamParameters: dataConsumer.sctpStreamParameters as unknown as Record<string, unknown>,
-        label: dataConsumer.label,
-        protocol: dataConsumer.protocol,
-        ...deviceOf(dataProducer),
-      });
+      this.registerDataConsumer(receiver, owner, dataProducer, dataConsumer);
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'could not create data consumer');
     }
