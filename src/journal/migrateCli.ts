@@ -13,6 +13,7 @@ import { migrateFileJournal } from './migrate.js';
 import { PG_SCHEMA, migratePg } from './pgJournalStore.js';
 import { JournalKeyring, parseKeySet } from './signing.js';
 import { resolveJournalsDir } from './verifyFiles.js';
+import { keepClientErrorsHandled } from './pgClientErrors.js';
 
 const USAGE =
   'usage: migrateCli --postgres-url <url> [--keys <key set file>] <journalDir> [consultationId...]';
@@ -37,6 +38,7 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   const pool = new pg.Pool({ connectionString: url, max: 2, application_name: 'teleconsult-migrate' });
   pool.on('error', () => undefined);
+  keepClientErrorsHandled(pool);
   try {
     const keyring = keysFile ? new JournalKeyring(parseKeySet(await readFile(keysFile, 'utf8'))) : undefined;
     if (!keyring) process.stdout.write('NOTE no --keys: checkpoint signatures not checked\n');

@@ -4,6 +4,7 @@ import type { Metrics } from '../observability/metrics.js';
 import { buildRecord, genesisHash, verifyChain, type JournalRecord } from './chain.js';
 import { isConsultationId } from './consultationId.js';
 import { JournalError, isJournalError } from './errors.js';
+import { keepClientErrorsHandled } from './pgClientErrors.js';
 import { explainInvalidEvent, type JournalEventData, type JournalEventType } from './events.js';
 import { JOURNAL_EXPORT_FORMAT, type JournalExport, type JournalIncident } from './journalStore.js';
 import { JournalKeyring, type JournalSigner, type SignedHead } from './signing.js';
@@ -127,6 +128,7 @@ export class PgJournalStore implements JournalStorage {
 
   /** Creates the tables if needed and returns the store. */
   static async open(options: PgJournalStoreOptions): Promise<PgJournalStore> {
+    keepClientErrorsHandled(options.pool);
     try {
       await migratePg(options.pool, PG_SCHEMA, 'teleconsult-journal-schema');
     } catch (cause) {

@@ -3,6 +3,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type pg from 'pg';
 import { migratePg } from '../journal/pgJournalStore.js';
+import { keepClientErrorsHandled } from '../journal/pgClientErrors.js';
 import type { SignedHead } from '../journal/signing.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -120,6 +121,7 @@ export class PgWebhookOutbox implements WebhookOutboxPort {
         'webhooks.secret (16 characters or more) is required with a url',
       );
     }
+    keepClientErrorsHandled(options.pool);
     try {
       await migratePg(options.pool, PG_OUTBOX_SCHEMA, 'teleconsult-webhook-schema');
     } catch (cause) {

@@ -15,6 +15,7 @@ import { PgWebhookOutbox } from '../../src/webhooks/pgOutbox.js';
 import { WebhookReceiver } from '../webhooks/receiver.js';
 import { consultationEvents } from './sampleEvents.js';
 import { postgresUnavailable, startPostgres, type TestPostgres } from './postgres.js';
+import { startPgFaultProxy } from './pgFaultProxy.js';
 
 /**
  * The journal and webhook outbox on a real PostgreSQL 15 (Debian's), shared by several "nodes":
@@ -291,6 +292,36 @@ if (unavailable) {
         await survivor.append(`term-${i}`, 'incident', { kind: 'reconnected' });
         t.equal((await survivor.verify(`term-${i}`)).ok, true);
       }
+    },
+  );
+
+  void t.test(
+    'a connection terminated in the same read that made it ready fails one batch, never the process',
+    async (t) => {
+      const proxy = await startPgFaultProxy(server.port);
+      t.teardown(() => proxy.close());
+      // maxUses 1: every checkout opens a new connection, so the armed one is the next batch's.
+      const pool = new pg.Pool({
+        connectionString: server.url.replace(`:${server.port}/`, `:${proxy.port}/`),
+        max: 2,
+        maxUses: 1,
+      });
+      pool.on('error', () => undefined);
+      pools.push(pool);
+      const store = await PgJournalStore.open({ pool, retentionDays: 30, signer });
+      t.teardown(() => store.close());
+      proxy.armOnce();
+      await t.rejects(
+        store.append('same-read-1', 'consultation.created', { consultationId: 'same-read-1' }),
+        { code: 'JOURNAL_IO' },
+        'the batch on the terminated connection is reported failed',
+      );
+      t.equal(proxy.injected(), 1, 'the termination was delivered with ReadyForQuery');
+      const record = await store.append('same-read-1', 'consultation.created', {
+        consultationId: 'same-read-1',
+      });
+      t.equal(record.seq, 1, 'the next batch, on a new connection, is written');
+      t.equal((await store.verify('same-read-1')).ok, true);
     },
   );
 
