@@ -27,6 +27,7 @@ import { runBrowserAdmission } from './scenarios/browserAdmission.js';
 import { runRest } from './scenarios/rest.js';
 import { runSignalling } from './scenarios/signalling.js';
 import { runWaitingRoom } from './scenarios/waitingRoom.js';
+import { runEngineControl } from './scenarios/engineControl.js';
 import { TARGETS } from './targets/index.js';
 import { SelfTarget } from './targets/self/target.js';
 
@@ -38,6 +39,7 @@ const SCENARIOS = [
   'rest',
   'browser-recovery',
   'browser-admission',
+  'engine-control',
 ] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 /** Scenarios that need our signalling and REST API: they run on `self` only. */
@@ -55,11 +57,12 @@ const USAGE = `usage: npm run bench -- [options]
   --compare                consult: run the same load on each of --targets in turn and write ratios
   --targets LIST           targets for --compare, comma-separated (default bare,self,janus)
   --repeat N               --compare: N rounds, the targets' order reversed every other round;
-                           figures are medians over the rounds (default 1)
+                           figures are medians over the rounds (default 1); engine-control: rounds
   --sessions N             consult: sessions (default 5); join-storm: sessions, two joins each (default 20);
                            waiting-room: patients (default 20); signalling: idle connections (default 1000);
                            browser-recovery: network cuts (default 5);
-                           browser-admission: patients admitted, one after the other (default 10)
+                           browser-admission: patients admitted, one after the other (default 10);
+                           engine-control: measured joins per round and engine (default 500)
   --duration S             consult: seconds measured per level (default 20); signalling: request phase (10);
                            browser-recovery: seconds each cut lasts (15);
                            browser-admission: seconds a patient waits before its admission (3);
@@ -141,6 +144,7 @@ const DEFAULT_SIZE: Record<ScenarioName, number> = {
   rest: 0,
   'browser-recovery': 5,
   'browser-admission': 10,
+  'engine-control': 500,
 };
 
 function parse(argv: string[]): Parsed {
@@ -377,6 +381,14 @@ async function runScenario(parsed: Parsed, log: (line: string) => void, progress
         waitS: options.durationS,
         connectAhead: parsed.connectAhead,
         timeoutMs: options.joinTimeoutMs,
+      });
+    case 'engine-control':
+      return runEngineControl({
+        progress,
+        log,
+        joins: options.sessions,
+        rounds: parsed.repeat,
+        warmup: 100,
       });
     case 'rest':
       return runRest(selfTarget(parsed), {

@@ -99,6 +99,12 @@ export const REFERENCE_RUNS: readonly ReferenceRun[] = [
     ],
   },
   {
+    name: 'engine-control',
+    purpose:
+      "the engine upgrade's control plane: a join's calls on 3.12.16 against the current engine, CPU and time per join",
+    args: ['--scenario', 'engine-control', '--sessions', '1000', '--repeat', '5', '--quiet'],
+  },
+  {
     name: 'storm20',
     purpose: 'join to first RTP at 20 joins/s (target: p95 < 250 ms)',
     args: ['--scenario', 'join-storm', '--target', 'self', '--sessions', '100', '--rate', '20', '--quiet'],

@@ -6,6 +6,8 @@ import { runJoinStorm } from '../../bench/scenarios/joinStorm.js';
 import { runRest } from '../../bench/scenarios/rest.js';
 import { runSignalling } from '../../bench/scenarios/signalling.js';
 import { runWaitingRoom } from '../../bench/scenarios/waitingRoom.js';
+import { runEngineControl } from '../../bench/scenarios/engineControl.js';
+import { legacyWorkerBin } from '../../bench/targets/bare/target.js';
 import { SelfTarget } from '../../bench/targets/self/target.js';
 
 t.teardown(closeAllPeers);
@@ -90,3 +92,41 @@ void t.test('the REST API is driven by autocannon for room creation and room rea
     t.ok(endpoint.perS > 0);
   }
 });
+
+const noLegacyWorker = ((): string | undefined => {
+  try {
+    legacyWorkerBin();
+    return undefined;
+  } catch (error) {
+    return (error as Error).message;
+  }
+})();
+
+void t.test(
+  "the engine's control plane is measured on both engines, each in its own process",
+  { skip: noLegacyWorker },
+  async (t) => {
+    const report = await runEngineControl({ ...quiet, joins: 5, rounds: 2, warmup: 2 });
+    t.equal(report.results.legacy.version, '3.12.16');
+    t.not(report.results.current.version, '3.12.16', 'the current engine is another version');
+    for (const engine of [report.results.legacy, report.results.current]) {
+      t.ok(engine.nodeCpuMsPerJoin > 0, `${engine.version}: the Node side's CPU is measured`);
+      t.ok(engine.joinP50Ms > 0);
+      t.same(Object.keys(engine.callP50Ms).sort(), [
+        'connectTransport',
+        'consume',
+        'createTransport',
+        'produce',
+        'resumeConsumer',
+      ]);
+    }
+    t.equal(report.results.ratios.nodeCpu.perRound.length, 2, 'one ratio per round');
+    t.ok(Number.isFinite(report.results.ratios.nodeCpu.median), 'the Node CPU ratio is a number');
+    t.equal(
+      Object.values(report.latenciesMs).reduce((n, p) => n + p.samples, 0),
+      20,
+      '5 joins x 2 rounds x 2 engines',
+    );
+    t.notMatch(renderScenarioMarkdown(report), /NaN|undefined/);
+  },
+);

@@ -35,7 +35,7 @@ const LEGACY_RECV_BUFFER_ENV = 'TELECONSULT_UDP_RECV_BUFFER_BYTES';
  * The 3.12.16 worker that the previous scripts/build-worker.mjs cached (it read its receive buffer
  * size from LEGACY_RECV_BUFFER_ENV), or BENCH_LEGACY_WORKER_BIN.
  */
-function legacyWorkerBin(): string {
+export function legacyWorkerBin(): string {
   if (process.env.BENCH_LEGACY_WORKER_BIN) return process.env.BENCH_LEGACY_WORKER_BIN;
   const cacheRoot =
     process.env.MEDIASOUP_WORKER_CACHE ??

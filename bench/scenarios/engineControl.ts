@@ -1,0 +1,168 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { percentilesOf } from '../peer/index.js';
+import { hostInfo } from '../harness/scenarioReport.js';
+import type { ScenarioReport } from '../harness/scenarioReport.js';
+import { legacyWorkerBin } from '../targets/bare/target.js';
+import type { EngineControlRound } from './engineControlChild.js';
+
+const run = promisify(execFile);
+const CHILD = fileURLToPath(new URL('./engineControlChild.js', import.meta.url));
+
+export interface EngineControlOptions {
+  /** Measured joins per round and engine. */
+  joins: number;
+  rounds: number;
+  /** Joins run first and not measured (JIT, caches, the worker's first allocations). */
+  warmup: number;
+  progress: (line: string) => void;
+  log: (line: string) => void;
+}
+
+type Engine = 'legacy' | 'current';
+
+interface EngineFigures {
+  version: string;
+  /** Medians over the rounds of each round's figure. */
+  joinP50Ms: number;
+  joinP95Ms: number;
+  nodeCpuMsPerJoin: number;
+  workerCpuMsPerJoin: number;
+  cpuMsPerJoin: number;
+  /** Median over the rounds of each call kind's p50, in ms. */
+  callP50Ms: Record<string, number>;
+}
+
+interface Ratio {
+  median: number | null;
+  min: number | null;
+  max: number | null;
+  perRound: number[];
+}
+
+export interface EngineControlResults {
+  legacy: EngineFigures;
+  current: EngineFigures;
+  /** current / legacy, per round (the two engines run back to back in each round), then the median. */
+  ratios: Record<'joinP50' | 'joinP95' | 'nodeCpu' | 'workerCpu' | 'cpu', Ratio>;
+}
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+};
+
+async function runRound(engine: Engine, options: EngineControlOptions): Promise<EngineControlRound> {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  if (engine === 'legacy') {
+    env.BENCH_MEDIASOUP_MODULE = 'mediasoup-legacy';
+    env.MEDIASOUP_WORKER_BIN = legacyWorkerBin();
+  } else {
+    delete env.BENCH_MEDIASOUP_MODULE;
+    delete env.MEDIASOUP_WORKER_BIN;
+  }
+  const { stdout } = await run(process.execPath, [CHILD, String(options.joins), String(options.warmup)], {
+    env,
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  return JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as EngineControlRound;
+}
+
+function figures(rounds: EngineControlRound[]): EngineFigures {
+  const per = (pick: (r: EngineControlRound) => number): number => median(rounds.map(pick));
+  const callKinds = Object.keys(rounds[0]?.callsMs ?? {});
+  return {
+    version: rounds[0]?.version ?? 'unknown',
+    joinP50Ms: per((r) => percentilesOf(r.joinMs).p50),
+    joinP95Ms: per((r) => percentilesOf(r.joinMs).p95),
+    nodeCpuMsPerJoin: per((r) => r.nodeCpuMsPerJoin),
+    workerCpuMsPerJoin: per((r) => r.workerCpuMsPerJoin),
+    cpuMsPerJoin: per((r) => r.nodeCpuMsPerJoin + r.workerCpuMsPerJoin),
+    callP50Ms: Object.fromEntries(
+      callKinds.map((kind) => [kind, per((r) => percentilesOf(r.callsMs[kind] ?? []).p50)]),
+    ),
+  };
+}
+
+/** Per-round ratios; a round whose legacy figure is 0 (CPU below the 10 ms clock tick) has none. */
+function ratio(
+  legacy: EngineControlRound[],
+  current: EngineControlRound[],
+  pick: (r: EngineControlRound) => number,
+): Ratio {
+  const perRound = current
+    .map((c, i) => {
+      const base = pick(legacy[i] as EngineControlRound);
+      return base > 0 ? pick(c) / base : undefined;
+    })
+    .filter((r): r is number => r !== undefined);
+  if (perRound.length === 0) return { median: null, min: null, max: null, perRound };
+  return { median: median(perRound), min: Math.min(...perRound), max: Math.max(...perRound), perRound };
+}
+
+/**
+ * Scenario `engine-control`: the control plane of the engine upgrade. Each round runs the calls of
+ * `joins` bare joins on mediasoup 3.12.16 and on the current mediasoup, each in a fresh process, back
+ * to back (the order alternates between rounds), with no peer and no media. What a join costs the
+ * engine's Node library and its worker, and how long its calls take in a row: the part of the join
+ * time the engine itself decides.
+ */
+export async function runEngineControl(
+  options: EngineControlOptions,
+): Promise<ScenarioReport<EngineControlResults>> {
+  const startedAt = new Date();
+  const began = performance.now();
+  const rounds: Record<Engine, EngineControlRound[]> = { legacy: [], current: [] };
+  for (let round = 0; round < options.rounds; round++) {
+    const order: Engine[] = round % 2 === 0 ? ['legacy', 'current'] : ['current', 'legacy'];
+    for (const engine of order) {
+      options.progress(`round ${round + 1}/${options.rounds}: ${engine}`);
+      rounds[engine].push(await runRound(engine, options));
+    }
+  }
+  const pooled = (engine: Engine): number[] => rounds[engine].flatMap((r) => r.joinMs);
+  const results: EngineControlResults = {
+    legacy: figures(rounds.legacy),
+    current: figures(rounds.current),
+    ratios: {
+      joinP50: ratio(rounds.legacy, rounds.current, (r) => percentilesOf(r.joinMs).p50),
+      joinP95: ratio(rounds.legacy, rounds.current, (r) => percentilesOf(r.joinMs).p95),
+      nodeCpu: ratio(rounds.legacy, rounds.current, (r) => r.nodeCpuMsPerJoin),
+      workerCpu: ratio(rounds.legacy, rounds.current, (r) => r.workerCpuMsPerJoin),
+      cpu: ratio(rounds.legacy, rounds.current, (r) => r.nodeCpuMsPerJoin + r.workerCpuMsPerJoin),
+    },
+  };
+  return {
+    scenario: 'engine-control',
+    target: 'bare-legacy,bare',
+    workers: 1,
+    startedAt: startedAt.toISOString(),
+    elapsedS: (performance.now() - began) / 1000,
+    host: hostInfo(),
+    parameters: { joins: options.joins, rounds: options.rounds, warmup: options.warmup },
+    results,
+    latenciesMs: {
+      [`join ${results.legacy.version}`]: {
+        ...percentilesOf(pooled('legacy')),
+        samples: pooled('legacy').length,
+      },
+      [`join ${results.current.version}`]: {
+        ...percentilesOf(pooled('current')),
+        samples: pooled('current').length,
+      },
+    },
+    server: {},
+    failures: 0,
+    errors: [],
+    notes: [
+      'A join here is the control calls of one bare participant pair with nothing on the wire: two WebRTC transports, ' +
+        'their DTLS parameters, an audio and a three-layer simulcast producer, two consumers (canConsume first), two resumes.',
+      'Calls run one after the other in one process per engine and round; CPU is that process (user + system) and its worker, per join.',
+      'Ratios are current / legacy within each round (the engines run back to back), then the median over the rounds with its range.',
+    ],
+  };
+}
