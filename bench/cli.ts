@@ -84,6 +84,8 @@ const USAGE = `usage: npm run bench -- [options]
                            stops (open it in Chrome DevTools or speedscope)
   --connect-ahead MODE     browser-admission: the patient SDK's connectAhead: on (default), off, or
                            both (rounds alternate off and on, both measured under the same load)
+  --fast-recovery MODE     browser-recovery: the patient SDK's reconnect.wakeOnNetworkReturn: on
+                           (default), off, or both (the cuts with it off, then with it on)
   --workers N              mediasoup workers (default: one per CPU, as the server)
   --ramp                   raise sessions stepwise until loss > --max-loss or delay p99 > --max-p99
   --step N                 sessions added per ramp step (default: --sessions)
@@ -109,9 +111,13 @@ function positive(name: string, raw: string | undefined, fallback: number, allow
   return value;
 }
 
-function connectAheadOf(raw: string | undefined): 'on' | 'off' | 'both' {
+function onOffBoth(flag: string, raw: string | undefined): 'on' | 'off' | 'both' {
   if (raw === undefined || raw === 'on' || raw === 'off' || raw === 'both') return raw ?? 'on';
-  throw new UsageError(`--connect-ahead expects on, off or both, got "${raw}"`);
+  throw new UsageError(`--${flag} expects on, off or both, got "${raw}"`);
+}
+
+function connectAheadOf(raw: string | undefined): 'on' | 'off' | 'both' {
+  return onOffBoth('connect-ahead', raw);
 }
 
 function mediaOf(raw: string | undefined): 'av' | 'audio' {
@@ -132,6 +138,7 @@ interface Parsed {
   serverEnv: Record<string, string>;
   profileDir: string | undefined;
   connectAhead: 'on' | 'off' | 'both';
+  fastRecovery: 'on' | 'off' | 'both';
   out: string;
   quiet: boolean;
 }
@@ -167,6 +174,7 @@ function parse(argv: string[]): Parsed {
       'cpu-budget': { type: 'string' },
       media: { type: 'string' },
       'connect-ahead': { type: 'string' },
+      'fast-recovery': { type: 'string' },
       workers: { type: 'string' },
       ramp: { type: 'boolean', default: false },
       step: { type: 'string' },
@@ -264,6 +272,7 @@ function parse(argv: string[]): Parsed {
     serverEnv,
     profileDir: values['profile-server'] !== undefined ? path.resolve(values['profile-server']) : undefined,
     connectAhead: connectAheadOf(values['connect-ahead']),
+    fastRecovery: onOffBoth('fast-recovery', values['fast-recovery']),
     out,
     quiet: values.quiet ?? false,
   };
@@ -372,6 +381,7 @@ async function runScenario(parsed: Parsed, log: (line: string) => void, progress
         ...common,
         rounds: options.sessions,
         cutS: options.durationS,
+        fastRecovery: parsed.fastRecovery,
         timeoutMs: options.joinTimeoutMs,
       });
     case 'browser-admission':

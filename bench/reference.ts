@@ -157,6 +157,22 @@ export const REFERENCE_RUNS: readonly ReferenceRun[] = [
     ],
   },
   {
+    name: 'recovery',
+    purpose:
+      "network return to signalling connected after a 15 s cut, the patient SDK's fast recovery off then on (issue #19 target: within 1 s)",
+    args: [
+      '--scenario',
+      'browser-recovery',
+      '--sessions',
+      '5',
+      '--duration',
+      '15',
+      '--fast-recovery',
+      'both',
+      '--quiet',
+    ],
+  },
+  {
     name: 'waiting-room',
     purpose: 'admission latency with 20 patients arriving at once',
     args: ['--scenario', 'waiting-room', '--sessions', '20', '--quiet'],

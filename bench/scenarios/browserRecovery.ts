@@ -13,6 +13,12 @@ export interface BrowserRecoveryOptions {
   rounds: number;
   /** Seconds each cut lasts. */
   cutS: number;
+  /**
+   * The patient SDK's `reconnect.wakeOnNetworkReturn`: 'on' (the default SDK), 'off' (backoff
+   * alone, the SDK before fast recovery), or 'both': `rounds` cuts with it off, then `rounds` with it
+   * on, each on a consultation of its own.
+   */
+  fastRecovery?: 'on' | 'off' | 'both';
   workers: number;
   timeoutMs: number;
   progress: (line: string) => void;
@@ -24,6 +30,8 @@ export interface BrowserRecoveryResults {
   recovered: number;
   /** Attempt triggers of the SDK (`reconnectAttempt` events; empty with an SDK that has none). */
   triggers: Record<string, number>;
+  /** The same for the rounds with fast recovery off (with fastRecovery 'off' or 'both'). */
+  off?: { recovered: number; triggers: Record<string, number> };
 }
 
 /** What the patient's page records, with wall-clock times (the page and the bench share the clock). */
@@ -40,11 +48,21 @@ declare global {
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function join(page: Page, signallingUrl: string, token: string, record: boolean): Promise<void> {
+async function join(
+  page: Page,
+  signallingUrl: string,
+  token: string,
+  record: boolean,
+  wakeOnNetworkReturn = true,
+): Promise<void> {
   await page.evaluate(
-    async ({ signallingUrl, token, record }) => {
+    async ({ signallingUrl, token, record, wakeOnNetworkReturn }) => {
       const sdk = (await import(['/sdk', 'teleconsult-sdk.js'].join('/'))) as typeof Sdk;
-      const room = await sdk.connect(signallingUrl, token, { handlerName: 'Chrome111', locale: 'en' });
+      const room = await sdk.connect(signallingUrl, token, {
+        handlerName: 'Chrome111',
+        locale: 'en',
+        reconnect: { wakeOnNetworkReturn },
+      });
       if (record) {
         const recorded: Recorded = { connection: [], triggers: [] };
         room.on('connectionStateChanged', (state) => recorded.connection.push({ state, at: Date.now() }));
@@ -60,27 +78,23 @@ async function join(page: Page, signallingUrl: string, token: string, record: bo
       await room.publishCamera();
       await room.publishMicrophone();
     },
-    { signallingUrl, token, record },
+    { signallingUrl, token, record, wakeOnNetworkReturn },
   );
 }
 
-/**
- * Scenario `browser-recovery`: a consultation between two headless Chromium pages (the served SDK
- * bundle); the patient's signalling goes through a TCP relay. Each round cuts the patient's
- * network for `cutS` seconds: the relay resets its connections and refuses new ones, and the
- * patient's browser goes offline (DevTools network emulation, which also fires `offline`). Then
- * both come back at once (the browser fires `online`) and the round measures from that moment to
- * the SDK's `connectionStateChanged('connected')`.
- */
-export async function runBrowserRecovery(
+interface Phase {
+  recoveries: number[];
+  triggers: Record<string, number>;
+}
+
+/** One consultation, `rounds` cuts of the patient's network; the browsers and relay closed after. */
+async function runPhase(
   target: SelfTarget,
   options: BrowserRecoveryOptions,
-): Promise<ScenarioReport<BrowserRecoveryResults>> {
-  const startedAt = new Date();
-  const began = performance.now();
-  const errors = new ErrorLog();
-  await target.start({ workers: options.workers, maxSessions: 1, log: options.log });
-  const workers = target.serverPids().workers.length;
+  wakeOnNetworkReturn: boolean,
+  errors: ErrorLog,
+): Promise<Phase> {
+  const label = wakeOnNetworkReturn ? 'fast recovery on' : 'fast recovery off';
   const browsers: TestBrowser[] = [];
   let relay: TcpRelay | undefined;
   try {
@@ -98,11 +112,10 @@ export async function runBrowserRecovery(
     const doctorPage = await doctorBrowser.openPage(`${origin}/`);
     const patientPage = await patientBrowser.openPage(`${origin}/`);
     await join(doctorPage.page, origin, doctor.token, false);
-    await join(patientPage.page, `ws://127.0.0.1:${relay.port}/ws`, patient.token, true);
-    const usage = measureServer(target.serverPids());
+    await join(patientPage.page, `ws://127.0.0.1:${relay.port}/ws`, patient.token, true, wakeOnNetworkReturn);
     const recoveries: number[] = [];
     for (let round = 1; round <= options.rounds; round++) {
-      options.progress(`browser recovery: round ${round}/${options.rounds}, network cut`);
+      options.progress(`browser recovery (${label}): round ${round}/${options.rounds}, network cut`);
       const seen = (await patientPage.page.evaluate(() => window.recovery?.connection.length)) ?? 0;
       relay.refuse(true);
       relay.cutAll();
@@ -117,24 +130,68 @@ export async function runBrowserRecovery(
         const states = (await patientPage.page.evaluate(() => window.recovery?.connection)) ?? [];
         const back = states.slice(seen).find((s) => s.state === 'connected' && s.at >= restoredAt);
         const ended = states.slice(seen).find((s) => s.state === 'disconnected');
-        if (ended) throw new TargetError(`round ${round}: the SDK gave up (disconnected)`);
+        if (ended) throw new TargetError(`${label}, round ${round}: the SDK gave up (disconnected)`);
         connectedAt = back?.at;
         if (connectedAt === undefined) await sleep(20);
       }
       if (connectedAt === undefined) {
         errors.note(
-          new Error(`round ${round}: not connected ${options.timeoutMs} ms after the network returned`),
+          new Error(
+            `${label}, round ${round}: not connected ${options.timeoutMs} ms after the network returned`,
+          ),
         );
         continue;
       }
       recoveries.push(connectedAt - restoredAt);
-      options.log(`round ${round}: connected ${connectedAt - restoredAt} ms after the network returned`);
+      options.log(
+        `${label}, round ${round}: connected ${connectedAt - restoredAt} ms after the network returned`,
+      );
       await sleep(2_000);
     }
-    const phase = usage.end();
     const triggers: Record<string, number> = {};
     for (const trigger of (await patientPage.page.evaluate(() => window.recovery?.triggers)) ?? [])
       triggers[trigger] = (triggers[trigger] ?? 0) + 1;
+    return { recoveries, triggers };
+  } finally {
+    for (const browser of browsers) await browser.close();
+    await relay?.close();
+  }
+}
+
+const latency = (values: number[]) => ({
+  ...percentilesOf(values),
+  samples: values.length,
+  max: Math.max(0, ...values),
+});
+
+/**
+ * Scenario `browser-recovery`: a consultation between two headless Chromium pages (the served SDK
+ * bundle); the patient's signalling goes through a TCP relay. Each round cuts the patient's
+ * network for `cutS` seconds: the relay resets its connections and refuses new ones, and the
+ * patient's browser goes offline (DevTools network emulation, which also fires `offline`). Then
+ * both come back at once (the browser fires `online`) and the round measures from that moment to
+ * the SDK's `connectionStateChanged('connected')`. With `fastRecovery: 'both'` the same is run on a
+ * second consultation whose patient SDK keeps to its backoff (`wakeOnNetworkReturn: false`), first.
+ */
+export async function runBrowserRecovery(
+  target: SelfTarget,
+  options: BrowserRecoveryOptions,
+): Promise<ScenarioReport<BrowserRecoveryResults>> {
+  const startedAt = new Date();
+  const began = performance.now();
+  const errors = new ErrorLog();
+  const mode = options.fastRecovery ?? 'on';
+  await target.start({ workers: options.workers, maxSessions: 2, log: options.log });
+  const workers = target.serverPids().workers.length;
+  try {
+    const usage = measureServer(target.serverPids());
+    const off = mode === 'on' ? undefined : await runPhase(target, options, false, errors);
+    const on = mode === 'off' ? undefined : await runPhase(target, options, true, errors);
+    const phase = usage.end();
+    const main = on ?? off ?? { recoveries: [], triggers: {} };
+    const latenciesMs: ScenarioReport['latenciesMs'] = {};
+    if (on) latenciesMs.networkReturnToConnected = latency(on.recoveries);
+    if (off) latenciesMs.networkReturnToConnectedOff = latency(off.recoveries);
     return {
       scenario: 'browser-recovery',
       target: target.name,
@@ -142,15 +199,14 @@ export async function runBrowserRecovery(
       startedAt: startedAt.toISOString(),
       elapsedS: (performance.now() - began) / 1000,
       host: hostInfo(),
-      parameters: { rounds: options.rounds, cutS: options.cutS },
-      results: { rounds: options.rounds, recovered: recoveries.length, triggers },
-      latenciesMs: {
-        networkReturnToConnected: {
-          ...percentilesOf(recoveries),
-          samples: recoveries.length,
-          max: Math.max(0, ...recoveries),
-        },
+      parameters: { rounds: options.rounds, cutS: options.cutS, fastRecovery: mode },
+      results: {
+        rounds: options.rounds,
+        recovered: main.recoveries.length,
+        triggers: main.triggers,
+        ...(off && on ? { off: { recovered: off.recoveries.length, triggers: off.triggers } } : {}),
       },
+      latenciesMs,
       server: { cuts: phase },
       failures: errors.count,
       errors: errors.messages,
@@ -159,13 +215,13 @@ export async function runBrowserRecovery(
           "connectionStateChanged('connected'), read from the page's own clock.",
         'Only signalling is cut (the relay); media goes over UDP to the server and is not interrupted, ' +
           'so the ICE trigger does not take part here: the online event does.',
+        'Latencies ending in Off: the patient SDK joined with reconnect.wakeOnNetworkReturn false ' +
+          '(backoff delays alone, up to 5 s), on a consultation of its own, before the rounds with it on.',
         `The SDK bundle is the one built from this tree (dist/sdk) when the scenario ran.`,
       ],
     };
   } finally {
     options.progress('closing');
-    for (const browser of browsers) await browser.close();
-    await relay?.close();
     await target.stop();
   }
 }

@@ -20,6 +20,12 @@ export interface ReconnectPolicy {
   jitter: number;
   /** Give up once this long has passed since the drop. */
   maxTotalMs: number;
+  /**
+   * Try at once when the network is known to be back (the browser's `online` event, a media
+   * transport's ICE reconnecting) instead of sleeping out the backoff delay. `false` keeps to the
+   * backoff alone.
+   */
+  wakeOnNetworkReturn: boolean;
 }
 
 export const DEFAULT_RECONNECT_POLICY: ReconnectPolicy = Object.freeze({
@@ -30,6 +36,7 @@ export const DEFAULT_RECONNECT_POLICY: ReconnectPolicy = Object.freeze({
   multiplier: 2,
   jitter: 0.3,
   maxTotalMs: 30_000,
+  wakeOnNetworkReturn: true,
 });
 
 /** Merges a partial policy over the defaults, clamping values into sane ranges. */
@@ -47,6 +54,7 @@ export function resolveReconnectPolicy(
     multiplier: clamp(merged.multiplier, 1, 10),
     jitter: clamp(merged.jitter, 0, 1),
     maxTotalMs: clamp(merged.maxTotalMs, 0, 3_600_000),
+    wakeOnNetworkReturn: merged.wakeOnNetworkReturn !== false,
   };
 }
 

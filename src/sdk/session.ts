@@ -248,7 +248,7 @@ export class Session extends TypedEmitter<SessionEvents> {
    * attempts that fail while the network is up (the server is down or restarting).
    */
   networkRestored(trigger: Exclude<ReconnectTrigger, 'backoff'>): void {
-    if (this.currentState !== 'reconnecting') return;
+    if (this.currentState !== 'reconnecting' || !this.options.reconnect.wakeOnNetworkReturn) return;
     this.networkBack = trigger;
     this.wakeReconnect?.(trigger);
   }

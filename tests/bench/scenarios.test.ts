@@ -7,6 +7,8 @@ import { runRest } from '../../bench/scenarios/rest.js';
 import { runSignalling } from '../../bench/scenarios/signalling.js';
 import { runWaitingRoom } from '../../bench/scenarios/waitingRoom.js';
 import { runEngineControl } from '../../bench/scenarios/engineControl.js';
+import { runBrowserRecovery } from '../../bench/scenarios/browserRecovery.js';
+import { chromiumAvailable } from '../support/browser.js';
 import { legacyWorkerBin } from '../../bench/targets/bare/target.js';
 import { SelfTarget } from '../../bench/targets/self/target.js';
 
@@ -128,5 +130,26 @@ void t.test(
       '5 joins x 2 rounds x 2 engines',
     );
     t.notMatch(renderScenarioMarkdown(report), /NaN|undefined/);
+  },
+);
+
+void t.test(
+  'browser recovery measures a network cut with the SDK fast recovery off, then on',
+  { skip: (await chromiumAvailable()) ? false : 'chromium is not installed' },
+  async (t) => {
+    const report = await runBrowserRecovery(new SelfTarget(), {
+      ...quiet,
+      rounds: 1,
+      cutS: 2,
+      fastRecovery: 'both',
+      workers: 1,
+      timeoutMs: 20_000,
+    });
+    t.equal(report.failures, 0, report.errors.join('; '));
+    t.equal(report.latenciesMs.networkReturnToConnected?.samples, 1, 'one cut with fast recovery on');
+    t.equal(report.latenciesMs.networkReturnToConnectedOff?.samples, 1, 'one cut with it off');
+    t.ok((report.results.triggers.online ?? 0) >= 1, 'on: the online event started an attempt');
+    t.notOk(report.results.off?.triggers.online, 'off: no attempt was started by the online event');
+    t.ok((report.results.off?.triggers.backoff ?? 0) >= 1, 'off: the backoff timer started the attempts');
   },
 );

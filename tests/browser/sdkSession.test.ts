@@ -306,6 +306,41 @@ t.test('the signalling session against the real server', async (t) => {
     },
   );
 
+  await t.test(
+    'with wakeOnNetworkReturn off, the `online` event does not cut the backoff short',
+    async (t) => {
+      const relay = await TcpRelay.start(server.server.address.port);
+      t.teardown(() => relay.close());
+      const { patient } = await consultation(server);
+      const network = new EventTarget();
+      const policy = resolveReconnectPolicy({
+        initialDelayMs: 1_500,
+        maxDelayMs: 1_500,
+        jitter: 0,
+        maxTotalMs: 600_000,
+        wakeOnNetworkReturn: false,
+      });
+      const { session } = await Session.join(
+        `ws://127.0.0.1:${relay.port}/ws`,
+        patient,
+        options({ reconnect: policy, networkEvents: network }),
+      );
+      t.teardown(() => session.leave());
+      const started: string[] = [];
+      session.on('reconnectStarted', ({ attempt, trigger }) => started.push(`${attempt}:${trigger}`));
+      const scheduled: number[] = [];
+      session.on('reconnectAttempt', ({ delayMs }) => scheduled.push(delayMs));
+      relay.refuse(true);
+      relay.cutAll();
+      await waitFor('the first attempt to be scheduled', () => Promise.resolve(scheduled.length === 1));
+      relay.refuse(false);
+      network.dispatchEvent(new Event('online'));
+      const resumed = session.next('resumed');
+      await resumed;
+      t.same(started, ['1:backoff'], 'the attempt that resumed was started by its timer, not by the event');
+    },
+  );
+
   await t.test('a disabled reconnection policy ends the session on the first drop', async (t) => {
     const relay = await TcpRelay.start(server.server.address.port);
     t.teardown(() => relay.close());
