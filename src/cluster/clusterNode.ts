@@ -13,6 +13,7 @@ import { SfuError } from '../errors/catalogue.js';
 import { RoomDirectory, digestOf, type MemberRecord, type NodeRecord } from './roomDirectory.js';
 import { RoomElsewhereError } from './roomElsewhere.js';
 import { SharedInvitations } from './sharedInvitations.js';
+import { sharedStateCalls } from './sharedStateCalls.js';
 
 /** A room created on another node: what the REST answer says of it. */
 export interface RemoteRoomView {
@@ -98,13 +99,14 @@ export class ClusterNode implements ClusterRouting {
       enableOfflineQueue: false,
     });
     this.redis.on('error', (err: Error) => this.log.warn({ err: err.message }, 'redis error'));
-    this.directory = new RoomDirectory(this.redis, cluster.keyPrefix);
+    const unreachable = (err: unknown): void =>
+      this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'cluster state unreachable');
+    this.directory = sharedStateCalls(new RoomDirectory(this.redis, cluster.keyPrefix), unreachable);
     // Codes are keyed with the token secret every node shares, so that Redis holds no digest one
     // could reverse by trying the 10^8 codes (unkeyed when join tokens are only asymmetric).
-    this.invitations = new SharedInvitations(
-      this.redis,
-      cluster.keyPrefix,
-      deps.config.auth.tokenSecret ?? '',
+    this.invitations = sharedStateCalls(
+      new SharedInvitations(this.redis, cluster.keyPrefix, deps.config.auth.tokenSecret ?? ''),
+      unreachable,
     );
     deps.rooms.on('roomClosed', (room) => this.onRoomClosed(room));
   }

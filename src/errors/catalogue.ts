@@ -53,6 +53,10 @@ export const ERROR_CATALOGUE = {
     message: 'The room is hosted by another node; repeat the request there (location).',
   },
   MEDIA_UNAVAILABLE: { status: 503, message: 'No media worker is available.' },
+  CLUSTER_UNAVAILABLE: {
+    status: 503,
+    message: "The cluster's shared state is unreachable; try again shortly.",
+  },
   INTERNAL: { status: 500, message: 'An internal error occurred.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -108,6 +108,10 @@ const MESSAGES: Record<TeleconsultErrorCode, { fr: string; en: string }> = {
     fr: 'Le service vidéo est momentanément indisponible.',
     en: 'The video service is temporarily unavailable.',
   },
+  CLUSTER_UNAVAILABLE: {
+    fr: 'Le service est momentanément indisponible ; veuillez réessayer.',
+    en: 'The service is temporarily unavailable; please try again.',
+  },
   INTERNAL: { fr: 'Une erreur interne est survenue.', en: 'An internal error occurred.' },
   REQUEST_TIMEOUT: {
     fr: 'Le serveur ne répond pas ; vérifiez votre connexion.',

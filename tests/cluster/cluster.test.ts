@@ -1,6 +1,6 @@
 import t from 'tap';
 import { releaseNativePeers } from '../support/mediaPeer.js';
-import { ClusterPeer } from './clusterPeer.js';
+import { ClusterPeer, mediaFlows } from './clusterPeer.js';
 import { eventually, sleep, startNode, startRedis, type NodeProcess, type RedisServer } from './support.js';
 
 let redis: RedisServer;
@@ -21,20 +21,6 @@ t.teardown(async () => {
   await redis.stop();
   releaseNativePeers();
 });
-
-/** Waits until both peers receive audio and video packets beyond what they had. */
-async function mediaFlows(...all: ClusterPeer[]): Promise<void> {
-  const before = all.map((peer) => peer.received());
-  await eventually(
-    'audio and video to flow both ways',
-    () =>
-      all.every((peer, i) => {
-        const now = peer.received();
-        return now.audio > (before[i]?.audio ?? 0) + 20 && now.video > (before[i]?.video ?? 0) + 20;
-      }),
-    20_000,
-  );
-}
 
 let roomId = '';
 let doctor: ClusterPeer;

@@ -1,7 +1,7 @@
 import type { ConsumerDescription } from '../../bench/peer/index.js';
 import { MediaPeer } from '../support/mediaPeer.js';
 import { RequestError, SignallingClient } from '../support/signallingClient.js';
-import { sleep } from './support.js';
+import { eventually, sleep } from './support.js';
 
 /** http(s)://host:port -> ws(s)://host:port/ws */
 export function signallingUrlOf(base: string): string {
@@ -113,4 +113,18 @@ export function redirectOf(err: unknown): string | undefined {
   if (!(err instanceof RequestError) || err.code !== 'ROOM_ELSEWHERE') return undefined;
   const location = (err.body as { location?: unknown }).location;
   return typeof location === 'string' ? location : undefined;
+}
+
+/** Waits until every peer receives audio and video packets beyond what it had. */
+export async function mediaFlows(...all: ClusterPeer[]): Promise<void> {
+  const before = all.map((peer) => peer.received());
+  await eventually(
+    'audio and video to flow both ways',
+    () =>
+      all.every((peer, i) => {
+        const now = peer.received();
+        return now.audio > (before[i]?.audio ?? 0) + 20 && now.video > (before[i]?.video ?? 0) + 20;
+      }),
+    20_000,
+  );
 }
