@@ -228,6 +228,11 @@ const DEVICE_BUTTONS = {
   'examination-audio': { button: 'device-stethoscope', label: 'stethoscope' },
   'vital-signs': { button: 'device-oximeter', label: 'oximeter' },
 };
+const DEVICE_START_LABELS = {
+  'examination-video': 'startExaminationCamera',
+  'examination-audio': 'startStethoscope',
+  'vital-signs': 'startOximeter',
+};
 
 const t = (key, values = {}) =>
   (TEXT[locale][key] ?? key).replace(/\{(\w+)\}/g, (_, name) => String(values[name] ?? ''));
@@ -652,17 +657,11 @@ function renderDeviceHolder() {
     const item = document.createElement('li');
     item.className = 'panel';
     item.dataset.source = source;
-    const note = request.note ? ` (« ${request.note} »)` : '';
+    const note = request.note ? ` (${request.note})` : '';
     item.textContent = t('deviceRequested', { device: t(DEVICE_BUTTONS[source].label), note });
     list.append(item);
   }
 }
-
-const DEVICE_START_LABELS = {
-  'examination-video': 'startExaminationCamera',
-  'examination-audio': 'startStethoscope',
-  'vital-signs': 'startOximeter',
-};
 
 /** Device holder: starts one simulated device and publishes it with its profile. */
 async function startDevice(source) {
