@@ -1,13 +1,33 @@
 // The try-it page: creates a test consultation, then runs one participant's side of it with the
 // client SDK served by this server. Plain JavaScript, no build step: read it as an example.
 import { connect } from '/sdk/teleconsult-sdk.js';
+import { examinationCameraTrack, startOximeter, stethoscopeTrack } from '/simulatedDevices.js';
 
 const TEXT = {
   fr: {
     title: "Téléconsultation — page d'essai",
     intro:
-      "Cette page crée une consultation de test et vous donne deux liens : la vue du praticien et celle du patient. Ouvrez-les dans deux onglets (ou sur deux appareils) pour essayer la salle d'attente, l'admission et l'appel vidéo.",
+      "Cette page crée une consultation de test et vous donne deux liens : la vue du praticien et celle du patient. Ouvrez-les dans deux onglets (ou sur deux appareils) pour essayer la salle d'attente, l'admission et l'appel vidéo. En consultation assistée, la vue patient tient aussi une caméra d'examen, un stéthoscope et un oxymètre simulés.",
     create: 'Créer une consultation de test',
+    createAssisted: 'Consultation assistée (appareils connectés simulés)',
+    devicesTitle: 'Appareils connectés (simulés)',
+    startExaminationCamera: "Partager la caméra d'examen",
+    startStethoscope: 'Partager le stéthoscope',
+    startOximeter: "Partager l'oxymètre de pouls",
+    deviceOn: '{device} : partagé',
+    requestExaminationCamera: "Demander la caméra d'examen",
+    requestStethoscope: 'Demander le stéthoscope',
+    requestOximeter: "Demander l'oxymètre",
+    requestSent: 'demande envoyée',
+    deviceRequested: 'Le praticien demande : {device}{note}',
+    examinationCamera: "Caméra d'examen",
+    stethoscope: 'Stéthoscope',
+    oximeter: 'Oxymètre de pouls',
+    deviceNone: 'pas encore reçu',
+    deviceReceiving: 'reçu, lecture en cours',
+    noDeviceHolder: "Personne dans la consultation ne tient d'appareil.",
+    spo2: 'SpO2',
+    'pulse-rate': 'Pouls',
     linksIntro: 'Ouvrez chaque lien dans un nouvel onglet :',
     practitionerView: 'Vue praticien',
     patientView: 'Vue patient',
@@ -84,8 +104,27 @@ const TEXT = {
   en: {
     title: 'Teleconsultation — try-it page',
     intro:
-      "This page creates a test consultation and gives you two links: the practitioner's view and the patient's. Open them in two tabs (or on two devices) to try the waiting room, admission and the video call.",
+      "This page creates a test consultation and gives you two links: the practitioner's view and the patient's. Open them in two tabs (or on two devices) to try the waiting room, admission and the video call. In an assisted consultation the patient's view also holds a simulated examination camera, stethoscope and pulse oximeter.",
     create: 'Create a test consultation',
+    createAssisted: 'Assisted consultation (simulated connected devices)',
+    devicesTitle: 'Connected devices (simulated)',
+    startExaminationCamera: 'Share the examination camera',
+    startStethoscope: 'Share the stethoscope',
+    startOximeter: 'Share the pulse oximeter',
+    deviceOn: '{device}: shared',
+    requestExaminationCamera: 'Ask for the examination camera',
+    requestStethoscope: 'Ask for the stethoscope',
+    requestOximeter: 'Ask for the oximeter',
+    requestSent: 'request sent',
+    deviceRequested: 'The practitioner asks for: {device}{note}',
+    examinationCamera: 'Examination camera',
+    stethoscope: 'Stethoscope',
+    oximeter: 'Pulse oximeter',
+    deviceNone: 'not received yet',
+    deviceReceiving: 'received, playing',
+    noDeviceHolder: 'Nobody in the consultation holds a device.',
+    spo2: 'SpO2',
+    'pulse-rate': 'Pulse',
     linksIntro: 'Open each link in a new tab:',
     practitionerView: 'Practitioner view',
     patientView: 'Patient view',
@@ -173,6 +212,27 @@ const muted = { microphone: false, camera: false };
 const tiles = new Map();
 /** Third-party consent requests waiting for the patient's answer, by participant id. */
 const consentRequests = new Map();
+/** Assisted consultation (`mode=assisted` in the join link): the simulated devices are offered. */
+let assisted = false;
+/** Device holder: the simulated devices running, by source ({ stop }). */
+const runningDevices = new Map();
+/** Device holder: the practitioner's latest request per source. */
+const deviceRequests = new Map();
+/** Practitioner: the latest reading per kind, and the last readings in arrival order (bounded). */
+const vitalLatest = new Map();
+const vitalLog = [];
+const VITAL_LOG_SIZE = 20;
+/** The buttons that start each simulated device, and what they publish. */
+const DEVICE_BUTTONS = {
+  'examination-video': { button: 'device-examination-video', label: 'examinationCamera' },
+  'examination-audio': { button: 'device-stethoscope', label: 'stethoscope' },
+  'vital-signs': { button: 'device-oximeter', label: 'oximeter' },
+};
+const DEVICE_START_LABELS = {
+  'examination-video': 'startExaminationCamera',
+  'examination-audio': 'startStethoscope',
+  'vital-signs': 'startOximeter',
+};
 
 const t = (key, values = {}) =>
   (TEXT[locale][key] ?? key).replace(/\{(\w+)\}/g, (_, name) => String(values[name] ?? ''));
@@ -191,6 +251,7 @@ function applyLanguage() {
     renderConsent();
     renderConsentRequests();
     renderPrecheck();
+    renderDevices();
     for (const [id, tile] of tiles) tile.caption.textContent = participantLabel(room.participants.get(id));
   }
   if (lastError) showError(lastError);
@@ -205,8 +266,9 @@ $('language').addEventListener('click', () => {
 // ------------------------------------------------------------------------------------------------
 // Landing: create a consultation and show its two links, or join with an access code.
 
-async function createConsultation() {
+async function createConsultation(mode) {
   $('create').disabled = true;
+  $('create-assisted').disabled = true;
   $('landing-error').hidden = true;
   try {
     const res = await fetch('/demo/consultations', { method: 'POST' });
@@ -214,14 +276,17 @@ async function createConsultation() {
     const { tokens, assistantAccessCode } = await res.json();
     $('assistant-code').textContent = assistantAccessCode ?? '';
     // The token goes in the fragment, which the browser never sends to a server (see docs/sdk.md).
-    $('practitioner-link').href = `/#role=practitioner&token=${encodeURIComponent(tokens.practitioner)}`;
-    $('patient-link').href = `/#role=patient&token=${encodeURIComponent(tokens.patient)}`;
+    const suffix = mode === 'assisted' ? '&mode=assisted' : '';
+    $('practitioner-link').href =
+      `/#role=practitioner&token=${encodeURIComponent(tokens.practitioner)}${suffix}`;
+    $('patient-link').href = `/#role=patient&token=${encodeURIComponent(tokens.patient)}${suffix}`;
     $('links').hidden = false;
   } catch (err) {
     $('landing-error').textContent = String(err.message ?? err);
     $('landing-error').hidden = false;
   } finally {
     $('create').disabled = false;
+    $('create-assisted').disabled = false;
   }
 }
 
@@ -533,6 +598,10 @@ function removeTile(participantId) {
 }
 
 function onTrackAdded(remote) {
+  if (remote.source === 'examination-video' || remote.source === 'examination-audio') {
+    showDeviceTrack(remote);
+    return;
+  }
   const tile = tileFor(remote.participantId);
   const element = remote.kind === 'video' ? tile.video : tile.audio;
   element.srcObject = new MediaStream([remote.track]);
@@ -543,11 +612,170 @@ function onTrackAdded(remote) {
 }
 
 function onTrackRemoved(remote) {
+  if (remote.source === 'examination-video' || remote.source === 'examination-audio') {
+    hideDeviceTrack(remote);
+    return;
+  }
   const tile = tiles.get(remote.participantId);
   if (!tile) return;
   const element = remote.kind === 'video' ? tile.video : tile.audio;
   const stream = element.srcObject;
   if (stream && stream.getTracks().includes(remote.track)) element.srcObject = null;
+}
+
+// --- Assisted consultation: connected devices (docs/devices.md) ---------------------------------
+
+function isDeviceHolder() {
+  return room?.self.role === 'patient' || room?.self.role === 'assistant';
+}
+
+function renderDevices() {
+  if (!room) return;
+  const holder = isDeviceHolder() && (assisted || room.self.role === 'assistant' || deviceRequests.size > 0);
+  const viewer = room.self.role === 'practitioner' && assisted;
+  $('devices').hidden = !holder && !viewer;
+  $('device-holder').hidden = !holder;
+  $('device-viewer').hidden = !viewer;
+  if (holder) renderDeviceHolder();
+  if (viewer) renderVitals();
+}
+
+function renderDeviceHolder() {
+  const mayPublish = room.admissionState === 'admitted' || room.admissionState === 'in-call';
+  for (const [source, { button, label }] of Object.entries(DEVICE_BUTTONS)) {
+    const element = $(button);
+    const on = runningDevices.has(source);
+    element.textContent = on ? t('deviceOn', { device: t(label) }) : t(DEVICE_START_LABELS[source]);
+    element.dataset.state = on ? 'on' : 'off';
+    element.dataset.requested = String(deviceRequests.has(source));
+    // Media is queued until admission; the readings channel opens only once admitted.
+    element.disabled = on || (source === 'vital-signs' && !mayPublish);
+  }
+  const list = $('device-requests');
+  list.replaceChildren();
+  for (const [source, request] of deviceRequests) {
+    const item = document.createElement('li');
+    item.className = 'panel';
+    item.dataset.source = source;
+    const note = request.note ? ` (${request.note})` : '';
+    item.textContent = t('deviceRequested', { device: t(DEVICE_BUTTONS[source].label), note });
+    list.append(item);
+  }
+}
+
+/** Device holder: starts one simulated device and publishes it with its profile. */
+async function startDevice(source) {
+  if (!room || runningDevices.has(source)) return;
+  $(DEVICE_BUTTONS[source].button).disabled = true;
+  let device;
+  try {
+    if (source === 'examination-video') {
+      device = examinationCameraTrack();
+      await room.publishExaminationVideo({ deviceType: 'examination-camera', track: device.track });
+      $('device-preview').srcObject = new MediaStream([device.track]);
+      $('device-preview-tile').hidden = false;
+    } else if (source === 'examination-audio') {
+      device = await stethoscopeTrack();
+      await room.publishStethoscope({ track: device.track });
+    } else {
+      const channel = await room.publishVitalSigns({ deviceType: 'pulse-oximeter' });
+      device = startOximeter(channel, showError);
+    }
+    runningDevices.set(source, device);
+    deviceRequests.delete(source);
+  } catch (err) {
+    device?.stop();
+    showError(err);
+  }
+  renderDevices();
+}
+
+/** Practitioner: asks the device holder (an assistant if one is there, else the patient) for a source. */
+async function requestDevice(button) {
+  const source = button.dataset.request;
+  const participants = [...room.participants.values()];
+  const holder =
+    participants.find((p) => p.role === 'assistant') ?? participants.find((p) => p.role === 'patient');
+  if (!holder) {
+    showError(new Error(t('noDeviceHolder')));
+    return;
+  }
+  const deviceType =
+    source === 'examination-video'
+      ? 'examination-camera'
+      : source === 'examination-audio'
+        ? 'stethoscope'
+        : 'pulse-oximeter';
+  try {
+    await room.requestDeviceSource(holder.id, source, { deviceType });
+    button.dataset.state = 'sent';
+    button.title = t('requestSent');
+  } catch (err) {
+    showError(err);
+  }
+}
+
+function showDeviceTrack(remote) {
+  const element = remote.kind === 'video' ? $('examination-video') : $('stethoscope-audio');
+  element.srcObject = new MediaStream([remote.track]);
+  if (remote.kind === 'audio') {
+    $('stethoscope-state').dataset.state = 'receiving';
+    $('stethoscope-state').dataset.i18n = 'deviceReceiving';
+    $('stethoscope-state').textContent = t('deviceReceiving');
+  }
+  element.play().catch(() => {
+    if (remote.kind === 'audio') $('enable-sound').hidden = false;
+  });
+}
+
+function hideDeviceTrack(remote) {
+  const element = remote.kind === 'video' ? $('examination-video') : $('stethoscope-audio');
+  const stream = element.srcObject;
+  if (!stream || !stream.getTracks().includes(remote.track)) return;
+  element.srcObject = null;
+  if (remote.kind === 'audio') {
+    $('stethoscope-state').dataset.state = 'none';
+    $('stethoscope-state').dataset.i18n = 'deviceNone';
+    $('stethoscope-state').textContent = t('deviceNone');
+  }
+}
+
+function formatReading(reading) {
+  return reading.kind === 'blood-pressure'
+    ? `${reading.systolic}/${reading.diastolic} ${reading.unit}`
+    : `${reading.value} ${reading.unit}`;
+}
+
+/** Practitioner: one validated reading from the SDK (already decrypted and checked in order). */
+function onVitalSign({ participantId, reading }) {
+  vitalLatest.set(reading.kind, reading);
+  vitalLog.push({ participantId, reading });
+  if (vitalLog.length > VITAL_LOG_SIZE) vitalLog.shift();
+  renderVitals();
+}
+
+function renderVitals() {
+  const latest = $('vital-latest');
+  latest.replaceChildren();
+  for (const [kind, reading] of vitalLatest) {
+    const term = document.createElement('dt');
+    term.textContent = t(kind);
+    const detail = document.createElement('dd');
+    detail.dataset.kind = kind;
+    detail.textContent = formatReading(reading);
+    latest.append(term, detail);
+  }
+  const log = $('vital-log');
+  log.replaceChildren();
+  for (const { participantId, reading } of vitalLog) {
+    const item = document.createElement('li');
+    item.dataset.seq = String(reading.seq);
+    item.dataset.kind = reading.kind;
+    item.dataset.participantId = participantId;
+    const time = new Date(reading.timestamp).toLocaleTimeString(locale === 'fr' ? 'fr-FR' : 'en-GB');
+    item.textContent = `${time} · ${t(reading.kind)} ${formatReading(reading)}`;
+    log.append(item);
+  }
 }
 
 function showError(err) {
@@ -587,6 +815,7 @@ async function startCall(credentials) {
   room.on('admissionChanged', (state) => {
     renderStatus();
     renderConsent();
+    renderDevices();
     if (state === 'declined') $('local-video').srcObject = null;
   });
   room.on('consentRequested', (request) => {
@@ -604,11 +833,17 @@ async function startCall(credentials) {
   });
   room.on('trackAdded', onTrackAdded);
   room.on('trackRemoved', onTrackRemoved);
+  room.on('vitalSign', onVitalSign);
+  room.on('deviceSourceRequested', (request) => {
+    deviceRequests.set(request.source, request);
+    renderDevices();
+  });
   room.on('roomClosed', () => ($('status').textContent = t('ended')));
   room.on('error', showError);
   window.teleconsultRoom = room; // handy in the browser console
   renderConnection(room.connectionState);
   renderStatus();
+  renderDevices();
   if (room.self.role === 'practitioner') {
     room.getWaitingList().then(renderWaitingList, showError);
   }
@@ -624,7 +859,12 @@ async function startCall(credentials) {
   }
 }
 
-$('create').addEventListener('click', createConsultation);
+$('create').addEventListener('click', () => createConsultation('standard'));
+$('create-assisted').addEventListener('click', () => createConsultation('assisted'));
+for (const source of Object.keys(DEVICE_BUTTONS))
+  $(DEVICE_BUTTONS[source].button).addEventListener('click', () => startDevice(source));
+for (const button of document.querySelectorAll('button[data-request]'))
+  button.addEventListener('click', () => requestDevice(button));
 $('consent-accept').addEventListener('click', acceptConsent);
 $('precheck-run').addEventListener('click', runPrecheck);
 $('mute-microphone').addEventListener('click', () => toggleMute('microphone'));
@@ -632,9 +872,14 @@ $('mute-camera').addEventListener('click', () => toggleMute('camera'));
 $('drop').addEventListener('click', () => room?.simulateConnectionDrop());
 $('enable-sound').addEventListener('click', () => {
   for (const tile of tiles.values()) tile.audio.play().catch(() => undefined);
+  $('stethoscope-audio')
+    .play()
+    .catch(() => undefined);
   $('enable-sound').hidden = true;
 });
 $('leave').addEventListener('click', async () => {
+  for (const device of runningDevices.values()) device.stop();
+  runningDevices.clear();
   await room?.leave();
   for (const id of [...tiles.keys()]) removeTile(id);
   $('local-video').srcObject = null;
@@ -645,10 +890,12 @@ $('leave').addEventListener('click', async () => {
 const fragment = new URLSearchParams(location.hash.slice(1));
 const token = fragment.get('token');
 const code = new URLSearchParams(location.search).get('code');
+assisted = fragment.get('mode') === 'assisted';
 applyLanguage();
 if (token) {
   // The join link is single-use: keep it out of the address bar and history once read.
-  history.replaceState(null, '', `/?role=${encodeURIComponent(fragment.get('role') ?? '')}`);
+  const mode = assisted ? '&mode=assisted' : '';
+  history.replaceState(null, '', `/?role=${encodeURIComponent(fragment.get('role') ?? '')}${mode}`);
   void startCall(token);
 } else if (code) {
   history.replaceState(null, '', '/');

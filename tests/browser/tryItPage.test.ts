@@ -249,3 +249,186 @@ t.test('a patient joins from the try-it page with an access code', { skip }, asy
   await expectPlaying(t, practitioner, 'the practitioner view', problems);
   t.notOk(await patient.locator('#call-error').isVisible(), 'the patient view shows no error');
 });
+
+t.test(
+  'the assisted-consultation mode: the practitioner requests, sees, hears and reads the simulated devices',
+  { skip },
+  async (t) => {
+    await buildSdkBundle();
+    const server = await startTestServer();
+    t.teardown(() => server.stop());
+    const browser = await launchBrowser();
+    t.teardown(() => browser.close());
+    const origin = localhostUrl(server.url);
+
+    const { page: landing, problems } = await browser.openPage(`${origin}/`);
+    await landing.click('#create-assisted');
+    await landing.waitForSelector('#links:not([hidden])', { timeout: 30_000 });
+    t.match(
+      await landing.getAttribute('#practitioner-link', 'href'),
+      /^\/#role=practitioner&token=[^&]+&mode=assisted$/,
+      'the practitioner link opens the assisted mode',
+    );
+    t.match(
+      await landing.getAttribute('#patient-link', 'href'),
+      /^\/#role=patient&token=[^&]+&mode=assisted$/,
+      'and the patient link',
+    );
+    const [practitioner] = await Promise.all([
+      browser.context.waitForEvent('page'),
+      landing.click('#practitioner-link'),
+    ]);
+    const [patient] = await Promise.all([
+      browser.context.waitForEvent('page'),
+      landing.click('#patient-link'),
+    ]);
+    const pageProblems: string[] = [...problems];
+    for (const page of [practitioner, patient]) {
+      watch(page, pageProblems);
+      await page.waitForLoadState('load');
+    }
+    await patient.waitForSelector('#consent-accept:not([hidden])', { timeout: 60_000 });
+    await patient.click('#consent-accept');
+    const admit = practitioner.locator(
+      '#waiting li[data-participant-id="patient-1"] button[data-action="admit"]',
+    );
+    await admit.waitFor({ timeout: 60_000 });
+    await waitFor('Admit to be enabled', async () => !(await admit.isDisabled()));
+    await admit.click();
+    await expectPlaying(t, practitioner, 'the practitioner view (camera)', pageProblems);
+
+    t.ok(await practitioner.locator('#device-viewer').isVisible(), 'the practitioner sees the devices panel');
+    t.ok(await patient.locator('#device-holder').isVisible(), 'the patient holds the simulated devices');
+    t.notOk(await practitioner.locator('#device-holder').isVisible(), 'the practitioner holds none');
+
+    // "Show me": the practitioner asks for the examination camera; the patient's view shows it.
+    await practitioner.click('button[data-request="examination-video"]');
+    await patient.waitForSelector('#device-requests li[data-source="examination-video"]', {
+      timeout: 30_000,
+    });
+    t.equal(
+      await patient.getAttribute('#device-examination-video', 'data-requested'),
+      'true',
+      'the patient sees the request on the examination camera button',
+    );
+    await patient.click('#device-examination-video');
+    await patient.click('#device-stethoscope');
+    await waitFor('the oximeter to be offered after admission', async () =>
+      patient.locator('#device-oximeter').isEnabled(),
+    );
+    await patient.click('#device-oximeter');
+    t.equal(
+      await patient.locator('#device-requests li').count(),
+      0,
+      'the request is answered by sharing the device',
+    );
+
+    await expectPlaying(
+      t,
+      practitioner,
+      'the examination video',
+      pageProblems,
+      'video[data-role="examination-video"]',
+    );
+    // The canvas is 1280 px wide: the examination profile keeps its full resolution.
+    t.equal(
+      await waitFor('the examination video at full width', async () =>
+        (await playingVideoWidth(practitioner, 'video[data-role="examination-video"]')) === 1280
+          ? 1280
+          : undefined,
+      ).catch(() => playingVideoWidth(practitioner, 'video[data-role="examination-video"]')),
+      1280,
+      'the examination video arrives at its full 1280 px width',
+    );
+    const received = await waitFor('the examination video and the stethoscope to arrive', () =>
+      practitioner.evaluate(() => {
+        const room = (
+          window as unknown as {
+            teleconsultRoom: { remoteTracks: { source: string; track: MediaStreamTrack }[] };
+          }
+        ).teleconsultRoom;
+        const video = room.remoteTracks.find((r) => r.source === 'examination-video');
+        const audio = room.remoteTracks.find((r) => r.source === 'examination-audio');
+        const shown = (id: string) =>
+          ((document.getElementById(id) as HTMLMediaElement).srcObject as MediaStream | null)?.getTracks()[0];
+        if (!video || !audio) return undefined;
+        return {
+          videoShown: shown('examination-video') === video.track,
+          audioPlayed: shown('stethoscope-audio') === audio.track,
+          audioLive: audio.track.readyState === 'live',
+        };
+      }),
+    );
+    t.same(
+      received,
+      { videoShown: true, audioPlayed: true, audioLive: true },
+      'the examination video track is shown and the stethoscope track is played',
+    );
+    t.equal(
+      await practitioner.getAttribute('#stethoscope-state', 'data-state'),
+      'receiving',
+      'the stethoscope is shown as received',
+    );
+    // What the practitioner hears: the heart-like sound, its energy below 200 Hz.
+    const heard = await practitioner.evaluate(async () => {
+      const element = document.getElementById('stethoscope-audio') as HTMLAudioElement;
+      const ctx = new AudioContext();
+      await ctx.resume();
+      const analyser = ctx.createAnalyser();
+      analyser.fftSize = 8192;
+      analyser.smoothingTimeConstant = 0;
+      ctx.createMediaStreamSource(element.srcObject as MediaStream).connect(analyser);
+      const bins = new Float32Array(analyser.frequencyBinCount);
+      const hz = ctx.sampleRate / analyser.fftSize;
+      let low = 0;
+      let high = 0;
+      for (let i = 0; i < 40; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        analyser.getFloatFrequencyData(bins);
+        bins.forEach((db, b) => {
+          const power = 10 ** (db / 10);
+          if (b * hz >= 20 && b * hz <= 200) low += power;
+          else if (b * hz > 200) high += power;
+        });
+      }
+      await ctx.close();
+      return { lowDb: 10 * Math.log10(low / 40), highDb: 10 * Math.log10(high / 40) };
+    });
+    t.ok(
+      heard.lowDb > -60 && heard.lowDb > heard.highDb + 10,
+      `the practitioner hears the heart sound: 20-200 Hz at ${heard.lowDb.toFixed(1)} dB, ` +
+        `above 200 Hz at ${heard.highDb.toFixed(1)} dB`,
+    );
+
+    const readings = await waitFor(
+      'six readings',
+      async () => {
+        const seqs = await practitioner.$$eval('#vital-log li', (items) =>
+          items.map((item) => ({ seq: Number(item.dataset.seq), kind: item.dataset.kind })),
+        );
+        return seqs.length >= 6 ? seqs : undefined;
+      },
+      30_000,
+    );
+    t.same(
+      readings.map((r) => r.seq),
+      readings.map((_, i) => readings[0]!.seq + i),
+      `the readings arrive in order, none missing (${readings.length})`,
+    );
+    t.same([...new Set(readings.map((r) => r.kind))].sort(), ['pulse-rate', 'spo2'], 'SpO2 and pulse rate');
+    t.match(
+      await practitioner.textContent('#vital-latest dd[data-kind="spo2"]'),
+      /^\d{2,3} %$/,
+      'the latest SpO2 is shown',
+    );
+    // (Console lines are not judged: the browser's own favicon request is a 404 here.)
+    t.same(
+      pageProblems.filter((problem) => problem.startsWith('pageerror')),
+      [],
+      'no uncaught error in the pages',
+    );
+    t.notOk(await practitioner.locator('#call-error').isVisible(), 'the practitioner view shows no error');
+    t.notOk(await patient.locator('#call-error').isVisible(), 'the patient view shows no error');
+    await Promise.all([patient.close(), practitioner.close(), landing.close()]);
+  },
+);
