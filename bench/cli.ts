@@ -28,6 +28,7 @@ import { runRest } from './scenarios/rest.js';
 import { runSignalling } from './scenarios/signalling.js';
 import { runWaitingRoom } from './scenarios/waitingRoom.js';
 import { runEngineControl } from './scenarios/engineControl.js';
+import { runEngineJoins } from './scenarios/engineJoins.js';
 import { TARGETS } from './targets/index.js';
 import { SelfTarget } from './targets/self/target.js';
 
@@ -40,6 +41,7 @@ const SCENARIOS = [
   'browser-recovery',
   'browser-admission',
   'engine-control',
+  'engine-joins',
 ] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 /** Scenarios that need our signalling and REST API: they run on `self` only. */
@@ -62,7 +64,8 @@ const USAGE = `usage: npm run bench -- [options]
                            waiting-room: patients (default 20); signalling: idle connections (default 1000);
                            browser-recovery: network cuts (default 5);
                            browser-admission: patients admitted, one after the other (default 10);
-                           engine-control: measured joins per round and engine (default 500)
+                           engine-control: measured joins per round and engine (default 500);
+                           engine-joins: consultations per round and engine, two joins each (default 100)
   --duration S             consult: seconds measured per level (default 20); signalling: request phase (10);
                            browser-recovery: seconds each cut lasts (15);
                            browser-admission: seconds a patient waits before its admission (3);
@@ -152,6 +155,7 @@ const DEFAULT_SIZE: Record<ScenarioName, number> = {
   'browser-recovery': 5,
   'browser-admission': 10,
   'engine-control': 500,
+  'engine-joins': 100,
 };
 
 function parse(argv: string[]): Parsed {
@@ -399,6 +403,15 @@ async function runScenario(parsed: Parsed, log: (line: string) => void, progress
         joins: options.sessions,
         rounds: parsed.repeat,
         warmup: 100,
+      });
+    case 'engine-joins':
+      return runEngineJoins({
+        ...common,
+        sessions: options.sessions,
+        rounds: parsed.repeat,
+        joinConcurrency: options.joinConcurrency,
+        holdS: parsed.holdS,
+        joinTimeoutMs: options.joinTimeoutMs,
       });
     case 'rest':
       return runRest(selfTarget(parsed), {

@@ -105,6 +105,12 @@ export const REFERENCE_RUNS: readonly ReferenceRun[] = [
     args: ['--scenario', 'engine-control', '--sessions', '1000', '--repeat', '5', '--quiet'],
   },
   {
+    name: 'engine-joins',
+    purpose:
+      'the engine upgrade: whole joins (to first RTP) on 3.12.16 against the current engine, 200 per round, no CPU budget',
+    args: ['--scenario', 'engine-joins', '--sessions', '100', '--repeat', '3', '--hold', '0.5', '--quiet'],
+  },
+  {
     name: 'storm20',
     purpose: 'join to first RTP at 20 joins/s (target: p95 < 250 ms)',
     args: ['--scenario', 'join-storm', '--target', 'self', '--sessions', '100', '--rate', '20', '--quiet'],

@@ -89,6 +89,8 @@ const f2 = (n: number): string => (Number.isInteger(n) ? String(n) : n.toFixed(2
 function flatten(prefix: string, value: unknown, out: [string, string][]): void {
   if (typeof value === 'number') out.push([prefix, f2(value)]);
   else if (typeof value === 'string' || typeof value === 'boolean') out.push([prefix, String(value)]);
+  else if (Array.isArray(value) && value.some((v) => typeof v === 'object' && v !== null))
+    value.forEach((v, i) => flatten(`${prefix}[${i}]`, v, out));
   else if (Array.isArray(value))
     out.push([prefix, value.map((v) => (typeof v === 'number' ? f2(v) : String(v))).join(' / ')]);
   else if (value && typeof value === 'object')

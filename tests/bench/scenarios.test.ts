@@ -7,6 +7,7 @@ import { runRest } from '../../bench/scenarios/rest.js';
 import { runSignalling } from '../../bench/scenarios/signalling.js';
 import { runWaitingRoom } from '../../bench/scenarios/waitingRoom.js';
 import { runEngineControl } from '../../bench/scenarios/engineControl.js';
+import { runEngineJoins } from '../../bench/scenarios/engineJoins.js';
 import { runBrowserRecovery } from '../../bench/scenarios/browserRecovery.js';
 import { chromiumAvailable } from '../support/browser.js';
 import { legacyWorkerBin } from '../../bench/targets/bare/target.js';
@@ -151,5 +152,32 @@ void t.test(
     t.ok((report.results.triggers.online ?? 0) >= 1, 'on: the online event started an attempt');
     t.notOk(report.results.off?.triggers.online, 'off: no attempt was started by the online event');
     t.ok((report.results.off?.triggers.backoff ?? 0) >= 1, 'off: the backoff timer started the attempts');
+  },
+);
+
+void t.test(
+  'engine joins: whole joins on both engines, round by round, with ratios',
+  { skip: noLegacyWorker },
+  async (t) => {
+    const report = await runEngineJoins({
+      ...quiet,
+      sessions: 2,
+      rounds: 2,
+      joinConcurrency: 2,
+      holdS: 0.2,
+      workers: 1,
+      joinTimeoutMs: 15_000,
+    });
+    t.equal(report.results.failedSessions, 0, report.errors.join('; '));
+    t.equal(report.results.legacy.length, 2, 'two rounds on 3.12.16');
+    t.equal(report.results.current.length, 2, 'two rounds on the current engine');
+    for (const round of [...report.results.legacy, ...report.results.current]) {
+      t.equal(round.joins, 4, 'two joins per consultation');
+      t.ok(round.joinP95Ms >= round.joinP50Ms && round.joinP50Ms > 0);
+      t.ok(round.serverCpuMsPerJoin > 0, "the control process's CPU is measured");
+    }
+    t.equal(report.results.ratios.joinP95.perRound.length, 2);
+    t.equal(report.latenciesMs.joinToFirstRtp?.samples, 8);
+    t.notMatch(renderScenarioMarkdown(report), /NaN|undefined|object Object/);
   },
 );
