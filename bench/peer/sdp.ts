@@ -49,6 +49,7 @@ export function buildRemoteAnswer(
   transport: RemoteTransportParams,
   sections: RemoteSection[],
   localDtlsRole: 'client' | 'server' = 'client',
+  application?: { mid: string; sctp: RemoteSctpParams },
 ): string {
   const fingerprint = transport.dtlsParameters.fingerprints.find((f) => f.algorithm === 'sha-256');
   if (!fingerprint) throw new SdpError('transport offers no sha-256 DTLS fingerprint');
@@ -60,7 +61,7 @@ export function buildRemoteAnswer(
     's=-',
     't=0 0',
     'a=ice-lite',
-    `a=group:BUNDLE ${sections.map((s) => s.mid).join(' ')}`,
+    `a=group:BUNDLE ${[...sections.map((s) => s.mid), ...(application ? [application.mid] : [])].join(' ')}`,
     'a=msid-semantic: WMS *',
   ];
   for (const [index, section] of sections.entries()) {
@@ -95,6 +96,19 @@ export function buildRemoteAnswer(
       }
       lines.push('a=end-of-candidates');
     }
+  }
+  if (application) {
+    lines.push(
+      'm=application 7 UDP/DTLS/SCTP webrtc-datachannel',
+      'c=IN IP4 127.0.0.1',
+      `a=mid:${application.mid}`,
+      `a=ice-ufrag:${transport.iceParameters.usernameFragment}`,
+      `a=ice-pwd:${transport.iceParameters.password}`,
+      `a=fingerprint:${fingerprint.algorithm} ${fingerprint.value}`,
+      `a=setup:${localDtlsRole === 'client' ? 'passive' : 'active'}`,
+      `a=sctp-port:${application.sctp.port}`,
+      `a=max-message-size:${application.sctp.maxMessageSize}`,
+    );
   }
   return lines.join('\r\n') + '\r\n';
 }
