@@ -486,6 +486,7 @@ export async function runAssisted(
       log: options.log,
     });
     let consultWindow: WindowResult;
+    let consultJoins: JoinTimes[];
     try {
       await consult.growTo(options.sessions, (joined, wanted) =>
         options.progress(`1:1 joining ${joined}/${wanted}`),
@@ -499,11 +500,12 @@ export async function runAssisted(
         options.progress,
         '1:1',
       );
+      consultJoins = consult.joinTimes();
     } finally {
       for (const e of consult.errors) errors.note(e);
       await consult.close();
     }
-    const consultFigures = phaseFigures(consultWindow, consult.joinTimes(), consult.joinFailures, 2);
+    const consultFigures = phaseFigures(consultWindow, consultJoins, consult.joinFailures, 2);
 
     const assisted = new AssistedLoad(target, scheduler, options.timeoutMs);
     let assistedWindow: WindowResult;
@@ -562,7 +564,7 @@ export async function runAssisted(
             : 0,
       },
       latenciesMs: {
-        consultJoinToFirstRtp: joinLatency(consult.joinTimes()),
+        consultJoinToFirstRtp: joinLatency(consultJoins),
         assistedJoinToFirstRtp: joinLatency(assistedJoins),
         assistedDelay: { ...assistedWindow.delayMs },
       },

@@ -43,6 +43,8 @@ void t.test('one 1:1 and one assisted consultation, measured side by side', asyn
   t.ok(assisted.cpuCoresPerSession > 0, 'CPU per assisted consultation measured');
   t.ok(assisted.forwardedMbps > consult.forwardedMbps, 'the assisted consultation forwards more');
   t.ok(report.results.cpuPerSessionRatio > 0);
+  t.equal(report.latenciesMs.consultJoinToFirstRtp!.samples, 2, 'both 1:1 joins timed');
+  t.equal(report.latenciesMs.assistedJoinToFirstRtp!.samples, 3, 'the three assisted joins timed');
   t.ok(report.server.assisted!.cpuS.workers > 0);
   t.equal(target.serverPids().server, undefined, 'the server is stopped');
   t.match(renderScenarioMarkdown(report), /cpuPerSessionRatio/);
