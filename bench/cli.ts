@@ -25,6 +25,7 @@ import { runJoinStorm } from './scenarios/joinStorm.js';
 import { runBrowserRecovery } from './scenarios/browserRecovery.js';
 import { runBrowserAdmission } from './scenarios/browserAdmission.js';
 import { runRest } from './scenarios/rest.js';
+import { runAssisted } from './scenarios/assisted.js';
 import { runSignalling } from './scenarios/signalling.js';
 import { runWaitingRoom } from './scenarios/waitingRoom.js';
 import { runEngineControl } from './scenarios/engineControl.js';
@@ -42,6 +43,7 @@ const SCENARIOS = [
   'browser-admission',
   'engine-control',
   'engine-joins',
+  'assisted',
 ] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 /** Scenarios that need our signalling and REST API: they run on `self` only. */
@@ -51,6 +53,7 @@ const SELF_ONLY: readonly ScenarioName[] = [
   'rest',
   'browser-recovery',
   'browser-admission',
+  'assisted',
 ];
 
 const USAGE = `usage: npm run bench -- [options]
@@ -61,12 +64,14 @@ const USAGE = `usage: npm run bench -- [options]
   --repeat N               --compare: N rounds, the targets' order reversed every other round;
                            figures are medians over the rounds (default 1); engine-control: rounds
   --sessions N             consult: sessions (default 5); join-storm: sessions, two joins each (default 20);
+                           assisted: consultations per phase, 1:1 then assisted (default 5);
                            waiting-room: patients (default 20); signalling: idle connections (default 1000);
                            browser-recovery: network cuts (default 5);
                            browser-admission: patients admitted, one after the other (default 10);
                            engine-control: measured joins per round and engine (default 500);
                            engine-joins: consultations per round and engine, two joins each (default 100)
   --duration S             consult: seconds measured per level (default 20); signalling: request phase (10);
+                           assisted: seconds measured per phase (20);
                            browser-recovery: seconds each cut lasts (15);
                            browser-admission: seconds a patient waits before its admission (3);
                            rest: seconds per endpoint (10)
@@ -156,6 +161,7 @@ const DEFAULT_SIZE: Record<ScenarioName, number> = {
   'browser-admission': 10,
   'engine-control': 500,
   'engine-joins': 100,
+  assisted: DEFAULT_OPTIONS.sessions,
 };
 
 function parse(argv: string[]): Parsed {
@@ -210,7 +216,7 @@ function parse(argv: string[]): Parsed {
   const ramp = values.ramp ?? false;
   const repeat = Math.floor(positive('repeat', values.repeat, 1));
   const defaultDuration =
-    scenario === 'consult'
+    scenario === 'consult' || scenario === 'assisted'
       ? DEFAULT_OPTIONS.durationS
       : scenario === 'browser-recovery'
         ? 15
@@ -412,6 +418,15 @@ async function runScenario(parsed: Parsed, log: (line: string) => void, progress
         joinConcurrency: options.joinConcurrency,
         holdS: parsed.holdS,
         joinTimeoutMs: options.joinTimeoutMs,
+      });
+    case 'assisted':
+      return runAssisted(selfTarget(parsed), {
+        ...common,
+        sessions: options.sessions,
+        durationS: options.durationS,
+        settleS: options.settleS,
+        joinConcurrency: options.joinConcurrency,
+        timeoutMs: options.joinTimeoutMs,
       });
     case 'rest':
       return runRest(selfTarget(parsed), {

@@ -179,6 +179,13 @@ export const REFERENCE_RUNS: readonly ReferenceRun[] = [
     ],
   },
   {
+    name: 'assisted',
+    purpose:
+      'issue #20: CPU per assisted consultation (practitioner, patient, assistant with otoscope, stethoscope and ' +
+      'oximeter) beside CPU per 1:1 consultation, both measured on the same server in the same run',
+    args: ['--scenario', 'assisted', '--sessions', '10', '--duration', '30', '--quiet'],
+  },
+  {
     name: 'waiting-room',
     purpose: 'admission latency with 20 patients arriving at once',
     args: ['--scenario', 'waiting-room', '--sessions', '20', '--quiet'],

@@ -1,6 +1,11 @@
 import type { Percentiles } from '../peer/index.js';
 import type { MediaScheduler } from '../peer/index.js';
 import type { ConsultLoad, TrafficTotals } from './consult.js';
+
+/** What a measurement window reads from a load (the 1:1 consult load, the assisted one). */
+export type MeasuredLoad = Pick<ConsultLoad, 'totals' | 'resetDelays' | 'delays' | 'videoLayers'> & {
+  readonly sessions: readonly unknown[];
+};
 import { snapshotCpu, sumMemory, udpCounters, udpDrops } from './proc.js';
 import type { UdpCounters } from './proc.js';
 import type { Target } from './target.js';
@@ -49,7 +54,7 @@ export interface ProgressSink {
  * fresh histograms, CPU from /proc at both ends, memory at the end. Writes a progress line every second.
  */
 export async function measureWindow(
-  load: ConsultLoad,
+  load: MeasuredLoad,
   target: Target,
   scheduler: MediaScheduler,
   durationS: number,

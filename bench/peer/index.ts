@@ -8,7 +8,9 @@ export type {
   SubscriberStats,
   ReceivedStreamStats,
 } from './subscriber.js';
-export type { RemoteTransportParams } from './sdp.js';
+export type { RemoteTransportParams, RemoteSctpParams } from './sdp.js';
+export { DataPeer } from './dataPeer.js';
+export type { DataPeerOptions, DataStreamSpec, DataStreamStats } from './dataPeer.js';
 export { SdpError } from './sdp.js';
 export { PeerLinkError, closeAllPeers } from './link.js';
 export type { LinkOptions } from './link.js';

@@ -1,7 +1,7 @@
 import nodeDataChannel from 'node-datachannel';
 import type { PeerConnection, Track } from 'node-datachannel';
 import { buildRemoteAnswer, localDtlsParameters } from './sdp.js';
-import type { RemoteSection, RemoteTransportParams } from './sdp.js';
+import type { RemoteSctpParams, RemoteSection, RemoteTransportParams } from './sdp.js';
 import type { types } from 'mediasoup';
 
 export interface LinkOptions {
@@ -78,8 +78,15 @@ export class PeerLink {
   }
 
   /** Applies the server's answer: ICE checks and the DTLS handshake start right away. */
-  answer(transport: RemoteTransportParams, sections: RemoteSection[]): void {
-    this.pc.setRemoteDescription(buildRemoteAnswer(transport, sections, this.dtlsRole), 'answer');
+  answer(
+    transport: RemoteTransportParams,
+    sections: RemoteSection[],
+    application?: { mid: string; sctp: RemoteSctpParams },
+  ): void {
+    this.pc.setRemoteDescription(
+      buildRemoteAnswer(transport, sections, this.dtlsRole, application),
+      'answer',
+    );
   }
 
   /**

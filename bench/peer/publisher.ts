@@ -44,6 +44,8 @@ export interface PublisherOptions extends LinkOptions {
   keyframeIntervalMs?: number;
   scheduler?: MediaScheduler;
   audioPayloadType?: number;
+  /** Average audio bitrate in bit/s (default about 48 kbit/s: 80-160 byte payloads every 20 ms). */
+  audioBitrate?: number;
   /**
    * Real encoded audio frames (e.g. Opus of a tone) sent in a loop instead of synthetic payloads;
    * such packets carry no delay probe. For tests whose receiver decodes audio (the phone leg).
@@ -136,6 +138,8 @@ export class Publisher implements Ticking {
   private readonly audio: StreamState | undefined;
   private readonly layers: LayerState[] = [];
   private readonly frameMs: number;
+  /** Average audio payload in bytes (each packet varies by +-20 %). */
+  private readonly audioPayloadBytes: number;
   private readonly keyframeIntervalMs: number;
   private readonly pacingBytesPerMs: number;
   private readonly queue: QueuedPacket[] = [];
@@ -163,6 +167,10 @@ export class Publisher implements Ticking {
     this.frameMs = 1000 / (options.fps ?? 30);
     this.keyframeIntervalMs = options.keyframeIntervalMs ?? 0;
     const audioPt = options.audioPayloadType ?? 111;
+    this.audioPayloadBytes = Math.max(
+      40,
+      Math.round((options.audioBitrate ?? 48_000) / 8 / (1000 / AUDIO_FRAME_MS)),
+    );
     const videoPt = options.videoPayloadType ?? 96;
     const rtcp = { cname: this.cname, reducedSize: true, mux: true };
 
@@ -243,7 +251,9 @@ export class Publisher implements Ticking {
         rtcp,
       };
     }
-    const mediaBitrate = (this.audio ? 40_000 : 0) + this.layers.reduce((sum, l) => sum + l.spec.bitrate, 0);
+    const mediaBitrate =
+      (this.audio ? this.audioPayloadBytes * 8 * (1000 / AUDIO_FRAME_MS) : 0) +
+      this.layers.reduce((sum, l) => sum + l.spec.bitrate, 0);
     this.pacingBytesPerMs = (mediaBitrate * PACING_FACTOR) / 8 / 1000;
 
     for (const track of [this.audioTrack, this.videoTrack]) {
@@ -415,7 +425,7 @@ export class Publisher implements Ticking {
 
   private sendAudio(timestamp: number, now: number): void {
     const audio = this.audio!;
-    const payloadSize = 80 + Math.floor(Math.random() * 81);
+    const payloadSize = Math.round(this.audioPayloadBytes * (0.8 + Math.random() * 0.4));
     const buf = this.scratch;
     const offset = writeRtpHeader(
       buf,

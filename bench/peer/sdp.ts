@@ -49,6 +49,7 @@ export function buildRemoteAnswer(
   transport: RemoteTransportParams,
   sections: RemoteSection[],
   localDtlsRole: 'client' | 'server' = 'client',
+  application?: { mid: string; sctp: RemoteSctpParams },
 ): string {
   const fingerprint = transport.dtlsParameters.fingerprints.find((f) => f.algorithm === 'sha-256');
   if (!fingerprint) throw new SdpError('transport offers no sha-256 DTLS fingerprint');
@@ -60,7 +61,7 @@ export function buildRemoteAnswer(
     's=-',
     't=0 0',
     'a=ice-lite',
-    `a=group:BUNDLE ${sections.map((s) => s.mid).join(' ')}`,
+    `a=group:BUNDLE ${[...sections.map((s) => s.mid), ...(application ? [application.mid] : [])].join(' ')}`,
     'a=msid-semantic: WMS *',
   ];
   for (const [index, section] of sections.entries()) {
@@ -96,6 +97,19 @@ export function buildRemoteAnswer(
       lines.push('a=end-of-candidates');
     }
   }
+  if (application) {
+    lines.push(
+      'm=application 7 UDP/DTLS/SCTP webrtc-datachannel',
+      'c=IN IP4 127.0.0.1',
+      `a=mid:${application.mid}`,
+      `a=ice-ufrag:${transport.iceParameters.usernameFragment}`,
+      `a=ice-pwd:${transport.iceParameters.password}`,
+      `a=fingerprint:${fingerprint.algorithm} ${fingerprint.value}`,
+      `a=setup:${localDtlsRole === 'client' ? 'passive' : 'active'}`,
+      `a=sctp-port:${application.sctp.port}`,
+      `a=max-message-size:${application.sctp.maxMessageSize}`,
+    );
+  }
   return lines.join('\r\n') + '\r\n';
 }
 
@@ -107,4 +121,54 @@ export function localDtlsParameters(
   const match = /^a=fingerprint:sha-256 ([0-9A-Fa-f:]+)\s*$/m.exec(localSdp);
   if (!match?.[1]) throw new SdpError('local description has no sha-256 fingerprint');
   return { role, fingerprints: [{ algorithm: 'sha-256', value: match[1].toUpperCase() }] };
+}
+
+/** A mediasoup transport's SCTP parameters, as `createTransport` returns them with `sctp: true`. */
+export interface RemoteSctpParams {
+  port: number;
+  maxMessageSize: number;
+}
+
+/**
+ * The answer of a mediasoup WebRtcTransport to an offer carrying only a data-channel section
+ * (`mid`): SCTP over DTLS, the transport's SCTP port and largest message.
+ */
+export function buildRemoteDataAnswer(
+  transport: RemoteTransportParams,
+  sctp: RemoteSctpParams,
+  mid: string,
+  localDtlsRole: 'client' | 'server' = 'client',
+): string {
+  const fingerprint = transport.dtlsParameters.fingerprints.find((f) => f.algorithm === 'sha-256');
+  if (!fingerprint) throw new SdpError('transport offers no sha-256 DTLS fingerprint');
+  const udp = transport.iceCandidates.filter((c) => c.protocol === 'udp');
+  if (udp.length === 0) throw new SdpError('transport offers no UDP ICE candidate');
+  const lines = [
+    'v=0',
+    `o=mediasoup ${Date.now()} 1 IN IP4 0.0.0.0`,
+    's=-',
+    't=0 0',
+    'a=ice-lite',
+    `a=group:BUNDLE ${mid}`,
+    'm=application 7 UDP/DTLS/SCTP webrtc-datachannel',
+    'c=IN IP4 127.0.0.1',
+    `a=mid:${mid}`,
+    `a=ice-ufrag:${transport.iceParameters.usernameFragment}`,
+    `a=ice-pwd:${transport.iceParameters.password}`,
+    `a=fingerprint:${fingerprint.algorithm} ${fingerprint.value}`,
+    `a=setup:${localDtlsRole === 'client' ? 'passive' : 'active'}`,
+    `a=sctp-port:${sctp.port}`,
+    `a=max-message-size:${sctp.maxMessageSize}`,
+    ...udp.map((c) => `a=candidate:${c.foundation} 1 udp ${c.priority} ${c.ip} ${c.port} typ host`),
+    'a=end-of-candidates',
+  ];
+  return lines.join('\r\n') + '\r\n';
+}
+
+/** The mid of the data-channel section of a local offer. */
+export function applicationMid(localSdp: string): string {
+  const section = localSdp.split(/\r?\nm=/).find((s) => s.startsWith('application'));
+  const mid = section && /^a=mid:(\S+)/m.exec(section)?.[1];
+  if (!mid) throw new SdpError('local description has no data-channel section');
+  return mid;
 }

@@ -1,5 +1,5 @@
 import nodeDataChannel from 'node-datachannel';
-import type { Track } from 'node-datachannel';
+import type { DataChannel, Track } from 'node-datachannel';
 import type { types } from 'mediasoup';
 import { DelayHistogram } from './histogram.js';
 import { newSsrc } from './ids.js';
@@ -9,7 +9,8 @@ import { EXT_ID, EXT_URI, buildReceiverReport, isRtcp, parseRtcp, parseRtp, read
 import type { ReportBlock } from './rtp.js';
 import { sharedScheduler } from './scheduler.js';
 import type { MediaScheduler, Ticking } from './scheduler.js';
-import type { RemoteSection, RemoteTransportParams } from './sdp.js';
+import { applicationMid } from './sdp.js';
+import type { RemoteSctpParams, RemoteSection, RemoteTransportParams } from './sdp.js';
 import { vp8KeyframeWidth } from './vp8.js';
 
 /** What the server returned from transport.consume(): enough to receive and route the stream. */
@@ -60,6 +61,11 @@ export interface SubscriberOptions extends LinkOptions {
    * `answerSdp()` gives the answer to send back. No connect() call.
    */
   remoteOffer?: string;
+  /**
+   * Data consumers received on the same transport (pre-negotiated SCTP streams with the ids the
+   * server announced); the answer then carries a data-channel section.
+   */
+  dataStreams?: { streamId: number; label: string }[];
 }
 
 /**
@@ -147,6 +153,10 @@ export class Subscriber implements Ticking {
   private unprobed = 0;
   private mediaWaiters: { kind: types.MediaKind | undefined; resolve: (at: number) => void }[] = [];
   private closed = false;
+  /** Kept referenced: native callbacks stop once the channel objects are collected. */
+  private readonly dataChannels: DataChannel[] = [];
+  private readonly data = { messages: 0, bytes: 0 };
+  private dataMid: string | undefined;
 
   constructor(options: SubscriberOptions) {
     if (options.consumers.length === 0) throw new RangeError('a subscriber needs at least one consumer');
@@ -173,8 +183,18 @@ export class Subscriber implements Ticking {
       track.onMessage((message) => this.onPacket(message, kind, consumerId, sectionIndex));
       this.sections.push({ mid, consumer, track });
     }
+    for (const spec of options.dataStreams ?? []) {
+      const channel = this.link.pc.createDataChannel(spec.label, { negotiated: true, id: spec.streamId });
+      channel.onMessage((message) => {
+        this.data.messages++;
+        this.data.bytes += typeof message === 'string' ? Buffer.byteLength(message) : message.byteLength;
+      });
+      this.dataChannels.push(channel);
+    }
     if (options.remoteOffer === undefined) {
       this.dtlsParameters = this.link.offer();
+      if (this.dataChannels.length > 0)
+        this.dataMid = applicationMid(this.link.pc.localDescription()?.sdp ?? '');
       return;
     }
     this.dtlsParameters = this.link.answerRemoteOffer(options.remoteOffer);
@@ -187,7 +207,7 @@ export class Subscriber implements Ticking {
   }
 
   /** Applies the server's answer (declaring the consumers' SSRCs); ICE and DTLS start now. */
-  connect(transport: RemoteTransportParams): void {
+  connect(transport: RemoteTransportParams & { sctpParameters?: RemoteSctpParams }): void {
     const sections: RemoteSection[] = this.sections.map(({ mid, consumer }) => {
       const params = consumer.rtpParameters;
       return {
@@ -201,8 +221,17 @@ export class Subscriber implements Ticking {
           .map((e) => ({ ssrc: e.ssrc, cname: params.rtcp?.cname ?? 'mediasoup' })),
       };
     });
-    this.link.answer(transport, sections);
+    const application =
+      this.dataMid !== undefined && transport.sctpParameters
+        ? { mid: this.dataMid, sctp: transport.sctpParameters }
+        : undefined;
+    this.link.answer(transport, sections, application);
     if (this.receiverReports) this.scheduler.add(this);
+  }
+
+  /** Data-channel messages and bytes received so far (all data streams). */
+  dataStats(): { messages: number; bytes: number } {
+    return { ...this.data };
   }
 
   waitConnected(timeoutMs?: number): Promise<void> {

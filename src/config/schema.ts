@@ -202,6 +202,86 @@ export const ConfigSchema = Type.Object(
         description: 'Consumers one participant may hold.',
       }),
     }),
+    dataChannels: Section({
+      maxMessageBytes: Type.Integer({
+        minimum: 1024,
+        maximum: 262144,
+        default: 16384,
+        description:
+          'Largest data-channel message a transport accepts (SCTP maxReceiveMessageSize: the worker drops a larger one). A vital-sign reading, encrypted, is well under 1 KiB.',
+      }),
+      sendQueueBytes: Type.Integer({
+        minimum: 16384,
+        maximum: 2000000,
+        default: 262144,
+        description:
+          'Bytes the worker queues per data stream towards a slow receiver (SCTP per-stream send queue); beyond, messages to it are dropped.',
+      }),
+      checkIntervalMs: Type.Integer({
+        minimum: 50,
+        maximum: 5000,
+        default: 250,
+        description:
+          "How often the server reads every data producer's counters to apply the rate limits below (one worker request per data producer per check; no per-message work in Node).",
+      }),
+      floodCloseS: Type.Number({
+        minimum: 0.5,
+        maximum: 600,
+        default: 3,
+        description:
+          'A data producer held back by its rate limit for this long without slowing down is closed (DATA_RATE_EXCEEDED).',
+      }),
+      vitalSignsMessagesPerSecond: Type.Number({
+        minimum: 0.1,
+        maximum: 10000,
+        default: 10,
+        description:
+          "Sustained readings per second of a vital-signs channel (token bucket); the receiving SDK's own limit, twice the sending SDK's 5/s.",
+      }),
+      vitalSignsMessageBurst: Type.Integer({
+        minimum: 1,
+        maximum: 100000,
+        default: 20,
+        description: 'Readings a vital-signs channel may send at once (bucket size).',
+      }),
+      vitalSignsBytesPerSecond: Type.Integer({
+        minimum: 1024,
+        maximum: 100000000,
+        default: 16384,
+        description: 'Sustained bytes per second of a vital-signs channel.',
+      }),
+      vitalSignsByteBurst: Type.Integer({
+        minimum: 1024,
+        maximum: 100000000,
+        default: 32768,
+        description: 'Bytes a vital-signs channel may send at once.',
+      }),
+      applicationMessagesPerSecond: Type.Number({
+        minimum: 0.1,
+        maximum: 10000,
+        default: 50,
+        description:
+          'Sustained messages per second of any other data channel (an application channel from publishData, the connect-ahead warm-up channel).',
+      }),
+      applicationMessageBurst: Type.Integer({
+        minimum: 1,
+        maximum: 100000,
+        default: 100,
+        description: 'Messages such a channel may send at once.',
+      }),
+      applicationBytesPerSecond: Type.Integer({
+        minimum: 1024,
+        maximum: 100000000,
+        default: 262144,
+        description: 'Sustained bytes per second of such a channel.',
+      }),
+      applicationByteBurst: Type.Integer({
+        minimum: 1024,
+        maximum: 100000000,
+        default: 524288,
+        description: 'Bytes such a channel may send at once.',
+      }),
+    }),
     log: Section({
       level: Type.Union(
         ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),

@@ -36,6 +36,10 @@ export const ERROR_CATALOGUE = {
     status: 409,
     message: 'A per-participant limit (transports, producers or consumers) is reached.',
   },
+  DATA_RATE_EXCEEDED: {
+    status: 429,
+    message: 'A data channel stayed over its rate limit and was closed.',
+  },
   TRANSPORT_NOT_FOUND: { status: 404, message: 'No such transport for this participant.' },
   PRODUCER_NOT_FOUND: { status: 404, message: 'No such producer in this room.' },
   CONSUMER_NOT_FOUND: { status: 404, message: 'No such consumer for this participant.' },

@@ -52,6 +52,18 @@ export class Metrics {
     help: "WebRTC transports whose ICE turned 'disconnected': no consent check for media.iceConsentTimeoutS (a silent peer) or the last TCP connection closed.",
     registers: [this.registry],
   });
+  readonly dataMessagesDropped = new Counter({
+    name: 'sfu_data_messages_dropped_total',
+    help: 'Data-channel messages the worker dropped because their data producer was over its rate limit (held paused), by channel class (vital-signs, application).',
+    labelNames: ['channel'],
+    registers: [this.registry],
+  });
+  readonly dataProducersFloodClosed = new Counter({
+    name: 'sfu_data_producers_flood_closed_total',
+    help: 'Data producers closed because they stayed over their rate limit for dataChannels.floodCloseS (DATA_RATE_EXCEEDED), by channel class.',
+    labelNames: ['channel'],
+    registers: [this.registry],
+  });
   readonly producers = new Gauge({
     name: 'sfu_producers',
     help: 'Open producers by kind.',

@@ -368,6 +368,11 @@ export const Notifications = {
     deviceType: Type.Optional(DeviceType),
   }),
   dataConsumerClosed: Type.Object({ dataConsumerId: Id }),
+  /**
+   * To its sender: the server closed one of its data producers (`DATA_RATE_EXCEEDED`: it stayed over
+   * the channel's rate limit for dataChannels.floodCloseS).
+   */
+  dataProducerClosed: Type.Object({ dataProducerId: Id, code: Type.Literal('DATA_RATE_EXCEEDED') }),
   /** This participant's own admission state changed (admitted, held with a message, declined, ...). */
   admissionChanged: Type.Object({ state: AdmissionState, message: Type.Optional(Type.String()) }),
   /** To practitioners: the waiting list changed. */

@@ -13,12 +13,16 @@ import { permits, roleMay, type Action } from '../protocol/permissions.js';
 import { deviceFeeds, isDeviceSource, type DeviceSource, type DeviceType } from '../protocol/devices.js';
 import { checkDeviceRtpParameters } from './deviceProfiles.js';
 import { udpReceiveBufferOption } from '../media/socketBuffers.js';
+import type { DataChannelClass, DataRateGuard } from './dataRateGuard.js';
 
 export interface RoomDeps {
   log: Logger;
   metrics: Metrics;
   limits: Config['limits'];
   media: Config['media'];
+  dataChannels: Config['dataChannels'];
+  /** Rate limits of data producers (shared by the process's rooms). */
+  dataRateGuard: DataRateGuard;
   /** Finds a router for the room on a live worker (used again after a worker death). */
   placeRouter(
     avoidWorkerPid?: number,
@@ -212,6 +216,15 @@ export class Room {
       enableTcp: true,
       preferUdp: true,
       enableSctp: sctp,
+      // Worker-side bounds on data channels: larger messages are dropped on arrival, and a slow
+      // receiver's queue per stream stays bounded (rates: dataRateGuard.ts).
+      ...(sctp
+        ? {
+            maxReceiveMessageSize: this.deps.dataChannels.maxMessageBytes,
+            maxSendMessageSize: this.deps.dataChannels.maxMessageBytes,
+            sctpPerStreamSendQueueLimit: this.deps.dataChannels.sendQueueBytes,
+          }
+        : {}),
       iceConsentTimeout: this.deps.media.iceConsentTimeoutS,
       initialAvailableOutgoingBitrate: this.deps.media.initialOutgoingBitrate,
       appData: { participantId: participant.id, direction, precheck },
@@ -460,6 +473,7 @@ export class Room {
     }
     participant.dataProducers.set(dataProducer.id, dataProducer);
     dataProducer.observer.once('close', () => participant.dataProducers.delete(dataProducer.id));
+    this.limitRate(participant, dataProducer, device ? 'vital-signs' : 'application');
     if (device?.deviceType) this.trackDeviceUse(dataProducer, participant, device.source, device.deviceType);
     for (const other of this.#participants.values()) {
       if (other !== participant) await this.consumeDataSafely(other, participant, dataProducer);
@@ -504,6 +518,7 @@ export class Room {
     }
     participant.dataProducers.set(dataProducer.id, dataProducer);
     dataProducer.observer.once('close', () => participant.dataProducers.delete(dataProducer.id));
+    this.limitRate(participant, dataProducer, 'application');
     const recv = participant.recvTransport();
     if (recv?.sctpParameters) {
       const loop = await recv.consumeData({
@@ -760,6 +775,20 @@ export class Room {
       }),
     );
     receiver.link?.notify('consumerAdded', this.announcement(consumer));
+  }
+
+  /** The server's rate limit on a data producer; a flood closes it and its sender is told why. */
+  private limitRate(
+    participant: Participant,
+    dataProducer: types.DataProducer,
+    channel: DataChannelClass,
+  ): void {
+    this.deps.dataRateGuard.watch(dataProducer, channel, () =>
+      participant.link?.notify('dataProducerClosed', {
+        dataProducerId: dataProducer.id,
+        code: 'DATA_RATE_EXCEEDED',
+      }),
+    );
   }
 
   /** Tracks a data consumer and relays its end to the receiver, then announces it. */

@@ -1,3 +1,4 @@
+import { DataRateGuard } from './dataRateGuard.js';
 import { EventEmitter } from 'node:events';
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Config } from '../config/schema.js';
@@ -67,11 +68,18 @@ export class RoomRegistry extends EventEmitter<RoomRegistryEvents> {
   private readonly joining = new Map<string, Promise<void>>();
   private readonly log: Logger;
   readonly waitingRoom: WaitingRoom;
+  /** Rate limits of every room's data channels: one timer for the process. */
+  private readonly dataRateGuard: DataRateGuard;
   draining = false;
 
   constructor(private readonly deps: RoomRegistryDeps) {
     super();
     this.log = deps.log.child({ module: 'rooms' });
+    this.dataRateGuard = new DataRateGuard({
+      config: deps.config.dataChannels,
+      metrics: deps.metrics,
+      log: deps.log,
+    });
     this.waitingRoom = new WaitingRoom(deps.consentTexts, deps.record, (room, participant, reason) =>
       this.leave(room, participant, reason),
     );
@@ -118,6 +126,8 @@ export class RoomRegistry extends EventEmitter<RoomRegistryEvents> {
       metrics,
       limits: config.limits,
       media: config.media,
+      dataChannels: config.dataChannels,
+      dataRateGuard: this.dataRateGuard,
       placeRouter: (avoidWorkerPid) => this.placeRouter(avoidWorkerPid),
       onClosed: (closed) => this.forget(closed),
       onMediaLost: (lost) => this.deps.record.incident(lost.id, 'worker-died'),

@@ -79,6 +79,10 @@ const MESSAGES: Record<TeleconsultErrorCode, { fr: string; en: string }> = {
     en: "The patient's consent is required before admission.",
   },
   LIMIT_EXCEEDED: { fr: 'Limite de flux atteinte.', en: 'A per-participant media limit is reached.' },
+  DATA_RATE_EXCEEDED: {
+    fr: 'Canal de données fermé par le serveur : trop de messages.',
+    en: 'A data channel sent too many messages and was closed by the server.',
+  },
   TRANSPORT_NOT_FOUND: { fr: 'Connexion média introuvable.', en: 'No such media transport.' },
   PRODUCER_NOT_FOUND: { fr: 'Flux introuvable.', en: 'No such published stream.' },
   CONSUMER_NOT_FOUND: { fr: 'Flux reçu introuvable.', en: 'No such received stream.' },

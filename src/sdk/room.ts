@@ -1056,6 +1056,16 @@ export class Room extends TypedEmitter<RoomEvents> {
       this.dataConsumers.get(dataConsumerId)?.close();
       this.dataConsumers.delete(dataConsumerId);
     });
+    handle('dataProducerClosed', ({ dataProducerId, code }) => {
+      for (const channel of this.dataChannels) {
+        if (channel.producer?.id !== dataProducerId) continue;
+        // Not reopened by a media reset: the sender must slow down and open a new channel.
+        channel.closed = true;
+        this.dataChannels.delete(channel);
+        channel.producer.close();
+        this.emit('error', this.error(code, channel.label));
+      }
+    });
     handle('e2eeMessage', ({ from, payload }) => this.e2ee?.onMessage(from, payload));
     handle('deviceSourceRequested', (request) => this.emit('deviceSourceRequested', request));
     handle('mediaReset', async () => {

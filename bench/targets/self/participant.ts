@@ -48,16 +48,20 @@ export class SelfParticipant implements ParticipantSignalling {
     return this.joinResult?.self.id ?? '';
   }
 
-  /** As a patient: accepts the current teleconsultation consent text (exact version and hash). */
-  async giveConsent(): Promise<void> {
+  /** As a patient: accepts the current consent text of `purpose` (exact version and hash). */
+  async giveConsent(
+    purpose: 'teleconsultation' | 'third-party' = 'teleconsultation',
+    coversParticipantId?: string,
+  ): Promise<void> {
     const { texts } = await this.socket.request('getConsentTexts', {});
-    const text = texts.find((t) => t.purpose === 'teleconsultation');
-    if (!text) throw new TargetError('the server offers no teleconsultation consent text');
+    const text = texts.find((t) => t.purpose === purpose);
+    if (!text) throw new TargetError(`the server offers no ${purpose} consent text`);
     await this.socket.request('giveConsent', {
-      purpose: 'teleconsultation',
+      purpose,
       textId: text.textId,
       version: text.version,
       hash: text.hash,
+      ...(coversParticipantId ? { coversParticipantId } : {}),
     });
   }
 
