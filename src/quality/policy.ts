@@ -63,6 +63,24 @@ export function buildLadder(
   return rungs;
 }
 
+/** The examination video's bitrate ceiling when its producer names none (docs/devices.md). */
+export const EXAMINATION_VIDEO_CEILING_KBPS = 4000;
+
+/**
+ * The examination video's one rung: its single full-resolution encoding, costing what the worker
+ * measures it at, or its ceiling until measured (a lower guess would hand the camera bandwidth the
+ * examination video then takes back). Never the camera ladder's lowest layer: it has no lower layer.
+ */
+export function examinationRung(measuredBps: number | undefined, ceilingBps: number | undefined): LayerRung {
+  const kbps =
+    measuredBps !== undefined && measuredBps > 0
+      ? measuredBps / 1000
+      : ceilingBps !== undefined && ceilingBps > 0
+        ? ceilingBps / 1000
+        : EXAMINATION_VIDEO_CEILING_KBPS;
+  return { spatial: 0, temporal: undefined, kbps };
+}
+
 /**
  * The highest spatial layer worth sending to a tile of this size: the smallest layer whose
  * height covers the tile (a 160 px thumbnail gets the lowest one). Undefined size: no cap.
@@ -200,11 +218,24 @@ export class ReceiverPolicy {
   /** When video last came back from audio only, and the current back-off of the up dwell. */
   private videoBackAt: number | undefined;
   private backoff = 1;
+  /** Examination videos paused because they do not fit beside the audio (they have no lower layer). */
+  private readonly examinationPaused = new Set<string>();
+  /** Since when an examination video has stopped (or started again) fitting. */
+  private readonly examinationSince = new Map<string, number>();
 
   constructor(private readonly thresholds: QualityThresholds) {}
 
   get mode(): MediaMode {
     return this.modeNow;
+  }
+
+  /**
+   * True for an examination video this policy paused: it has no lower layer, so it is paused on
+   * its own when it does not fit beside the audio, whatever the mode. Audio-only mode (the camera's
+   * and the screen's) never pauses it.
+   */
+  pausedExamination(consumerId: string): boolean {
+    return this.examinationPaused.has(consumerId);
   }
 
   /** The rung index currently chosen for a consumer. */
@@ -217,6 +248,8 @@ export class ReceiverPolicy {
     const decision: ReceiverDecision = { layers: [], pause: [], resume: [], mode: undefined };
     const present = new Set(sample.video.map((v) => v.id));
     for (const id of this.consumers.keys()) if (!present.has(id)) this.consumers.delete(id);
+    for (const id of this.examinationPaused) if (!present.has(id)) this.examinationPaused.delete(id);
+    for (const id of this.examinationSince.keys()) if (!present.has(id)) this.examinationSince.delete(id);
 
     const caps = new Map(sample.video.map((v) => [v.id, capRung(v, t)]));
     const budget =
@@ -225,7 +258,9 @@ export class ReceiverPolicy {
         : sample.availableKbps - sample.audioStreams * t.audioKbps;
     const hold = allocate(sample.video, caps, budget, 1);
     const up = allocate(sample.video, caps, budget, t.upHeadroom);
-    const first = prioritised(sample.video)[0];
+    this.updateExaminations(sample, hold, up, decision);
+    // Audio-only mode is the camera's and the screen's: an examination video pauses on its own.
+    const first = prioritised(sample.video.filter((v) => !v.examination))[0];
 
     if (first) {
       const previous = this.modeNow;
@@ -300,7 +335,7 @@ export class ReceiverPolicy {
     this.reasonNow = 'bandwidth';
     this.audioOnlySince = undefined;
     this.videoBackSince = undefined;
-    decision.pause = sample.video.map((v) => v.id);
+    decision.pause.push(...sample.video.filter((v) => !v.examination).map((v) => v.id));
     for (const v of sample.video) {
       const state = this.consumers.get(v.id) ?? newState(0);
       state.downSince = undefined;
@@ -310,10 +345,42 @@ export class ReceiverPolicy {
     decision.mode = { mode: 'audio-only', reason: 'bandwidth' };
   }
 
+  /**
+   * An examination video pauses after `downDwellMs` without room for it beside the audio, and
+   * resumes after `upDwellMs` with room and `upHeadroom` to spare. Its room comes before the camera's.
+   */
+  private updateExaminations(
+    sample: ReceiverSample,
+    hold: ReadonlyMap<string, number>,
+    up: ReadonlyMap<string, number>,
+    decision: ReceiverDecision,
+  ): void {
+    for (const v of sample.video) {
+      if (!v.examination) continue;
+      const paused = this.examinationPaused.has(v.id);
+      const changing = paused ? (up.get(v.id) ?? -1) >= 0 : (hold.get(v.id) ?? -1) < 0;
+      if (!changing) {
+        this.examinationSince.delete(v.id);
+        continue;
+      }
+      const since = this.examinationSince.get(v.id) ?? sample.at;
+      this.examinationSince.set(v.id, since);
+      if (sample.at - since < (paused ? this.thresholds.upDwellMs : this.thresholds.downDwellMs)) continue;
+      this.examinationSince.delete(v.id);
+      if (paused) {
+        this.examinationPaused.delete(v.id);
+        decision.resume.push(v.id);
+      } else {
+        this.examinationPaused.add(v.id);
+        decision.pause.push(v.id);
+      }
+    }
+  }
+
   private leaveAudioOnly(sample: ReceiverSample, decision: ReceiverDecision): void {
     this.videoBackSince = undefined;
     this.videoBackAt = sample.at;
-    decision.resume = sample.video.map((v) => v.id);
+    decision.resume.push(...sample.video.filter((v) => !v.examination).map((v) => v.id));
     for (const consumer of sample.video) {
       // Back at the lowest layer whatever the estimate says: after a pause the estimate comes from
       // short probes, which a shallow bottleneck buffer lets through faster than it drains.
