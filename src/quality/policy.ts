@@ -113,6 +113,11 @@ export interface VideoConsumerView {
    * video gets even its lowest, so that the camera layers drop before it.
    */
   examination?: boolean;
+  /**
+   * An examination video costed by its ceiling, not measured yet: counted at that cost, never
+   * paused on that guess (while a new link's estimate ramps up it would be paused at every join).
+   */
+  costGuessed?: boolean;
   render: { width: number; height: number } | undefined;
   ladder: readonly LayerRung[];
 }
@@ -147,12 +152,17 @@ interface ConsumerState {
   upSince: number | undefined;
 }
 
-/** Rung index each consumer can have within `budgetKbps` (each rung costing kbps x factor); -1: none. */
+/**
+ * Rung index each consumer can have within `budgetKbps` (each rung costing kbps x factor); -1: none.
+ * An examination video in `flowing` that fits no rung still takes its cost: it has no lower layer
+ * and keeps flowing until the policy pauses it.
+ */
 export function allocate(
   consumers: readonly VideoConsumerView[],
   caps: ReadonlyMap<string, number>,
   budgetKbps: number,
   factor: number,
+  flowing: ReadonlySet<string> = new Set(),
 ): Map<string, number> {
   const result = new Map<string, number>();
   let left = budgetKbps;
@@ -164,6 +174,7 @@ export function allocate(
       if (consumer.ladder[i]!.kbps * factor <= left) best = i;
     result.set(consumer.id, best);
     if (best >= 0) left -= consumer.ladder[best]!.kbps * factor;
+    else if (flowing.has(consumer.id)) left -= (consumer.ladder[0]?.kbps ?? 0) * factor;
   }
   const order = prioritised(consumers.filter((c) => !c.examination));
   // Then everyone's lowest rung, main videos first; then upgrades, main videos first.
@@ -256,9 +267,12 @@ export class ReceiverPolicy {
       sample.availableKbps === null
         ? Number.POSITIVE_INFINITY
         : sample.availableKbps - sample.audioStreams * t.audioKbps;
-    const hold = allocate(sample.video, caps, budget, 1);
-    const up = allocate(sample.video, caps, budget, t.upHeadroom);
-    this.updateExaminations(sample, hold, up, decision);
+    const flowing = new Set(
+      sample.video.filter((v) => v.examination && !this.examinationPaused.has(v.id)).map((v) => v.id),
+    );
+    const hold = allocate(sample.video, caps, budget, 1, flowing);
+    const up = allocate(sample.video, caps, budget, t.upHeadroom, flowing);
+    this.updateExaminations(sample, hold, decision);
     // Audio-only mode is the camera's and the screen's: an examination video pauses on its own.
     const first = prioritised(sample.video.filter((v) => !v.examination))[0];
 
@@ -346,26 +360,29 @@ export class ReceiverPolicy {
   }
 
   /**
-   * An examination video pauses after `downDwellMs` without room for it beside the audio, and
-   * resumes after `upDwellMs` with room and `upHeadroom` to spare. Its room comes before the camera's.
+   * An examination video is the last video to go: measured, it pauses after `audioOnlyUpDwellMs`
+   * without room for it beside the audio (an estimate behind a bottleneck dips for a few seconds
+   * each time the camera steps down), and resumes after `upDwellMs` with room again. Its room
+   * comes before the camera's.
    */
   private updateExaminations(
     sample: ReceiverSample,
     hold: ReadonlyMap<string, number>,
-    up: ReadonlyMap<string, number>,
     decision: ReceiverDecision,
   ): void {
     for (const v of sample.video) {
       if (!v.examination) continue;
       const paused = this.examinationPaused.has(v.id);
-      const changing = paused ? (up.get(v.id) ?? -1) >= 0 : (hold.get(v.id) ?? -1) < 0;
+      // Paused, it sends nothing that would raise the estimate: room at cost x 1 brings it back.
+      const changing = paused ? (hold.get(v.id) ?? -1) >= 0 : !v.costGuessed && (hold.get(v.id) ?? -1) < 0;
       if (!changing) {
         this.examinationSince.delete(v.id);
         continue;
       }
       const since = this.examinationSince.get(v.id) ?? sample.at;
       this.examinationSince.set(v.id, since);
-      if (sample.at - since < (paused ? this.thresholds.upDwellMs : this.thresholds.downDwellMs)) continue;
+      if (sample.at - since < (paused ? this.thresholds.upDwellMs : this.thresholds.audioOnlyUpDwellMs))
+        continue;
       this.examinationSince.delete(v.id);
       if (paused) {
         this.examinationPaused.delete(v.id);

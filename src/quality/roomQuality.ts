@@ -318,7 +318,9 @@ export class RoomQuality extends EventEmitter<RoomQualityEvents> {
         const stats = await producer.getStats().catch(() => []);
         let bps = 0;
         for (const stat of stats) if (stat.type === 'inbound-rtp') bps += stat.bitrate;
-        this.ladders.set(producer.id, [examinationRung(bps, ceilingOf(producer))]);
+        // Nothing measured (yet, or any more): costed by its ceiling in viewOf().
+        if (bps > 0) this.ladders.set(producer.id, [examinationRung(bps, ceilingOf(producer))]);
+        else this.ladders.delete(producer.id);
       }),
     );
   }
@@ -367,7 +369,16 @@ export class RoomQuality extends EventEmitter<RoomQualityEvents> {
       (examination
         ? [examinationRung(undefined, producer ? ceilingOf(producer) : undefined)]
         : buildLadder(consumer.type === 'simple' ? 1 : spatialLayersOf(consumer), [], this.config.layerKbps));
-    return { id: consumer.id, producerId: consumer.producerId, main, examination, render, ladder };
+    const costGuessed = examination && !this.ladders.has(consumer.producerId);
+    return {
+      id: consumer.id,
+      producerId: consumer.producerId,
+      main,
+      examination,
+      costGuessed,
+      render,
+      ladder,
+    };
   }
 
   /** First sight of a video consumer: its priority, and watchers for client resumes and layer changes. */

@@ -228,26 +228,36 @@ t.test("the examination video costs its one encoding's bitrate, not the camera's
 t.test(
   'audio-only mode pauses the camera; an examination video pauses only when it does not fit',
   async (t) => {
-    const policy = new ReceiverPolicy(defaults);
-    const video: VideoConsumerView[] = [
-      { id: 'a-camera', producerId: 'p1', main: true, render: undefined, ladder: nominal },
-      {
-        id: 'z-exam',
-        producerId: 'p2',
-        main: false,
-        examination: true,
-        render: undefined,
-        ladder: [examinationRung(1_200_000, 4_000_000)],
-      },
-    ];
-    const paused = new Set<string>();
-    const run = (from: number, to: number, kbps: number) => {
-      for (let at = from; at <= to; at += 500) {
-        const decision = policy.update({ at, availableKbps: kbps, audioStreams: 1, video });
-        for (const id of decision.pause) paused.add(id);
-        for (const id of decision.resume) paused.delete(id);
-      }
+    const exam = (costGuessed: boolean): VideoConsumerView => ({
+      id: 'z-exam',
+      producerId: 'p2',
+      main: false,
+      examination: true,
+      costGuessed,
+      render: undefined,
+      ladder: [examinationRung(1_200_000, 4_000_000)],
+    });
+    const camera: VideoConsumerView = {
+      id: 'a-camera',
+      producerId: 'p1',
+      main: true,
+      render: undefined,
+      ladder: nominal,
     };
+    const play = (video: VideoConsumerView[]) => {
+      const policy = new ReceiverPolicy(defaults);
+      const paused = new Set<string>();
+      const run = (from: number, to: number, kbps: number) => {
+        for (let at = from; at <= to; at += 500) {
+          const decision = policy.update({ at, availableKbps: kbps, audioStreams: 1, video });
+          for (const id of decision.pause) paused.add(id);
+          for (const id of decision.resume) paused.delete(id);
+        }
+        return [...paused].sort();
+      };
+      return { policy, run };
+    };
+    const { policy, run } = play([camera, exam(false)]);
     run(0, 2000, 5000);
     t.equal(policy.rungOf('a-camera'), 2, 'a wide link: camera at its top');
     run(2500, 6000, 1500);
@@ -256,22 +266,25 @@ t.test(
       0,
       '1500 kbit/s: camera at its lowest beside the 1200 kbit/s examination',
     );
-    t.equal(policy.mode, 'reduced');
-    run(6500, 10_000, 1300);
-    t.equal(policy.mode, 'audio-only', '1300 kbit/s: no room left for the camera');
-    t.same([...paused], ['a-camera'], 'only the camera is paused');
-    run(10_500, 12_000, 1000);
     t.same(
-      [...paused].sort(),
+      run(6500, 10_000, 1300),
+      ['a-camera'],
+      '1300 kbit/s: audio-only for the camera, the examination flows',
+    );
+    t.equal(policy.mode, 'audio-only');
+    t.same(run(10_500, 16_000, 1000), ['a-camera'], '1000 kbit/s for 6 s: the examination video still flows');
+    t.same(
+      run(16_500, 19_000, 1000),
       ['a-camera', 'z-exam'],
-      '1000 kbit/s: the examination video no longer fits, paused',
+      'after audioOnlyUpDwellMs without room the examination video pauses too',
     );
     t.ok(policy.pausedExamination('z-exam'));
-    run(12_500, 20_000, 1700);
-    t.same([...paused], ['a-camera'], '1700 kbit/s: it resumes (with headroom), the camera still paused');
-    t.equal(policy.mode, 'audio-only');
-    run(20_500, 30_000, 5000);
-    t.same([...paused], [], 'a wide link again: both flow');
+    t.same(run(19_500, 24_000, 1700), ['a-camera'], '1700 kbit/s: the examination video comes back first');
+    t.same(run(24_500, 40_000, 2500), [], '2500 kbit/s: then the camera');
+    t.equal(policy.rungOf('a-camera'), 1, 'climbing to its middle layer beside the examination video');
+
+    const guessed = play([camera, exam(true)]);
+    t.same(guessed.run(0, 30_000, 1000), ['a-camera'], 'costed by its ceiling only, it is never paused');
   },
 );
 
