@@ -10,6 +10,7 @@ import { chromiumAvailable, launchBrowser } from '../support/browser.js';
 import { networkNamespaces } from '../support/hostCapabilities.js';
 import { startTestServer } from '../support/server.js';
 import { ImpairedLink, launchInNamespace } from '../quality/impairedLink.js';
+import { CLIP_HEIGHT as HEIGHT, CLIP_WIDTH as WIDTH, writeFineDetailClip } from './fineDetailClip.js';
 
 /**
  * Done-when test of the examination video's protection (docs/devices.md): the patient holds an
@@ -26,51 +27,10 @@ import { ImpairedLink, launchInNamespace } from '../quality/impairedLink.js';
  */
 const skip = !(await chromiumAvailable()) ? 'chromium is not installed' : networkNamespaces({ tbf: true });
 
-const WIDTH = 960;
-const HEIGHT = 540;
-const FPS = 15;
-const FRAMES = 30;
 /** Dwell times a little longer than the defaults' downDwellMs: an estimate behind tbf swings. */
 const QUALITY = { downDwellMs: 2000, upDwellMs: 4000, audioOnlyUpDwellMs: 8000, reportIntervalMs: 1000 };
 /** Halfway between the camera's lowest and middle layer ceilings (src/sdk/publishing.ts). */
 const CAMERA_ROOM_KBIT = (150 + 500) / 2;
-
-/**
- * A fine-detail clip (I420, 4:2:0): a speckle texture with a 2-pixel grating, panning one pixel a
- * frame, like an otoscope held almost still over an eardrum. Chromium loops it.
- */
-function writeY4m(file: string): void {
-  const texture = new Uint8Array((WIDTH + FRAMES) * HEIGHT);
-  let seed = 0x2545f491;
-  for (let y = 0; y < HEIGHT; y++) {
-    for (let x = 0; x < WIDTH + FRAMES; x++) {
-      seed ^= seed << 13;
-      seed ^= seed >>> 17;
-      seed ^= seed << 5;
-      const speckle = ((seed >>> 0) % 41) - 20;
-      const grating = (x >> 1) % 2 === 0 ? 24 : -24;
-      const vessel = 40 * Math.sin(x / 37 + Math.sin(y / 23));
-      texture[y * (WIDTH + FRAMES) + x] = Math.max(16, Math.min(235, 128 + speckle + grating + vessel));
-    }
-  }
-  const fd = fs.openSync(file, 'w');
-  try {
-    fs.writeSync(fd, `YUV4MPEG2 W${WIDTH} H${HEIGHT} F${FPS}:1 Ip A1:1 C420jpeg\n`);
-    const luma = Buffer.alloc(WIDTH * HEIGHT);
-    const chroma = Buffer.alloc((WIDTH / 2) * (HEIGHT / 2) * 2);
-    for (let i = 0; i < chroma.length / 2; i++) chroma[i] = 110;
-    for (let i = chroma.length / 2; i < chroma.length; i++) chroma[i] = 150;
-    for (let f = 0; f < FRAMES; f++) {
-      for (let y = 0; y < HEIGHT; y++)
-        for (let x = 0; x < WIDTH; x++) luma[y * WIDTH + x] = texture[y * (WIDTH + FRAMES) + x + f]!;
-      fs.writeSync(fd, 'FRAME\n');
-      fs.writeSync(fd, luma);
-      fs.writeSync(fd, chroma);
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 interface InboundVideo {
   frameWidth: number | undefined;
@@ -137,7 +97,7 @@ t.test(
   { skip },
   async (t) => {
     const clip = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'exam-clip-')), 'eardrum.y4m');
-    writeY4m(clip);
+    writeFineDetailClip(clip);
     t.teardown(() => fs.rmSync(path.dirname(clip), { recursive: true, force: true }));
     await buildSdkBundle();
     const link = await ImpairedLink.create();
