@@ -154,6 +154,11 @@ export const JournalEventSchemas = {
     { requestedBy: Id, participantId: Id, source: Token, deviceType: Type.Optional(Token) },
     Strict,
   ),
+  /** A practitioner took a still of an examination video; the image is never journalled. */
+  'device.still': Type.Object(
+    { takenBy: Id, participantId: Id, producerId: Id, deviceType: Type.Optional(Token) },
+    Strict,
+  ),
   /** A connected device started sending (its media or its readings; never the readings themselves). */
   'device.started': Type.Object(
     { useId: Id, participantId: Id, role: ParticipantRole, source: Token, deviceType: Token },

@@ -271,6 +271,16 @@ export const Requests = {
     }),
     result: Type.Object({}),
   },
+  /**
+   * Practitioner: a still of an examination video it receives, at full resolution. The server
+   * asks the sender for a keyframe and sends this consumer its top layer; the practitioner's SDK
+   * keeps the next decoded frame. Nothing of the image reaches or stays on the server; the act
+   * is journalled (`device.still`).
+   */
+  captureExaminationStill: {
+    params: Type.Object({ producerId: Id }),
+    result: Type.Object({ consumerId: Id }),
+  },
   getStats: {
     params: Type.Object({ transportId: Id }),
     result: Type.Object({ stats: Type.Array(Opaque) }),

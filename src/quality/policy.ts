@@ -63,6 +63,24 @@ export function buildLadder(
   return rungs;
 }
 
+/** The examination video's bitrate ceiling when its producer names none (docs/devices.md). */
+export const EXAMINATION_VIDEO_CEILING_KBPS = 4000;
+
+/**
+ * The examination video's one rung: its single full-resolution encoding, costing what the worker
+ * measures it at, or its ceiling until measured (a lower guess would hand the camera bandwidth the
+ * examination video then takes back). Never the camera ladder's lowest layer: it has no lower layer.
+ */
+export function examinationRung(measuredBps: number | undefined, ceilingBps: number | undefined): LayerRung {
+  const kbps =
+    measuredBps !== undefined && measuredBps > 0
+      ? measuredBps / 1000
+      : ceilingBps !== undefined && ceilingBps > 0
+        ? ceilingBps / 1000
+        : EXAMINATION_VIDEO_CEILING_KBPS;
+  return { spatial: 0, temporal: undefined, kbps };
+}
+
 /**
  * The highest spatial layer worth sending to a tile of this size: the smallest layer whose
  * height covers the tile (a 160 px thumbnail gets the lowest one). Undefined size: no cap.
@@ -95,6 +113,11 @@ export interface VideoConsumerView {
    * video gets even its lowest, so that the camera layers drop before it.
    */
   examination?: boolean;
+  /**
+   * An examination video costed by its ceiling, not measured yet: counted at that cost, never
+   * paused on that guess (while a new link's estimate ramps up it would be paused at every join).
+   */
+  costGuessed?: boolean;
   render: { width: number; height: number } | undefined;
   ladder: readonly LayerRung[];
 }
@@ -129,12 +152,17 @@ interface ConsumerState {
   upSince: number | undefined;
 }
 
-/** Rung index each consumer can have within `budgetKbps` (each rung costing kbps x factor); -1: none. */
+/**
+ * Rung index each consumer can have within `budgetKbps` (each rung costing kbps x factor); -1: none.
+ * An examination video in `flowing` that fits no rung still takes its cost: it has no lower layer
+ * and keeps flowing until the policy pauses it.
+ */
 export function allocate(
   consumers: readonly VideoConsumerView[],
   caps: ReadonlyMap<string, number>,
   budgetKbps: number,
   factor: number,
+  flowing: ReadonlySet<string> = new Set(),
 ): Map<string, number> {
   const result = new Map<string, number>();
   let left = budgetKbps;
@@ -146,6 +174,7 @@ export function allocate(
       if (consumer.ladder[i]!.kbps * factor <= left) best = i;
     result.set(consumer.id, best);
     if (best >= 0) left -= consumer.ladder[best]!.kbps * factor;
+    else if (flowing.has(consumer.id)) left -= (consumer.ladder[0]?.kbps ?? 0) * factor;
   }
   const order = prioritised(consumers.filter((c) => !c.examination));
   // Then everyone's lowest rung, main videos first; then upgrades, main videos first.
@@ -200,11 +229,24 @@ export class ReceiverPolicy {
   /** When video last came back from audio only, and the current back-off of the up dwell. */
   private videoBackAt: number | undefined;
   private backoff = 1;
+  /** Examination videos paused because they do not fit beside the audio (they have no lower layer). */
+  private readonly examinationPaused = new Set<string>();
+  /** Since when an examination video has stopped (or started again) fitting. */
+  private readonly examinationSince = new Map<string, number>();
 
   constructor(private readonly thresholds: QualityThresholds) {}
 
   get mode(): MediaMode {
     return this.modeNow;
+  }
+
+  /**
+   * True for an examination video this policy paused: it has no lower layer, so it is paused on
+   * its own when it does not fit beside the audio, whatever the mode. Audio-only mode (the camera's
+   * and the screen's) never pauses it.
+   */
+  pausedExamination(consumerId: string): boolean {
+    return this.examinationPaused.has(consumerId);
   }
 
   /** The rung index currently chosen for a consumer. */
@@ -217,15 +259,22 @@ export class ReceiverPolicy {
     const decision: ReceiverDecision = { layers: [], pause: [], resume: [], mode: undefined };
     const present = new Set(sample.video.map((v) => v.id));
     for (const id of this.consumers.keys()) if (!present.has(id)) this.consumers.delete(id);
+    for (const id of this.examinationPaused) if (!present.has(id)) this.examinationPaused.delete(id);
+    for (const id of this.examinationSince.keys()) if (!present.has(id)) this.examinationSince.delete(id);
 
     const caps = new Map(sample.video.map((v) => [v.id, capRung(v, t)]));
     const budget =
       sample.availableKbps === null
         ? Number.POSITIVE_INFINITY
         : sample.availableKbps - sample.audioStreams * t.audioKbps;
-    const hold = allocate(sample.video, caps, budget, 1);
-    const up = allocate(sample.video, caps, budget, t.upHeadroom);
-    const first = prioritised(sample.video)[0];
+    const flowing = new Set(
+      sample.video.filter((v) => v.examination && !this.examinationPaused.has(v.id)).map((v) => v.id),
+    );
+    const hold = allocate(sample.video, caps, budget, 1, flowing);
+    const up = allocate(sample.video, caps, budget, t.upHeadroom, flowing);
+    this.updateExaminations(sample, hold, decision);
+    // Audio-only mode is the camera's and the screen's: an examination video pauses on its own.
+    const first = prioritised(sample.video.filter((v) => !v.examination))[0];
 
     if (first) {
       const previous = this.modeNow;
@@ -300,7 +349,7 @@ export class ReceiverPolicy {
     this.reasonNow = 'bandwidth';
     this.audioOnlySince = undefined;
     this.videoBackSince = undefined;
-    decision.pause = sample.video.map((v) => v.id);
+    decision.pause.push(...sample.video.filter((v) => !v.examination).map((v) => v.id));
     for (const v of sample.video) {
       const state = this.consumers.get(v.id) ?? newState(0);
       state.downSince = undefined;
@@ -310,10 +359,45 @@ export class ReceiverPolicy {
     decision.mode = { mode: 'audio-only', reason: 'bandwidth' };
   }
 
+  /**
+   * An examination video is the last video to go: measured, it pauses after `audioOnlyUpDwellMs`
+   * without room for it beside the audio (an estimate behind a bottleneck dips for a few seconds
+   * each time the camera steps down), and resumes after `upDwellMs` with room again. Its room
+   * comes before the camera's.
+   */
+  private updateExaminations(
+    sample: ReceiverSample,
+    hold: ReadonlyMap<string, number>,
+    decision: ReceiverDecision,
+  ): void {
+    for (const v of sample.video) {
+      if (!v.examination) continue;
+      const paused = this.examinationPaused.has(v.id);
+      // Paused, it sends nothing that would raise the estimate: room at cost x 1 brings it back.
+      const changing = paused ? (hold.get(v.id) ?? -1) >= 0 : !v.costGuessed && (hold.get(v.id) ?? -1) < 0;
+      if (!changing) {
+        this.examinationSince.delete(v.id);
+        continue;
+      }
+      const since = this.examinationSince.get(v.id) ?? sample.at;
+      this.examinationSince.set(v.id, since);
+      if (sample.at - since < (paused ? this.thresholds.upDwellMs : this.thresholds.audioOnlyUpDwellMs))
+        continue;
+      this.examinationSince.delete(v.id);
+      if (paused) {
+        this.examinationPaused.delete(v.id);
+        decision.resume.push(v.id);
+      } else {
+        this.examinationPaused.add(v.id);
+        decision.pause.push(v.id);
+      }
+    }
+  }
+
   private leaveAudioOnly(sample: ReceiverSample, decision: ReceiverDecision): void {
     this.videoBackSince = undefined;
     this.videoBackAt = sample.at;
-    decision.resume = sample.video.map((v) => v.id);
+    decision.resume.push(...sample.video.filter((v) => !v.examination).map((v) => v.id));
     for (const consumer of sample.video) {
       // Back at the lowest layer whatever the estimate says: after a pause the estimate comes from
       // short probes, which a shallow bottleneck buffer lets through faster than it drains.

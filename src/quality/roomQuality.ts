@@ -13,6 +13,7 @@ import {
   ReceiverPolicy,
   UplinkPolicy,
   buildLadder,
+  examinationRung,
   networkScore,
   renderCapLayer,
   type LayerRung,
@@ -217,6 +218,7 @@ export class RoomQuality extends EventEmitter<RoomQualityEvents> {
     const [down, up] = await Promise.all([
       this.measureDownlink(participant),
       this.measureUplink(participant),
+      this.measureExamination(participant),
     ]);
     state.measures = {
       rttMs: down.rttMs ?? up.rttMs,
@@ -306,6 +308,23 @@ export class RoomQuality extends EventEmitter<RoomQualityEvents> {
     return { rttMs: rtt, lossRatio: loss, jitterMs: jitter };
   }
 
+  /** What each examination video of the participant really costs: its one encoding's measured bitrate. */
+  private async measureExamination(participant: Participant): Promise<void> {
+    const examinations = [...participant.producers.values()].filter(
+      (p) => !p.closed && !p.paused && p.kind === 'video' && sourceOf(p) === 'examination-video',
+    );
+    await Promise.all(
+      examinations.map(async (producer) => {
+        const stats = await producer.getStats().catch(() => []);
+        let bps = 0;
+        for (const stat of stats) if (stat.type === 'inbound-rtp') bps += stat.bitrate;
+        // Nothing measured (yet, or any more): costed by its ceiling in viewOf().
+        if (bps > 0) this.ladders.set(producer.id, [examinationRung(bps, ceilingOf(producer))]);
+        else this.ladders.delete(producer.id);
+      }),
+    );
+  }
+
   // -----------------------------------------------------------------------------------------------
   // Deciding and acting
 
@@ -329,7 +348,8 @@ export class RoomQuality extends EventEmitter<RoomQualityEvents> {
     if (isAudioOnly !== wasAudioOnly) this.deps.metrics.qualityAudioOnlyReceivers.inc(isAudioOnly ? 1 : -1);
     if (state.receiver.mode === 'audio-only') {
       // New consumers, or ones the client resumed, stay paused while only audio fits.
-      for (const consumer of videos) this.pauseForQuality(state, consumer);
+      for (const consumer of videos)
+        if (sourceOf(consumer) !== 'examination-video') this.pauseForQuality(state, consumer);
     }
     this.adviseSender(participant, state, now);
     this.report(participant, state, views, audioStreams, now);
@@ -342,11 +362,23 @@ export class RoomQuality extends EventEmitter<RoomQualityEvents> {
       !isThirdParty(owner.role) &&
       (sourceOf(consumer) === 'camera' || sourceOf(consumer) === 'screen');
     const render = receiver.renderSizes.get(consumer.id);
+    const examination = sourceOf(consumer) === 'examination-video';
+    const producer = owner?.producers.get(consumer.producerId);
     const ladder =
       this.ladders.get(consumer.producerId) ??
-      buildLadder(consumer.type === 'simple' ? 1 : spatialLayersOf(consumer), [], this.config.layerKbps);
-    const examination = sourceOf(consumer) === 'examination-video';
-    return { id: consumer.id, producerId: consumer.producerId, main, examination, render, ladder };
+      (examination
+        ? [examinationRung(undefined, producer ? ceilingOf(producer) : undefined)]
+        : buildLadder(consumer.type === 'simple' ? 1 : spatialLayersOf(consumer), [], this.config.layerKbps));
+    const costGuessed = examination && !this.ladders.has(consumer.producerId);
+    return {
+      id: consumer.id,
+      producerId: consumer.producerId,
+      main,
+      examination,
+      costGuessed,
+      render,
+      ladder,
+    };
   }
 
   /** First sight of a video consumer: its priority, and watchers for client resumes and layer changes. */
@@ -364,7 +396,11 @@ export class RoomQuality extends EventEmitter<RoomQualityEvents> {
     consumer.setPriority(priority).catch(() => undefined);
     consumer.observer.on('resume', () => {
       const state = this.states.get(receiver.id);
-      if (!this.closed && state?.receiver.mode === 'audio-only') this.pauseForQuality(state, consumer);
+      if (this.closed || !state) return;
+      // Resumed by the client while this controller holds it paused: paused again.
+      const examination = sourceOf(consumer) === 'examination-video';
+      if (examination ? state.receiver.pausedExamination(consumer.id) : state.receiver.mode === 'audio-only')
+        this.pauseForQuality(state, consumer);
     });
     consumer.observer.on('layerschange', (layers) => {
       this.deps.metrics.layerForwardedChanges.inc({ spatial: layers ? String(layers.spatialLayer) : 'none' });
@@ -546,6 +582,11 @@ function ownerOf(consumer: types.Consumer): string {
 
 function sourceOf(entity: types.Consumer | types.Producer): MediaSource | undefined {
   return (entity.appData as { source?: MediaSource }).source;
+}
+
+/** The bitrate ceiling (bit/s) the sender put on a producer's first encoding, if any. */
+function ceilingOf(producer: types.Producer): number | undefined {
+  return producer.rtpParameters.encodings?.[0]?.maxBitrate;
 }
 
 /** Spatial layers a simulcast consumer offers, from its scalability mode (e.g. 'S3T3'). */

@@ -63,6 +63,8 @@ export interface RoomEvents {
   deviceStopped: [DeviceUse, durationMs: number];
   /** A practitioner asked a device holder for a device source. */
   deviceRequested: [DeviceRequest];
+  /** A practitioner took a still of an examination video (the image never reaches the server). */
+  deviceStill: [DeviceStill];
 }
 
 /** One use of a connected device, as the journal records it (never its readings). */
@@ -73,6 +75,14 @@ export interface DeviceUse {
   source: DeviceSource;
   deviceType: DeviceType;
   startedAt: Date;
+}
+
+export interface DeviceStill {
+  by: Participant;
+  holder: Participant;
+  /** The examination video's producer. */
+  producerId: string;
+  deviceType: DeviceType | undefined;
 }
 
 export interface DeviceRequest {
@@ -381,6 +391,37 @@ export class Room {
       ...(note ? { note } : {}),
     });
     this.events.emit('deviceRequested', { by, holder, source, deviceType });
+  }
+
+  /**
+   * A practitioner wants a still of an examination video it receives: its consumer goes to the top
+   * layer and the sender is asked for a keyframe, so that the next frame the practitioner decodes
+   * is complete and at full resolution. Only the table's `receiveDeviceData` roles (what they
+   * receive is theirs to keep); an unknown producer, or one this participant does not receive as
+   * examination video, is NOT_FOUND. Returns the consumer id.
+   */
+  async captureExaminationStill(by: Participant, producerId: string): Promise<string> {
+    if (!roleMay(by.role, 'receiveDeviceData')) throw new SfuError('FORBIDDEN_FOR_ROLE');
+    this.requireMedia(by, 'receiveDeviceData');
+    const consumer = [...by.consumers.values()].find(
+      (c) =>
+        !c.closed &&
+        c.producerId === producerId &&
+        (c.appData as { source?: MediaSource }).source === 'examination-video',
+    );
+    if (!consumer) throw new SfuError('NOT_FOUND', 'no examination video received from this producer');
+    const holder = this.#participants.get(
+      (consumer.appData as { participantId?: string }).participantId ?? '',
+    );
+    if (!holder) throw new SfuError('NOT_FOUND');
+    if (consumer.type === 'simulcast' || consumer.type === 'svc') {
+      const layers = consumer.rtpParameters.encodings?.length ?? 1;
+      await consumer.setPreferredLayers({ spatialLayer: Math.max(0, layers - 1) }).catch(() => undefined);
+    }
+    await consumer.requestKeyFrame();
+    const deviceType = (consumer.appData as { deviceType?: DeviceType }).deviceType;
+    this.events.emit('deviceStill', { by, holder, producerId, deviceType });
+    return consumer.id;
   }
 
   /**

@@ -172,6 +172,16 @@ export class RoomRegistry extends EventEmitter<RoomRegistryEvents> {
         }),
       );
     });
+    room.events.on('deviceStill', (still) => {
+      void write(
+        this.deps.record.record(room.id, 'device.still', {
+          takenBy: still.by.id,
+          participantId: still.holder.id,
+          producerId: still.producerId,
+          ...(still.deviceType ? { deviceType: still.deviceType } : {}),
+        }),
+      );
+    });
     room.events.on('deviceRequested', (request) => {
       void write(
         this.deps.record.record(room.id, 'device.requested', {

@@ -37,6 +37,7 @@ import type {
   ConsentText,
   DataSender,
   DeviceSourceRequestOptions,
+  ExaminationStill,
   ExaminationVideoOptions,
   GiveConsentOptions,
   StethoscopeOptions,
@@ -438,6 +439,44 @@ export class Room extends TypedEmitter<RoomEvents> {
       .catch((err: unknown) => {
         throw this.wrap(err);
       });
+  }
+
+  /**
+   * Practitioners: a still of an examination video at full resolution, from its next keyframe. The
+   * server sends this receiver the video's top layer and asks the holder's browser for a keyframe;
+   * the SDK keeps the first frame decoded afterwards and returns it as a PNG. The image stays in
+   * this page (the server forwards the video as always and keeps nothing); the act is journalled.
+   */
+  async captureExaminationStill(track: RemoteTrack | string): Promise<ExaminationStill> {
+    this.assertActive();
+    const remote = this.remoteTracks.find(
+      (r) => r.source === 'examination-video' && (r === track || r.producerId === track || r.id === track),
+    );
+    if (!remote) throw this.error('NOT_FOUND', 'no examination video received from this producer');
+    const video = document.createElement('video');
+    video.muted = true;
+    video.playsInline = true;
+    video.srcObject = new MediaStream([remote.track]);
+    try {
+      await video.play().catch(() => undefined);
+      await this.session
+        .request('captureExaminationStill', { producerId: remote.producerId })
+        .catch((err: unknown) => {
+          throw this.wrap(err);
+        });
+      const { width, height } = await nextFrame(video, STILL_FRAME_TIMEOUT_MS);
+      if (width === 0 || height === 0) throw this.error('REQUEST_TIMEOUT', 'no frame decoded');
+      const canvas = document.createElement('canvas');
+      canvas.width = width;
+      canvas.height = height;
+      canvas.getContext('2d')?.drawImage(video, 0, 0, width, height);
+      const image = await new Promise<Blob | null>((resolve) => canvas.toBlob(resolve, 'image/png'));
+      if (!image) throw this.error('MEDIA_DEVICE_ERROR', 'the still could not be encoded');
+      return { image, width, height, producerId: remote.producerId, takenAt: Date.now() };
+    } finally {
+      video.pause();
+      video.srcObject = null;
+    }
   }
 
   /** Stops publishing `source` (and stops the track if the SDK opened it). */
@@ -1458,4 +1497,24 @@ async function preferDegradation(
   } catch {
     // Not supported here: documented in docs/devices.md.
   }
+}
+
+/** How long a still waits for a decoded frame after the keyframe request. */
+const STILL_FRAME_TIMEOUT_MS = 5000;
+
+/**
+ * The size of the next frame a video element presents (requestVideoFrameCallback; without it, the
+ * frame shown half a second later); 0x0 when none comes in time.
+ */
+function nextFrame(video: HTMLVideoElement, timeoutMs: number): Promise<{ width: number; height: number }> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve({ width: 0, height: 0 }), timeoutMs);
+    const done = (width: number, height: number) => {
+      clearTimeout(timer);
+      resolve({ width, height });
+    };
+    if (typeof video.requestVideoFrameCallback === 'function')
+      video.requestVideoFrameCallback((_now, frame) => done(frame.width, frame.height));
+    else setTimeout(() => done(video.videoWidth, video.videoHeight), 500);
+  });
 }

@@ -151,6 +151,18 @@ export interface StethoscopeOptions {
 }
 
 /** A device's vital-signs channel (from `publishVitalSigns`). */
+/** A still of an examination video, at the resolution its holder sends (`captureExaminationStill`). */
+export interface ExaminationStill {
+  /** A PNG image, for the application to show or save (the server never sees it). */
+  readonly image: Blob;
+  readonly width: number;
+  readonly height: number;
+  /** The examination video's producer. */
+  readonly producerId: string;
+  /** When the frame was decoded (epoch ms). */
+  readonly takenAt: number;
+}
+
 export interface VitalSignsChannel {
   readonly deviceType: DeviceType;
   /** The data channel is open (`send` rejects with NOT_CONNECTED otherwise). */

@@ -216,6 +216,12 @@ export const HANDLERS: { [M in Method]: Handler<M> } = {
     return Promise.resolve(ok);
   },
 
+  async captureExaminationStill(scope, params) {
+    const { room, participant } = joined(scope);
+    const consumerId = await room.captureExaminationStill(participant, params.producerId);
+    return { consumerId };
+  },
+
   async getStats(scope, params) {
     const { room, participant } = joined(scope);
     const stats = await room.transportOf(participant, params.transportId).getStats();

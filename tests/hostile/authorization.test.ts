@@ -469,6 +469,12 @@ const OPERATIONS: Operation[] = [
       ),
   },
   {
+    // The target is a camera, not an examination video: the practitioner gets NOT_FOUND; a still
+    // of a real one is tested in tests/devices/examinationStill.test.ts.
+    name: 'captureExaminationStill',
+    run: (s) => outcome(s.sender.request('captureExaminationStill', { producerId: target(s, 'producer') })),
+  },
+  {
     name: 'e2eeRelay',
     run: (s) =>
       outcome(s.sender.request('e2eeRelay', { to: target(s, 'e2eeTo'), payload: 'd3JhcHBlZC1rZXk' })),

@@ -7,6 +7,8 @@ import {
   UplinkPolicy,
   allocate,
   buildLadder,
+  examinationRung,
+  EXAMINATION_VIDEO_CEILING_KBPS,
   networkScore,
   renderCapLayer,
   type LayerRung,
@@ -196,6 +198,95 @@ t.test('allocation serves the examination video at its best before any camera la
   t.ok((withoutExamination.get('a-camera') ?? -1) >= 0, 'without the profile the camera is served first');
   t.not(withoutExamination.get('z-exam'), top, 'and the examination video falls below its top');
 });
+
+t.test("the examination video costs its one encoding's bitrate, not the camera's lowest layer", async (t) => {
+  t.same(examinationRung(1_234_000, 4_000_000), { spatial: 0, temporal: undefined, kbps: 1234 }, 'measured');
+  t.equal(examinationRung(0, 3_000_000).kbps, 3000, 'not measured yet: the ceiling its sender set');
+  t.equal(examinationRung(undefined, undefined).kbps, EXAMINATION_VIDEO_CEILING_KBPS, 'no ceiling: 4 Mbit/s');
+  const exam = [examinationRung(1_200_000, 4_000_000)];
+  const consumers: VideoConsumerView[] = [
+    { id: 'a-camera', producerId: 'p1', main: true, render: undefined, ladder: nominal },
+    { id: 'z-exam', producerId: 'p2', main: false, examination: true, render: undefined, ladder: exam },
+  ];
+  // 1436 kbit/s: the examination video's 1200 leaves room for the camera's 150, not its 500.
+  t.same(
+    [...allocate(consumers, new Map(), 1436, 1)].sort(),
+    [
+      ['a-camera', 0],
+      ['z-exam', 0],
+    ],
+    'at its real cost the camera falls to its lowest layer',
+  );
+  const asLowestLayer = consumers.map((c) => (c.examination ? { ...c, ladder: nominal.slice(0, 1) } : c));
+  t.equal(
+    allocate(asLowestLayer, new Map(), 1436, 1).get('a-camera'),
+    1,
+    'counted as a 150 kbit/s layer, the camera would have kept its middle layer over a congested link',
+  );
+});
+
+t.test(
+  'audio-only mode pauses the camera; an examination video pauses only when it does not fit',
+  async (t) => {
+    const exam = (costGuessed: boolean): VideoConsumerView => ({
+      id: 'z-exam',
+      producerId: 'p2',
+      main: false,
+      examination: true,
+      costGuessed,
+      render: undefined,
+      ladder: [examinationRung(1_200_000, 4_000_000)],
+    });
+    const camera: VideoConsumerView = {
+      id: 'a-camera',
+      producerId: 'p1',
+      main: true,
+      render: undefined,
+      ladder: nominal,
+    };
+    const play = (video: VideoConsumerView[]) => {
+      const policy = new ReceiverPolicy(defaults);
+      const paused = new Set<string>();
+      const run = (from: number, to: number, kbps: number) => {
+        for (let at = from; at <= to; at += 500) {
+          const decision = policy.update({ at, availableKbps: kbps, audioStreams: 1, video });
+          for (const id of decision.pause) paused.add(id);
+          for (const id of decision.resume) paused.delete(id);
+        }
+        return [...paused].sort();
+      };
+      return { policy, run };
+    };
+    const { policy, run } = play([camera, exam(false)]);
+    run(0, 2000, 5000);
+    t.equal(policy.rungOf('a-camera'), 2, 'a wide link: camera at its top');
+    run(2500, 6000, 1500);
+    t.equal(
+      policy.rungOf('a-camera'),
+      0,
+      '1500 kbit/s: camera at its lowest beside the 1200 kbit/s examination',
+    );
+    t.same(
+      run(6500, 10_000, 1300),
+      ['a-camera'],
+      '1300 kbit/s: audio-only for the camera, the examination flows',
+    );
+    t.equal(policy.mode, 'audio-only');
+    t.same(run(10_500, 16_000, 1000), ['a-camera'], '1000 kbit/s for 6 s: the examination video still flows');
+    t.same(
+      run(16_500, 19_000, 1000),
+      ['a-camera', 'z-exam'],
+      'after audioOnlyUpDwellMs without room the examination video pauses too',
+    );
+    t.ok(policy.pausedExamination('z-exam'));
+    t.same(run(19_500, 24_000, 1700), ['a-camera'], '1700 kbit/s: the examination video comes back first');
+    t.same(run(24_500, 40_000, 2500), [], '2500 kbit/s: then the camera');
+    t.equal(policy.rungOf('a-camera'), 1, 'climbing to its middle layer beside the examination video');
+
+    const guessed = play([camera, exam(true)]);
+    t.same(guessed.run(0, 30_000, 1000), ['a-camera'], 'costed by its ceiling only, it is never paused');
+  },
+);
 
 t.test('the network score is the worst of round-trip time, loss, jitter and bandwidth', async (t) => {
   const needs = { audioKbps: 64, lowestVideoKbps: 150, wantedKbps: 1500 };
