@@ -126,6 +126,7 @@ export class PhoneRoomPortImpl implements PhoneRoomPort {
         return room.currentRouter;
       },
       admitted,
+      openTransport: (options) => room.createPlainTransport(participant, options),
       audioProducersToHear: () => this.audioFor(room, participant),
       publishPhoneProducer: (producer: types.Producer) => room.adoptProducer(participant, producer),
       events,

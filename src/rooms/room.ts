@@ -371,8 +371,41 @@ export class Room {
   }
 
   /**
-   * Takes a producer created outside this room's signalling (the phone gateway's plain transport
-   * on this router) as the participant's own, and offers it to the room.
+   * A phone leg's plain transport towards the gateway's relay socket, on the room's router and
+   * owned by the participant's incarnation like its WebRTC transports: removal, decline, consent
+   * withdrawal and the room's end close it with the rest of its media (docs/closures.md).
+   */
+  async createPlainTransport(
+    participant: Participant,
+    options: { listenIp: string; appData?: Record<string, unknown> },
+  ): Promise<types.PlainTransport> {
+    if (!participant.phone) throw new SfuError('INVALID_STATE', 'plain transports are for phone legs');
+    this.requireMedia(participant);
+    if (participant.plainTransports.size >= this.deps.limits.maxTransportsPerParticipant)
+      throw new SfuError('LIMIT_EXCEEDED', 'transports');
+    const transport = await this.router.createPlainTransport({
+      listenIp: options.listenIp,
+      rtcpMux: true,
+      comedia: false,
+      appData: { ...options.appData, participantId: participant.id, phone: true },
+    });
+    // Removed, or the room ended, while the transport was being made: it must not outlive them.
+    if (this.closed || !this.holds(participant) || !participant.mayExchangeMedia) {
+      transport.close();
+      throw new SfuError(this.closed ? 'ROOM_CLOSED' : 'NOT_ADMITTED');
+    }
+    participant.plainTransports.set(transport.id, transport);
+    this.deps.metrics.transports.inc();
+    transport.observer.once('close', () => {
+      this.deps.metrics.transports.dec();
+      participant.plainTransports.delete(transport.id);
+    });
+    return transport;
+  }
+
+  /**
+   * Takes a producer made on the participant's plain transport (the phone gateway's, see
+   * createPlainTransport) as the participant's own, and offers it to the room.
    */
   async adoptProducer(participant: Participant, producer: types.Producer): Promise<void> {
     this.requireMedia(participant, 'publish');

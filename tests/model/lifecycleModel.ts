@@ -529,7 +529,8 @@ function sumMetric(text: string, name: string): number {
 }
 
 function openTransports(participant: Participant): number {
-  return [...participant.transports.values()].filter((t) => !t.closed).length;
+  const transports = [...participant.transports.values(), ...participant.plainTransports.values()];
+  return transports.filter((t) => !t.closed).length;
 }
 
 async function outcome(promise: Promise<unknown>, onOk?: (value: unknown) => void): Promise<string> {
