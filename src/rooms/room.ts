@@ -7,7 +7,7 @@ import type { Config } from '../config/schema.js';
 import { SfuError } from '../errors/catalogue.js';
 import type { MediaSource, NotificationData, NotificationName, RoomOptions } from '../protocol/messages.js';
 import { exchangesMedia as exchangesMediaState } from './admission.js';
-import type { Participant } from './participant.js';
+import type { Participant, StateChange } from './participant.js';
 import { sourceOf } from './participant.js';
 import { permits, roleMay, type Action } from '../protocol/permissions.js';
 import { deviceFeeds, isDeviceSource, type DeviceSource, type DeviceType } from '../protocol/devices.js';
@@ -24,8 +24,6 @@ export interface RoomDeps {
     avoidWorkerPid?: number,
   ): Promise<{ router: types.Router; webRtcServer: types.WebRtcServer | undefined }>;
   onClosed(room: Room): void;
-  /** The room's worker died; its media is being moved. */
-  onMediaLost(room: Room): void;
   /**
    * Once the room's router carries this many consumers, newcomers' transports go to a router on
    * another worker, fed through pipeToRouter; 0 keeps a room on one router.
@@ -45,6 +43,14 @@ export type DepartureReason = 'left' | 'timeout' | 'removed' | 'declined' | 'rep
 export interface RoomEvents {
   /** A new incarnation entered the room (in whatever state it arrived). */
   participantJoined: [Participant];
+  /** Every change of a current incarnation's admission state (through the state table). */
+  stateChanged: [Participant, StateChange];
+  /** A participant's connection dropped; it is kept for the resume grace period. */
+  connectionLost: [Participant];
+  /** A participant resumed on a new connection (its resume token renewed); `wasConnected`: it replaced a live one. */
+  resumed: [Participant, wasConnected: boolean];
+  /** The room's media worker died; its media is moving to another (see watchRouter). */
+  mediaLost: [];
   /** A participant may now exchange media (its admission, or its arrival admitted). */
   admitted: [Participant];
   /** A participant left the room's map for good; its media is closed. */
@@ -143,8 +149,11 @@ export class Room {
     if (this.closed) throw new SfuError('ROOM_CLOSED');
     if (this.#participants.has(participant.id)) throw new SfuError('INVALID_STATE', 'already present');
     this.#participants.set(participant.id, participant);
-    participant.observer.on('stateChanged', ({ from, to }) => {
-      if (!exchangesMediaState(from) && exchangesMediaState(to)) this.events.emit('admitted', participant);
+    participant.observer.on('stateChanged', (change) => {
+      if (!this.holds(participant)) return;
+      this.events.emit('stateChanged', participant, change);
+      if (!exchangesMediaState(change.from) && exchangesMediaState(change.to))
+        this.events.emit('admitted', participant);
     });
     this.events.emit('participantJoined', participant);
     if (participant.mayExchangeMedia) this.events.emit('admitted', participant);
@@ -843,7 +852,7 @@ export class Room {
     router.on('workerclose', () => {
       if (this.closed || (router !== this.router && !this.spans.some((s) => s.router === router))) return;
       this.log.warn({ workerPid: this.workerPid }, 'room lost its media worker; moving to another');
-      this.deps.onMediaLost(this);
+      this.events.emit('mediaLost');
       for (const participant of this.#participants.values()) {
         participant.closeMedia();
         participant.placeOn(undefined);
