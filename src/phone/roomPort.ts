@@ -46,7 +46,10 @@ export interface PhoneRoomPort {
    */
   joinPhoneParticipant(request: PhoneJoinRequest): Promise<PhoneParticipant>;
 
-  /** The phone leg ended (hang-up, timeout, error). Idempotent. */
+  /**
+   * The phone leg ended (hang-up, timeout, error). Idempotent. Ends the incarnation this call
+   * (`callId`) joined, never a newer one of the same identity that another call brought in.
+   */
   leave(request: PhoneLeaveRequest): Promise<void>;
 }
 

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,7 +6,7 @@ import type { types } from 'mediasoup';
 import { startPhoneServer } from './fixtures/phoneServer.js';
 import { phoneStream, writeRtpPcap } from './fixtures/pcap.js';
 import { until } from './fixtures/roomFixture.js';
-import { freeUdpPort, runSipp } from './fixtures/sipp.js';
+import { freeUdpPort, runSipp, sippAvailable } from './fixtures/sipp.js';
 import type { TestServer } from '../support/server.js';
 
 /**
@@ -15,16 +14,7 @@ import type { TestServer } from '../support/server.js';
  * the phone participant or ending the room closes it at once, on the server's side, before the
  * gateway has played its goodbye; the phone then gets a BYE.
  */
-const sippMissing = (() => {
-  try {
-    execFileSync('sipp', ['-v'], { stdio: 'ignore' });
-    return false;
-  } catch (error) {
-    // sipp -v exits 99 after printing its version; only a missing binary is ENOENT.
-    return (error as NodeJS.ErrnoException).code === 'ENOENT';
-  }
-})();
-const skip = sippMissing ? 'sipp is not installed (scripts/setup.sh installs it)' : false;
+const skip = !sippAvailable() ? 'sipp is not installed (scripts/setup.sh installs it)' : false;
 
 /** Dials in with a patient's code to a room without a waiting room; resolves once it publishes. */
 async function dialInAdmitted(t: Test, srv: TestServer, roomId: string) {
