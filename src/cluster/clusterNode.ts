@@ -41,8 +41,6 @@ export interface ClusterRouting {
   admitJoin(claims: JoinClaims): Promise<void>;
   /** A resume token this node does not know: brings the participant back if its room moved here. */
   resume(resumeToken: string, link: ParticipantLink): Promise<{ room: Room; participant: Participant }>;
-  /** After a join or resume: publishes the membership so another node can take the room over. */
-  memberChanged(room: Room, participant: Participant): void;
   /** Makes an invitation's access code usable on every node. */
   shareInvitation(accessCode: string, claims: JoinClaims): Promise<void>;
   /** What a shared access code stands for, without using it. */
@@ -108,6 +106,7 @@ export class ClusterNode implements ClusterRouting {
       new SharedInvitations(this.redis, cluster.keyPrefix, deps.config.auth.tokenSecret ?? ''),
       unreachable,
     );
+    deps.rooms.on('roomCreated', (room) => this.follow(room));
     deps.rooms.on('roomClosed', (room) => this.onRoomClosed(room));
   }
 
@@ -241,7 +240,6 @@ export class ClusterNode implements ClusterRouting {
       { e2ee: member.e2ee, e2eeKey: member.e2eeKey },
     );
     this.log.info({ room: room.id }, 'participant brought back after a node failure');
-    this.memberChanged(restored.room, restored.participant);
     return restored;
   }
 
@@ -261,7 +259,20 @@ export class ClusterNode implements ClusterRouting {
     return this.directory.tokenIdUsed(jti);
   }
 
-  memberChanged(room: Room, participant: Participant): void {
+  /**
+   * Publishes a room's membership as it changes, from the room's domain events (joined, every
+   * state change, resumed with a new token, removed), so that another node taking the room over
+   * knows who was admitted; the heartbeat only repairs what a failed write missed.
+   */
+  private follow(room: Room): void {
+    const publish = (participant: Participant) => this.memberChanged(room, participant);
+    room.events.on('participantJoined', publish);
+    room.events.on('stateChanged', publish);
+    room.events.on('resumed', publish);
+    room.events.on('removed', publish);
+  }
+
+  private memberChanged(room: Room, participant: Participant): void {
     void this.syncRoom(room, [participant]).catch((err: unknown) =>
       this.log.warn({ err: (err as Error).message }, 'membership not published'),
     );

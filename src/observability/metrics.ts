@@ -44,7 +44,7 @@ export class Metrics {
   });
   readonly transports = new Gauge({
     name: 'sfu_transports',
-    help: 'Open WebRTC transports.',
+    help: "Open transports: participants' WebRTC transports and phone legs' plain transports.",
     registers: [this.registry],
   });
   readonly iceDisconnects = new Counter({

@@ -367,7 +367,10 @@ export class PhoneCall {
     const { media } = this.options;
     const appData = { phoneCallId: this.callId, participantId: this.invitation?.participantId };
     media.disconnectRoom();
-    const producer = await media.connectRoom(participant.router, appData);
+    const producer = await media.connectRoom(
+      (listenIp) => participant.openTransport({ listenIp, appData }),
+      appData,
+    );
     this.check();
     await participant.publishPhoneProducer(producer);
     this.check();

@@ -7,7 +7,8 @@ import type { types } from 'mediasoup';
  * the room and participant ids the room gave it, and by the call id the gateway chose.
  *
  * Order of calls for one phone leg:
- *   dial-in:  resolvePin -> [recordConsent] -> joinPhoneParticipant -> (admitted) publishPhoneProducer -> leave
+ *   dial-in:  resolvePin -> [recordConsent] -> joinPhoneParticipant -> (admitted) openTransport ->
+ *             publishPhoneProducer -> leave
  *   dial-out: checkDialOut -> (answered) [recordConsent] -> joinPhoneParticipant -> ... -> leave
  * recordConsent is called only for roles that consent themselves (`mustConsent`), after "press 1".
  * `leave` is called exactly once for every successful `joinPhoneParticipant`, whatever ends the call.
@@ -45,7 +46,10 @@ export interface PhoneRoomPort {
    */
   joinPhoneParticipant(request: PhoneJoinRequest): Promise<PhoneParticipant>;
 
-  /** The phone leg ended (hang-up, timeout, error). Idempotent. */
+  /**
+   * The phone leg ended (hang-up, timeout, error). Idempotent. Ends the incarnation this call
+   * (`callId`) joined, never a newer one of the same identity that another call brought in.
+   */
   leave(request: PhoneLeaveRequest): Promise<void>;
 }
 
@@ -121,8 +125,17 @@ export interface PhoneParticipantEvents {
 
 /** The phone participant's presence in a room, as returned by joinPhoneParticipant. */
 export interface PhoneParticipant {
-  /** The room's router now; the gateway creates its plain transport on it. */
+  /** The room's router now (the leg asks it what it can consume). */
   readonly router: types.Router;
+  /**
+   * Creates the leg's plain transport on the room's router (after admission). The room owns it:
+   * removal, decline, consent withdrawal and the room's end close it with the participant's other
+   * media, before the gateway hears of it; the gateway closes it only to move or hang up.
+   */
+  openTransport(options: {
+    listenIp: string;
+    appData: Record<string, unknown>;
+  }): Promise<types.PlainTransport>;
   /**
    * Resolves when the practitioner admits the participant; rejects when declined or the room closes.
    * Nothing flows to or from the phone before that (the gateway keeps its media sockets to itself).

@@ -94,6 +94,8 @@ export class Participant {
   /** Highest layers this participant asked for per consumer: bandwidth adaptation never goes above. */
   readonly layerCaps = new Map<string, { spatialLayer: number; temporalLayer?: number }>();
   readonly transports = new Map<string, types.WebRtcTransport>();
+  /** A phone leg's transport towards the gateway, created through the room like the WebRTC ones. */
+  readonly plainTransports = new Map<string, types.PlainTransport>();
   readonly transportDirections = new Map<string, 'send' | 'recv'>();
   /** Transports of the pre-call check: their media loops back to this participant only. */
   readonly precheckTransportIds = new Set<string>();
@@ -283,7 +285,9 @@ export class Participant {
   /** Closes every media object this participant owns; consumers of its producers close with them. */
   closeMedia(): void {
     for (const transport of this.transports.values()) transport.close();
+    for (const transport of this.plainTransports.values()) transport.close();
     this.transports.clear();
+    this.plainTransports.clear();
     this.transportDirections.clear();
     this.precheckTransportIds.clear();
     this.producers.clear();

@@ -32,6 +32,13 @@ function isRole(role: string): role is Role {
  */
 export class PhoneRoomPortImpl implements PhoneRoomPort {
   private readonly noticeHashes = new Map<string, string>();
+  /**
+   * The incarnation each call joined, by call id: a call's `leave` ends that one only. The same
+   * identity may have joined again since (a second call with a new code): the older call, hanging
+   * up late, must not take the newer one out (docs/closures.md). The gateway calls `leave` once
+   * per successful join, which forgets the entry.
+   */
+  private readonly joinedByCall = new Map<string, { room: Room; participant: Participant }>();
 
   constructor(
     private readonly rooms: RoomRegistry,
@@ -116,6 +123,7 @@ export class PhoneRoomPortImpl implements PhoneRoomPort {
       { e2ee: false },
       { consentGiven: request.consentGiven },
     );
+    this.joinedByCall.set(request.callId, { room, participant });
     this.rooms.record.incident(room.id, 'phone-fallback', participant.id, request.direction);
     this.rooms.record.incident(room.id, 'e2ee-downgraded', participant.id, 'phone-leg');
     await this.rooms.afterJoin(room, participant);
@@ -126,6 +134,7 @@ export class PhoneRoomPortImpl implements PhoneRoomPort {
         return room.currentRouter;
       },
       admitted,
+      openTransport: (options) => room.createPlainTransport(participant, options),
       audioProducersToHear: () => this.audioFor(room, participant),
       publishPhoneProducer: (producer: types.Producer) => room.adoptProducer(participant, producer),
       events,
@@ -133,9 +142,11 @@ export class PhoneRoomPortImpl implements PhoneRoomPort {
   }
 
   async leave(request: PhoneLeaveRequest): Promise<void> {
-    const room = this.rooms.get(request.roomId);
-    const participant = room?.participants.get(request.participantId);
-    if (!room || !participant || !participant.phone || !participant.active) return;
+    const joined = this.joinedByCall.get(request.callId);
+    this.joinedByCall.delete(request.callId);
+    if (!joined) return;
+    const { room, participant } = joined;
+    if (!room.holds(participant) || !participant.active) return;
     await this.rooms.leaveVoluntarily(room, participant, `phone-${request.reason}`);
   }
 

@@ -7,7 +7,7 @@ import type { Config } from '../config/schema.js';
 import { SfuError } from '../errors/catalogue.js';
 import type { MediaSource, NotificationData, NotificationName, RoomOptions } from '../protocol/messages.js';
 import { exchangesMedia as exchangesMediaState } from './admission.js';
-import type { Participant } from './participant.js';
+import type { Participant, StateChange } from './participant.js';
 import { sourceOf } from './participant.js';
 import { permits, roleMay, type Action } from '../protocol/permissions.js';
 import { deviceFeeds, isDeviceSource, type DeviceSource, type DeviceType } from '../protocol/devices.js';
@@ -28,8 +28,6 @@ export interface RoomDeps {
     avoidWorkerPid?: number,
   ): Promise<{ router: types.Router; webRtcServer: types.WebRtcServer | undefined }>;
   onClosed(room: Room): void;
-  /** The room's worker died; its media is being moved. */
-  onMediaLost(room: Room): void;
   /**
    * Once the room's router carries this many consumers, newcomers' transports go to a router on
    * another worker, fed through pipeToRouter; 0 keeps a room on one router.
@@ -49,6 +47,14 @@ export type DepartureReason = 'left' | 'timeout' | 'removed' | 'declined' | 'rep
 export interface RoomEvents {
   /** A new incarnation entered the room (in whatever state it arrived). */
   participantJoined: [Participant];
+  /** Every change of a current incarnation's admission state (through the state table). */
+  stateChanged: [Participant, StateChange];
+  /** A participant's connection dropped; it is kept for the resume grace period. */
+  connectionLost: [Participant];
+  /** A participant resumed on a new connection (its resume token renewed); `wasConnected`: it replaced a live one. */
+  resumed: [Participant, wasConnected: boolean];
+  /** The room's media worker died; its media is moving to another (see watchRouter). */
+  mediaLost: [];
   /** A participant may now exchange media (its admission, or its arrival admitted). */
   admitted: [Participant];
   /** A participant left the room's map for good; its media is closed. */
@@ -157,8 +163,11 @@ export class Room {
     if (this.closed) throw new SfuError('ROOM_CLOSED');
     if (this.#participants.has(participant.id)) throw new SfuError('INVALID_STATE', 'already present');
     this.#participants.set(participant.id, participant);
-    participant.observer.on('stateChanged', ({ from, to }) => {
-      if (!exchangesMediaState(from) && exchangesMediaState(to)) this.events.emit('admitted', participant);
+    participant.observer.on('stateChanged', (change) => {
+      if (!this.holds(participant)) return;
+      this.events.emit('stateChanged', participant, change);
+      if (!exchangesMediaState(change.from) && exchangesMediaState(change.to))
+        this.events.emit('admitted', participant);
     });
     this.events.emit('participantJoined', participant);
     if (participant.mayExchangeMedia) this.events.emit('admitted', participant);
@@ -425,8 +434,41 @@ export class Room {
   }
 
   /**
-   * Takes a producer created outside this room's signalling (the phone gateway's plain transport
-   * on this router) as the participant's own, and offers it to the room.
+   * A phone leg's plain transport towards the gateway's relay socket, on the room's router and
+   * owned by the participant's incarnation like its WebRTC transports: removal, decline, consent
+   * withdrawal and the room's end close it with the rest of its media (docs/closures.md).
+   */
+  async createPlainTransport(
+    participant: Participant,
+    options: { listenIp: string; appData?: Record<string, unknown> },
+  ): Promise<types.PlainTransport> {
+    if (!participant.phone) throw new SfuError('INVALID_STATE', 'plain transports are for phone legs');
+    this.requireMedia(participant);
+    if (participant.plainTransports.size >= this.deps.limits.maxTransportsPerParticipant)
+      throw new SfuError('LIMIT_EXCEEDED', 'transports');
+    const transport = await this.router.createPlainTransport({
+      listenIp: options.listenIp,
+      rtcpMux: true,
+      comedia: false,
+      appData: { ...options.appData, participantId: participant.id, phone: true },
+    });
+    // Removed, or the room ended, while the transport was being made: it must not outlive them.
+    if (this.closed || !this.holds(participant) || !participant.mayExchangeMedia) {
+      transport.close();
+      throw new SfuError(this.closed ? 'ROOM_CLOSED' : 'NOT_ADMITTED');
+    }
+    participant.plainTransports.set(transport.id, transport);
+    this.deps.metrics.transports.inc();
+    transport.observer.once('close', () => {
+      this.deps.metrics.transports.dec();
+      participant.plainTransports.delete(transport.id);
+    });
+    return transport;
+  }
+
+  /**
+   * Takes a producer made on the participant's plain transport (the phone gateway's, see
+   * createPlainTransport) as the participant's own, and offers it to the room.
    */
   async adoptProducer(participant: Participant, producer: types.Producer): Promise<void> {
     this.requireMedia(participant, 'publish');
@@ -880,7 +922,7 @@ export class Room {
     router.on('workerclose', () => {
       if (this.closed || (router !== this.router && !this.spans.some((s) => s.router === router))) return;
       this.log.warn({ workerPid: this.workerPid }, 'room lost its media worker; moving to another');
-      this.deps.onMediaLost(this);
+      this.events.emit('mediaLost');
       for (const participant of this.#participants.values()) {
         participant.closeMedia();
         participant.placeOn(undefined);

@@ -130,15 +130,31 @@ export class RoomRegistry extends EventEmitter<RoomRegistryEvents> {
       dataRateGuard: this.dataRateGuard,
       placeRouter: (avoidWorkerPid) => this.placeRouter(avoidWorkerPid),
       onClosed: (closed) => this.forget(closed),
-      onMediaLost: (lost) => this.deps.record.incident(lost.id, 'worker-died'),
       spanConsumersPerRouter: config.cluster.spanConsumersPerRouter,
     });
+    this.journalIncidents(room);
     this.journalDevices(room);
     this.rooms.set(id, room);
     metrics.rooms.set(this.rooms.size);
     this.log.info({ room: id }, 'room created');
     this.emit('roomCreated', room);
     return room;
+  }
+
+  /**
+   * Technical incidents in the journal, from the room's domain events: each is written where the
+   * event is emitted, as it was when the registry wrote it itself, so the chain's order is the same.
+   * Incidents are logged, not refused, when they cannot be written (ConsultationRecord.incident).
+   */
+  private journalIncidents(room: Room): void {
+    const { record } = this.deps;
+    room.events.on('mediaLost', () => record.incident(room.id, 'worker-died'));
+    room.events.on('connectionLost', (participant) =>
+      record.incident(room.id, 'connection-lost', participant.id),
+    );
+    room.events.on('resumed', (participant, wasConnected) => {
+      if (!wasConnected) record.incident(room.id, 'reconnected', participant.id);
+    });
   }
 
   /**
@@ -335,7 +351,7 @@ export class RoomRegistry extends EventEmitter<RoomRegistryEvents> {
     this.byResumeToken.delete(resumeToken);
     participant.renewResumeToken(this.newResumeToken());
     this.byResumeToken.set(participant.resumeToken, entry);
-    if (!previous) this.deps.record.incident(room.id, 'reconnected', participant.id);
+    room.events.emit('resumed', participant, previous !== undefined);
     room.broadcast('participantUpdated', { participant: participant.info() }, participant);
     return entry;
   }
@@ -347,7 +363,7 @@ export class RoomRegistry extends EventEmitter<RoomRegistryEvents> {
    */
   disconnected(room: Room, participant: Participant, link: ParticipantLink): void {
     if (!room.holds(participant) || !participant.active || !participant.detach(link)) return;
-    this.deps.record.incident(room.id, 'connection-lost', participant.id);
+    room.events.emit('connectionLost', participant);
     room.broadcast('participantUpdated', { participant: participant.info() }, participant);
     participant.startGrace(this.deps.config.auth.resumeGraceS * 1000, () => {
       if (!room.holds(participant)) return;

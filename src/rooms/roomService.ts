@@ -115,22 +115,18 @@ export class ClusteredRoomService implements RoomService {
     // Another node hosts the room: ROOM_ELSEWHERE names it. Single use holds across nodes.
     await this.cluster.locate(claims.room);
     await this.cluster.admitJoin(claims);
-    const member = await this.rooms.join(claims, link, keys);
-    this.cluster.memberChanged(member.room, member.participant);
-    return member;
+    // The cluster publishes the membership from the room's events (ClusterNode.follow).
+    return this.rooms.join(claims, link, keys);
   }
 
   async resume(resumeToken: string, link: ParticipantLink): Promise<Member> {
-    let member: Member;
     try {
-      member = this.rooms.resume(resumeToken, link);
+      return this.rooms.resume(resumeToken, link);
     } catch (err) {
       // Unknown here: the session may come from a node that died or lives elsewhere.
       if (!isSfuError(err) || err.code !== 'RESUME_REJECTED') throw err;
-      member = await this.cluster.resume(resumeToken, link);
+      return this.cluster.resume(resumeToken, link);
     }
-    this.cluster.memberChanged(member.room, member.participant);
-    return member;
   }
 }
 

@@ -9,6 +9,10 @@ import { rtpParameters } from '../fuzz/signallingSession.js';
 import type { Participant } from '../../src/rooms/participant.js';
 import type { Room } from '../../src/rooms/room.js';
 import type { Role } from '../../src/protocol/permissions.js';
+import { LOOPBACK_PHONE } from '../phone/fixtures/phoneServer.js';
+import { phoneStream, writeRtpPcap } from '../phone/fixtures/pcap.js';
+import { freeUdpPort, runSipp, sippAvailable, type SippProcess } from '../phone/fixtures/sipp.js';
+import os from 'node:os';
 
 /**
  * A model-based test of a participant's life against the real server (real workers, real
@@ -22,7 +26,10 @@ import type { Role } from '../../src/protocol/permissions.js';
  * - one live participant per (room, identity): an incarnation that is no longer the room's holds
  *   no open transport within 1 s, and every identity whose socket is open and which did not leave
  *   is listed by REST (so it is removable);
- * - in an e2eeRequired room no one joins or publishes without E2EE;
+ * - in an e2eeRequired room no one joins or publishes without E2EE (phone legs apart);
+ * - a phone participant (a real SIP call from sipp that typed an invitation's code and took its
+ *   role) is listed by REST while the room holds it, hence removable, and once removed, replaced,
+ *   declined or hung up it holds no transport (its plain transport included) within 1 s;
  * - at the end: the journal verifies, in order; connection and media counters are back to zero.
  */
 
@@ -36,6 +43,10 @@ const ROLE_OF: Record<Who, Role> = {
 };
 const TARGETS = ['pat', 'asst', 'obs'] as const;
 type Target = (typeof TARGETS)[number];
+/** The phone participant's identity: a third party dialling in with an invitation's code. */
+export const PHONE = 'tel';
+type PhoneTarget = Target | typeof PHONE;
+export type PhoneRole = 'assistant' | 'observer';
 
 export type Step =
   | { kind: 'join'; who: Who; e2ee: boolean }
@@ -44,12 +55,12 @@ export type Step =
   | { kind: 'kill'; who: Who }
   | { kind: 'resume'; who: Who }
   | { kind: 'consent' }
-  | { kind: 'consentFor'; target: 'asst' | 'obs' }
+  | { kind: 'consentFor'; target: 'asst' | 'obs' | typeof PHONE }
   | { kind: 'withdraw'; target: 'self' | 'asst' | 'obs' }
-  | { kind: 'admit'; target: Target }
-  | { kind: 'hold'; target: Target }
-  | { kind: 'decline'; target: Target }
-  | { kind: 'remove'; target: Who }
+  | { kind: 'admit'; target: PhoneTarget }
+  | { kind: 'hold'; target: PhoneTarget }
+  | { kind: 'decline'; target: PhoneTarget }
+  | { kind: 'remove'; target: Who | typeof PHONE }
   | { kind: 'leave'; who: Who }
   | { kind: 'publish'; who: Who }
   | { kind: 'subscribe'; who: Who }
@@ -57,7 +68,9 @@ export type Step =
   | { kind: 'connectAhead'; who: Who }
   | { kind: 'wait'; ms: number }
   | { kind: 'endRoom' }
-  | { kind: 'killWorker' };
+  | { kind: 'killWorker' }
+  | { kind: 'phoneJoin'; role: PhoneRole }
+  | { kind: 'phoneHangup' };
 
 export interface RoomKind {
   e2eeRequired: boolean;
@@ -75,7 +88,13 @@ export const MODEL_SERVER_CONFIG = {
   media: { workers: 2 },
   limits: { messagesPerSecond: 100_000, connectionsPerAddress: 10_000, authTimeoutMs: 2_000 },
   quality: { enabled: false },
-} as const;
+  // The SIP gateway on loopback, for the phone steps (skipped where sipp is missing).
+  phone: LOOPBACK_PHONE,
+};
+/** How long a phone caller takes to be in the room: welcome, code, spoken notice (about 12 s). */
+const PHONE_JOIN_TIMEOUT_MS = 30_000;
+/** A removed phone participant's call plays its goodbye (about 1 s), then sends BYE. */
+const PHONE_ORPHAN_MS = 3_000;
 
 const GRACE_MS = 1000;
 /** Answers a step may get without anything being wrong: the sequence asked for something impossible. */
@@ -128,6 +147,10 @@ export class Consultation {
   ended = false;
   readonly log: string[] = [];
   private current = '';
+  /** The phone calls placed in this room (sipp processes), and the gateway's ids of its calls. */
+  readonly phoneCalls: SippProcess[] = [];
+  private readonly callIds: string[] = [];
+  private readonly onCallStarted = ({ callId }: { callId: string }) => this.callIds.push(callId);
 
   private constructor(
     readonly srv: TestServer,
@@ -138,7 +161,17 @@ export class Consultation {
   static async open(srv: TestServer, kind: RoomKind): Promise<Consultation> {
     const res = await srv.rest<{ id: string }>('POST', '/v1/rooms', { options: kind });
     if (res.status !== 201) throw new Error(`room not created: ${res.status}`);
-    return new Consultation(srv, res.body.id, kind);
+    const consultation = new Consultation(srv, res.body.id, kind);
+    srv.server.phone?.on('callStarted', consultation.onCallStarted);
+    return consultation;
+  }
+
+  /** Ends what the sequence left behind: sockets, phone calls, the gateway listener. */
+  release(): void {
+    for (const client of [...this.closedClients, ...[...this.people.values()].map((p) => p.client)])
+      client.ws.terminate();
+    for (const call of this.phoneCalls) call.kill();
+    this.srv.server.phone?.off('callStarted', this.onCallStarted);
   }
 
   get room(): Room | undefined {
@@ -150,7 +183,11 @@ export class Consultation {
     this.log.push(JSON.stringify(step));
     this.current = step.kind;
     await this.perform(step);
-    if (['disconnect', 'silence', 'kill', 'remove', 'wait', 'endRoom', 'killWorker'].includes(step.kind))
+    if (
+      ['disconnect', 'silence', 'kill', 'remove', 'wait', 'endRoom', 'killWorker', 'phoneHangup'].includes(
+        step.kind,
+      )
+    )
       count(step.kind);
     await this.checkInvariants(step);
   }
@@ -282,7 +319,95 @@ export class Consultation {
       }
       case 'killWorker':
         return this.killWorker();
+      case 'phoneJoin':
+        return this.phoneJoin(step.role);
+      case 'phoneHangup':
+        return this.phoneHangup();
     }
+  }
+
+  /**
+   * A caller dials in through the real SIP gateway (sipp), types the code of an invitation of
+   * `role` for the phone identity, hears the notice, and is in the room: the step returns once the
+   * room holds a new phone incarnation. The call then lasts until the gateway ends it (BYE).
+   */
+  private async phoneJoin(role: PhoneRole): Promise<void> {
+    const gateway = this.srv.server.phone;
+    // Without sipp (a regression replayed where it is missing) there is no phone to dial with.
+    if (!gateway || !withPhone) return;
+    const invited = await this.srv.rest<{ accessCode: string }>(
+      'POST',
+      `/v1/rooms/${this.roomId}/invitations`,
+      {
+        role,
+        participantId: PHONE,
+      },
+    );
+    count(`phoneJoin -> invitation ${invited.status}`);
+    if (invited.status !== 201) {
+      if (this.ended) return;
+      throw new InvariantViolation(`invitation for the phone answered ${invited.status}`);
+    }
+    const before = this.room?.participants.get(PHONE);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'model-phone-'));
+    const pcap = path.join(dir, 'phone.pcap');
+    const keys = [...`${invited.body.accessCode}#`].map((digit, i) => ({ digit, atMs: 800 + i * 200 }));
+    writeRtpPcap(pcap, phoneStream({ durationMs: 120_000, keys, voice: true }));
+    const call = runSipp({
+      scenario: 'dial-in-hung-up.xml',
+      remote: `127.0.0.1:${gateway.sipPorts.udp}`,
+      localPort: await freeUdpPort(),
+      mediaPort: await freeUdpPort(),
+      values: { PCAP: pcap, RTP_PORT: await freeUdpPort(), CALLER: '0611111111', WAIT_MS: 150_000 },
+      timeoutS: 160,
+    });
+    void call.done.then(() => fs.rmSync(dir, { recursive: true, force: true }));
+    this.phoneCalls.push(call);
+    const deadline = Date.now() + PHONE_JOIN_TIMEOUT_MS;
+    for (;;) {
+      const held = this.room?.participants.get(PHONE);
+      if (held && held !== before && held.phone) {
+        if (held.role !== role)
+          throw new InvariantViolation(
+            `the phone caller joined as ${held.role}, its invitation said ${role}`,
+          );
+        count(`phoneJoin -> in the room`);
+        return;
+      }
+      if (this.ended || !this.room) return;
+      const status = gateway.callStatus(this.callIds.at(-1) ?? '');
+      // A full room refuses the caller (it hears the refusal and gets BYE): nothing else may.
+      if (
+        status?.state === 'ended' &&
+        this.room.activeParticipants().length >= this.room.options.maxParticipants
+      ) {
+        count('phoneJoin -> ROOM_FULL');
+        return;
+      }
+      if (Date.now() > deadline) {
+        const run = call.done.then((r) => r.output.slice(-400));
+        const output = await Promise.race([run, sleep(100).then(() => 'sipp still running')]);
+        throw new InvariantViolation(
+          `the phone caller was not in the room ${PHONE_JOIN_TIMEOUT_MS} ms after dialling (call ${status?.state ?? 'unknown'}, ${status?.reason ?? ''}; ${output})`,
+        );
+      }
+      await sleep(100);
+    }
+  }
+
+  /** The gateway hangs the latest call of this room up (REST), which sends BYE and leaves the room. */
+  private async phoneHangup(): Promise<void> {
+    const gateway = this.srv.server.phone;
+    const callId = [...this.callIds]
+      .reverse()
+      .find(
+        (id) => gateway?.callStatus(id)?.roomId === this.roomId && gateway.callStatus(id)?.state !== 'ended',
+      );
+    if (!callId) return;
+    const res = await this.srv.rest('DELETE', `/v1/rooms/${this.roomId}/phone-calls/${callId}`);
+    count(`phoneHangup -> ${res.status}`);
+    if (res.status !== 200 && res.status !== 404)
+      throw new InvariantViolation(`phone hang-up answered ${res.status}`);
   }
 
   private async join(who: Who, e2ee: boolean): Promise<void> {
@@ -388,6 +513,32 @@ export class Consultation {
     if (room) this.checkMedia(room);
     await this.checkStaleIncarnations(room, step);
     await this.checkPresence(room);
+    await this.checkPhoneCalls(room);
+  }
+
+  /**
+   * A call the gateway keeps up (waiting or in the call) has its participant in the room: once the room no
+   * longer holds a phone incarnation, the call ends (goodbye, BYE) within PHONE_ORPHAN_MS. A phone
+   * left talking to nobody is a participant the room cannot list, remove or journal any more.
+   */
+  private async checkPhoneCalls(room: Room | undefined): Promise<void> {
+    const gateway = this.srv.server.phone;
+    if (!gateway || !room || room.closed) return;
+    const deadline = Date.now() + PHONE_ORPHAN_MS;
+    for (;;) {
+      const held = room.participants.get(PHONE);
+      if (held?.active && held.phone) return;
+      const orphans = this.callIds.filter((id) => {
+        const status = gateway.callStatus(id);
+        return status?.roomId === this.roomId && (status.state === 'waiting' || status.state === 'in-call');
+      });
+      if (orphans.length === 0) return;
+      if (Date.now() > deadline)
+        throw new InvariantViolation(
+          `${orphans.length} phone call(s) still up ${PHONE_ORPHAN_MS} ms after the room stopped holding the phone participant`,
+        );
+      await sleep(50);
+    }
   }
 
   /** Who consumes whom, from the server's own objects. */
@@ -464,6 +615,10 @@ export class Consultation {
   /** Whoever is connected, joined and did not leave is listed by REST (hence removable). */
   private async checkPresence(room: Room | undefined): Promise<void> {
     if (!room || this.ended) return;
+    const phone = room.participants.get(PHONE);
+    // Still held and active once REST has answered: it was there all along (not leaving meanwhile).
+    if (phone?.active && !(await this.listed()).has(PHONE) && room.holds(phone) && phone.active)
+      throw new InvariantViolation('the phone participant is in the room but REST does not list it');
     for (const who of IDENTITIES) {
       const person = this.live(who);
       if (!person || person.gone) continue;
@@ -529,7 +684,8 @@ function sumMetric(text: string, name: string): number {
 }
 
 function openTransports(participant: Participant): number {
-  return [...participant.transports.values()].filter((t) => !t.closed).length;
+  const transports = [...participant.transports.values(), ...participant.plainTransports.values()];
+  return transports.filter((t) => !t.closed).length;
 }
 
 async function outcome(promise: Promise<unknown>, onOk?: (value: unknown) => void): Promise<string> {
@@ -567,6 +723,25 @@ class StepCommand implements fc.AsyncCommand<object, Consultation> {
 const who = fc.constantFrom(...IDENTITIES);
 const target = fc.constantFrom(...TARGETS);
 const thirdParty = fc.constantFrom('asst' as const, 'obs' as const);
+const withPhone = sippAvailable();
+/** Admission targets: the phone identity too where phone calls can be placed. */
+const admissionTarget: fc.Arbitrary<PhoneTarget> = withPhone ? fc.constantFrom(...TARGETS, PHONE) : target;
+const consentTarget = withPhone ? fc.constantFrom('asst' as const, 'obs' as const, PHONE) : thirdParty;
+const removeTarget = withPhone ? fc.constantFrom(...IDENTITIES, PHONE) : who;
+
+/** Phone steps, only where sipp is installed (scripts/setup.sh installs it). */
+const phoneSteps: fc.WeightedArbitrary<Step>[] = withPhone
+  ? [
+      {
+        weight: 1,
+        arbitrary: fc.record({
+          kind: fc.constant('phoneJoin' as const),
+          role: fc.constantFrom('assistant' as const, 'observer' as const),
+        }),
+      },
+      { weight: 1, arbitrary: fc.constant({ kind: 'phoneHangup' as const }) },
+    ]
+  : [];
 
 /** What people and the platform may do, weighted towards the steps that change someone's life. */
 export const stepArbitrary: fc.Arbitrary<Step> = fc.oneof(
@@ -576,7 +751,7 @@ export const stepArbitrary: fc.Arbitrary<Step> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('kill' as const), who }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('resume' as const), who }) },
   { weight: 3, arbitrary: fc.constant({ kind: 'consent' as const }) },
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('consentFor' as const), target: thirdParty }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('consentFor' as const), target: consentTarget }) },
   {
     weight: 2,
     arbitrary: fc.record({
@@ -584,10 +759,10 @@ export const stepArbitrary: fc.Arbitrary<Step> = fc.oneof(
       target: fc.constantFrom('self' as const, 'asst' as const, 'obs' as const),
     }),
   },
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('admit' as const), target }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('hold' as const), target }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('decline' as const), target }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('remove' as const), target: who }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('admit' as const), target: admissionTarget }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('hold' as const), target: admissionTarget }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('decline' as const), target: admissionTarget }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('remove' as const), target: removeTarget }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('leave' as const), who }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('publish' as const), who }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('subscribe' as const), who }) },
@@ -599,6 +774,7 @@ export const stepArbitrary: fc.Arbitrary<Step> = fc.oneof(
   },
   { weight: 1, arbitrary: fc.constant({ kind: 'endRoom' as const }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'killWorker' as const }) },
+  ...phoneSteps,
 );
 
 const roomArbitrary: fc.Arbitrary<RoomKind> = fc.record({
@@ -637,8 +813,7 @@ export async function runScenario(srv: TestServer, scenario: Scenario): Promise<
     await checkCountersAtRest(srv);
   } finally {
     if (!real.ended) await srv.rest('DELETE', `/v1/rooms/${real.roomId}`);
-    for (const client of [...real.closedClients, ...[...real.people.values()].map((p) => p.client)])
-      client.ws.terminate();
+    real.release();
   }
 }
 
@@ -668,8 +843,7 @@ export async function explore(srv: TestServer, seconds: number, seed: number): P
         throw err;
       } finally {
         if (!real.ended) await srv.rest('DELETE', `/v1/rooms/${real.roomId}`);
-        for (const client of [...real.closedClients, ...[...real.people.values()].map((p) => p.client)])
-          client.ws.terminate();
+        real.release();
       }
     },
   );

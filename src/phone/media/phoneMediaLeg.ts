@@ -68,7 +68,7 @@ export interface PhoneMediaLegOptions {
 
 export interface PhoneMediaLegEvents {
   digit: [DtmfDigit];
-  /** The room's plain transport closed under the leg (its worker died): nothing is relayed now. */
+  /** The room's router closed under the leg's plain transport (its worker died): nothing is relayed now. */
   roomDisconnected: [];
 }
 
@@ -307,28 +307,31 @@ export class PhoneMediaLeg extends EventEmitter<PhoneMediaLegEvents> {
   }
 
   /**
-   * Connects the leg to the room after admission: a plain transport towards the relay socket, the
-   * phone's producer on it, and a consumer per audio producer the phone should hear.
+   * Connects the leg to the room after admission: a plain transport towards the relay socket (the
+   * room creates and owns it, `openTransport`), the phone's producer on it, and a consumer per
+   * audio producer the phone should hear.
    */
-  async connectRoom(router: types.Router, appData: Record<string, unknown>): Promise<types.Producer> {
+  async connectRoom(
+    openTransport: (listenIp: string) => Promise<types.PlainTransport>,
+    appData: Record<string, unknown>,
+  ): Promise<types.Producer> {
     const codec = this.remote?.codec;
     if (!codec) throw new Error('no negotiated codec');
     if (this.producer) return this.producer;
-    const plain = await router.createPlainTransport({
-      listenIp: this.options.mediasoupListenIp,
-      rtcpMux: true,
-      comedia: false,
-      appData,
-    });
+    const plain = await openTransport(this.options.mediasoupListenIp);
     if (this.closed) {
       plain.close();
       throw new Error('leg closed');
     }
     this.plain = plain;
+    let routerGone = false;
+    plain.once('routerclose', () => (routerGone = true));
     plain.observer.once('close', () => {
       if (this.plain !== plain) return; // closed on purpose (disconnectRoom, close)
       this.forgetRoom();
-      if (!this.closed) this.emit('roomDisconnected');
+      // The router went (its worker died): the call waits for the room to move. Closed by the
+      // room itself (removal, the room's end), the call is told through the port and hangs up.
+      if (routerGone && !this.closed) this.emit('roomDisconnected');
     });
     const relay = this.relaySocket.address();
     await plain.connect({ ip: relay.address, port: relay.port });
