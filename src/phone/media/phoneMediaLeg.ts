@@ -106,6 +106,11 @@ export class PhoneMediaLeg extends EventEmitter<PhoneMediaLegEvents> {
   private framesSent = 0;
   private plain: types.PlainTransport | undefined;
   private producer: types.Producer | undefined;
+  /**
+   * Where and how a phone packet is relayed into the room, read once when the producer is made:
+   * mediasoup's getters (`tuple`, `rtpParameters`) copy their value on every read, too dear per packet.
+   */
+  private toRoom: { payloadType: number; ssrc: number; port: number; ip: string } | undefined;
   private readonly heard = new Map<number, HeardSource>();
   private closed = false;
   /** Last time RTP came from the phone (ms), for media timeouts. */
@@ -245,13 +250,12 @@ export class PhoneMediaLeg extends EventEmitter<PhoneMediaLegEvents> {
       for (const digit of this.dtmf.receive(packet)) this.onDigit(digit);
       return;
     }
-    if (packet.payloadType !== remote.payloadType || !this.plain || !this.producer) return;
-    if (this.plain.closed) return;
-    const tuple = this.plain.tuple;
+    const toRoom = this.toRoom;
+    if (packet.payloadType !== remote.payloadType || !toRoom || !this.plain || this.plain.closed) return;
     const relayed = Buffer.from(data);
-    relayed[1] = ((relayed[1] ?? 0) & 0x80) | (this.producer.rtpParameters.codecs[0]?.payloadType ?? 0);
-    relayed.writeUInt32BE(this.producer.rtpParameters.encodings?.[0]?.ssrc ?? 0, 8);
-    this.relaySocket.send(relayed, tuple.localPort, tuple.localIp, () => undefined);
+    relayed[1] = ((relayed[1] ?? 0) & 0x80) | toRoom.payloadType;
+    relayed.writeUInt32BE(toRoom.ssrc, 8);
+    this.relaySocket.send(relayed, toRoom.port, toRoom.ip, () => undefined);
     this.stats.relayedToRoom++;
   }
 
@@ -351,6 +355,14 @@ export class PhoneMediaLeg extends EventEmitter<PhoneMediaLegEvents> {
       },
       appData,
     });
+    const parameters = this.producer.rtpParameters;
+    const tuple = plain.tuple;
+    this.toRoom = {
+      payloadType: parameters.codecs[0]?.payloadType ?? 0,
+      ssrc: parameters.encodings?.[0]?.ssrc ?? 0,
+      port: tuple.localPort,
+      ip: tuple.localIp,
+    };
     return this.producer;
   }
 
@@ -408,6 +420,7 @@ export class PhoneMediaLeg extends EventEmitter<PhoneMediaLegEvents> {
   private forgetRoom(): void {
     this.plain = undefined;
     this.producer = undefined;
+    this.toRoom = undefined;
     for (const producerId of [...this.heard.values()].map((s) => s.consumer.producerId))
       this.stopHearing(producerId);
   }
