@@ -187,6 +187,13 @@ export class DataRateGuard {
     try {
       if (verdict === 'hold' && !wasHeld) {
         await w.dataProducer.pause();
+        // What arrived between the reading above and the pause may have been forwarded: drops are
+        // counted from a reading taken once the pause is in force (a few may go uncounted, none twice).
+        const paused = (await w.dataProducer.getStats())[0];
+        if (paused) {
+          w.messages = paused.messagesReceived;
+          w.bytes = paused.bytesReceived;
+        }
         this.log.warn({ dataProducer: w.dataProducer.id, channel: w.channel }, 'data producer over its rate');
       } else if (verdict === 'release') {
         await w.dataProducer.resume();
