@@ -61,6 +61,32 @@ function ratio(value: number, base: number): number {
   return base > 0 ? value / base : 0;
 }
 
+/**
+ * An engine-upgrade ratio over rounds run back to back: value / base within each round, then the
+ * median and range; a round whose base is 0 (CPU below the clock tick) gives none.
+ */
+export interface PairedRatio {
+  median: number | null;
+  min: number | null;
+  max: number | null;
+  perRound: number[];
+}
+
+export function pairedRatio<R>(
+  base: readonly R[],
+  value: readonly R[],
+  pick: (round: R) => number,
+): PairedRatio {
+  const perRound = value
+    .map((round, i) => {
+      const b = i < base.length ? pick(base[i] as R) : 0;
+      return b > 0 ? pick(round) / b : undefined;
+    })
+    .filter((r): r is number => r !== undefined);
+  if (perRound.length === 0) return { median: null, min: null, max: null, perRound };
+  return { median: median(perRound), min: Math.min(...perRound), max: Math.max(...perRound), perRound };
+}
+
 /** The middle value (the mean of the two middle ones for an even count); 0 for none. */
 export function median(values: readonly number[]): number {
   if (values.length === 0) return 0;

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { percentilesOf } from '../peer/index.js';
+import { median, pairedRatio, type PairedRatio } from '../harness/compare.js';
 import { hostInfo } from '../harness/scenarioReport.js';
 import type { ScenarioReport } from '../harness/scenarioReport.js';
 import { legacyWorkerBin } from '../targets/bare/target.js';
@@ -34,27 +35,12 @@ interface EngineFigures {
   callP50Ms: Record<string, number>;
 }
 
-interface Ratio {
-  median: number | null;
-  min: number | null;
-  max: number | null;
-  perRound: number[];
-}
-
 export interface EngineControlResults {
   legacy: EngineFigures;
   current: EngineFigures;
   /** current / legacy, per round (the two engines run back to back in each round), then the median. */
-  ratios: Record<'joinP50' | 'joinP95' | 'nodeCpu' | 'workerCpu' | 'cpu', Ratio>;
+  ratios: Record<'joinP50' | 'joinP95' | 'nodeCpu' | 'workerCpu' | 'cpu', PairedRatio>;
 }
-
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2
-    ? (sorted[mid] as number)
-    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-};
 
 async function runRound(engine: Engine, options: EngineControlOptions): Promise<EngineControlRound> {
   const env: NodeJS.ProcessEnv = { ...process.env };
@@ -88,22 +74,6 @@ function figures(rounds: EngineControlRound[]): EngineFigures {
   };
 }
 
-/** Per-round ratios; a round whose legacy figure is 0 (CPU below the 10 ms clock tick) has none. */
-function ratio(
-  legacy: EngineControlRound[],
-  current: EngineControlRound[],
-  pick: (r: EngineControlRound) => number,
-): Ratio {
-  const perRound = current
-    .map((c, i) => {
-      const base = pick(legacy[i] as EngineControlRound);
-      return base > 0 ? pick(c) / base : undefined;
-    })
-    .filter((r): r is number => r !== undefined);
-  if (perRound.length === 0) return { median: null, min: null, max: null, perRound };
-  return { median: median(perRound), min: Math.min(...perRound), max: Math.max(...perRound), perRound };
-}
-
 /**
  * Scenario `engine-control`: the control plane of the engine upgrade. Each round runs the calls of
  * `joins` bare joins on mediasoup 3.12.16 and on the current mediasoup, each in a fresh process, back
@@ -129,11 +99,11 @@ export async function runEngineControl(
     legacy: figures(rounds.legacy),
     current: figures(rounds.current),
     ratios: {
-      joinP50: ratio(rounds.legacy, rounds.current, (r) => percentilesOf(r.joinMs).p50),
-      joinP95: ratio(rounds.legacy, rounds.current, (r) => percentilesOf(r.joinMs).p95),
-      nodeCpu: ratio(rounds.legacy, rounds.current, (r) => r.nodeCpuMsPerJoin),
-      workerCpu: ratio(rounds.legacy, rounds.current, (r) => r.workerCpuMsPerJoin),
-      cpu: ratio(rounds.legacy, rounds.current, (r) => r.nodeCpuMsPerJoin + r.workerCpuMsPerJoin),
+      joinP50: pairedRatio(rounds.legacy, rounds.current, (r) => percentilesOf(r.joinMs).p50),
+      joinP95: pairedRatio(rounds.legacy, rounds.current, (r) => percentilesOf(r.joinMs).p95),
+      nodeCpu: pairedRatio(rounds.legacy, rounds.current, (r) => r.nodeCpuMsPerJoin),
+      workerCpu: pairedRatio(rounds.legacy, rounds.current, (r) => r.workerCpuMsPerJoin),
+      cpu: pairedRatio(rounds.legacy, rounds.current, (r) => r.nodeCpuMsPerJoin + r.workerCpuMsPerJoin),
     },
   };
   return {

@@ -1,3 +1,4 @@
+import { median, pairedRatio, type PairedRatio } from '../harness/compare.js';
 import { hostInfo } from '../harness/scenarioReport.js';
 import type { ScenarioReport } from '../harness/scenarioReport.js';
 import { BareTarget, type BareEngine } from '../targets/bare/target.js';
@@ -27,32 +28,12 @@ interface RoundFigures {
   loadGeneratorCores: number;
 }
 
-interface Ratio {
-  median: number;
-  min: number;
-  max: number;
-  perRound: number[];
-}
-
 export interface EngineJoinsResults {
   legacy: RoundFigures[];
   current: RoundFigures[];
   /** current / legacy within each round (the two storms run back to back), then the median. */
-  ratios: Record<'joinP50' | 'joinP95' | 'serverCpu' | 'workersCpu', Ratio>;
+  ratios: Record<'joinP50' | 'joinP95' | 'serverCpu' | 'workersCpu', PairedRatio>;
   failedSessions: number;
-}
-
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2
-    ? (sorted[mid] as number)
-    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-};
-
-function ratio(legacy: RoundFigures[], current: RoundFigures[], pick: (r: RoundFigures) => number): Ratio {
-  const perRound = current.map((c, i) => pick(c) / pick(legacy[i] as RoundFigures));
-  return { median: median(perRound), min: Math.min(...perRound), max: Math.max(...perRound), perRound };
 }
 
 function figuresOf(report: ScenarioReport<JoinStormResults>): RoundFigures {
@@ -129,10 +110,10 @@ export async function runEngineJoins(
       legacy: rounds.legacy,
       current: rounds.current,
       ratios: {
-        joinP50: ratio(rounds.legacy, rounds.current, (r) => r.joinP50Ms),
-        joinP95: ratio(rounds.legacy, rounds.current, (r) => r.joinP95Ms),
-        serverCpu: ratio(rounds.legacy, rounds.current, (r) => r.serverCpuMsPerJoin),
-        workersCpu: ratio(rounds.legacy, rounds.current, (r) => r.workersCpuMsPerJoin),
+        joinP50: pairedRatio(rounds.legacy, rounds.current, (r) => r.joinP50Ms),
+        joinP95: pairedRatio(rounds.legacy, rounds.current, (r) => r.joinP95Ms),
+        serverCpu: pairedRatio(rounds.legacy, rounds.current, (r) => r.serverCpuMsPerJoin),
+        workersCpu: pairedRatio(rounds.legacy, rounds.current, (r) => r.workersCpuMsPerJoin),
       },
       failedSessions,
     },
