@@ -21,7 +21,8 @@ export interface EngineControlOptions {
   log: (line: string) => void;
 }
 
-type Engine = 'legacy' | 'current';
+/** `raw`: the current mediasoup with its own structuredClone copies, not the product's cheaper ones. */
+type Engine = 'legacy' | 'current' | 'raw';
 
 interface EngineFigures {
   version: string;
@@ -37,9 +38,26 @@ interface EngineFigures {
 
 export interface EngineControlResults {
   legacy: EngineFigures;
+  /** The current mediasoup as the product runs it (src/media/plainDataClone.ts). */
   current: EngineFigures;
-  /** current / legacy, per round (the two engines run back to back in each round), then the median. */
-  ratios: Record<'joinP50' | 'joinP95' | 'nodeCpu' | 'workerCpu' | 'cpu', PairedRatio>;
+  /** The current mediasoup as published. */
+  raw: EngineFigures;
+  /** current / legacy, per round (the engines run back to back in each round), then the median. */
+  ratios: EngineRatios;
+  /** raw / legacy, the same way. */
+  rawRatios: EngineRatios;
+}
+
+type EngineRatios = Record<'joinP50' | 'joinP95' | 'nodeCpu' | 'workerCpu' | 'cpu', PairedRatio>;
+
+function ratiosOf(legacy: EngineControlRound[], other: EngineControlRound[]): EngineRatios {
+  return {
+    joinP50: pairedRatio(legacy, other, (r) => percentilesOf(r.joinMs).p50),
+    joinP95: pairedRatio(legacy, other, (r) => percentilesOf(r.joinMs).p95),
+    nodeCpu: pairedRatio(legacy, other, (r) => r.nodeCpuMsPerJoin),
+    workerCpu: pairedRatio(legacy, other, (r) => r.workerCpuMsPerJoin),
+    cpu: pairedRatio(legacy, other, (r) => r.nodeCpuMsPerJoin + r.workerCpuMsPerJoin),
+  };
 }
 
 async function runRound(engine: Engine, options: EngineControlOptions): Promise<EngineControlRound> {
@@ -51,6 +69,8 @@ async function runRound(engine: Engine, options: EngineControlOptions): Promise<
     delete env.BENCH_MEDIASOUP_MODULE;
     delete env.MEDIASOUP_WORKER_BIN;
   }
+  if (engine === 'raw') env.BENCH_ENGINE_RAW = '1';
+  else delete env.BENCH_ENGINE_RAW;
   const { stdout } = await run(process.execPath, [CHILD, String(options.joins), String(options.warmup)], {
     env,
     maxBuffer: 64 * 1024 * 1024,
@@ -76,7 +96,8 @@ function figures(rounds: EngineControlRound[]): EngineFigures {
 
 /**
  * Scenario `engine-control`: the control plane of the engine upgrade. Each round runs the calls of
- * `joins` bare joins on mediasoup 3.12.16 and on the current mediasoup, each in a fresh process, back
+ * `joins` bare joins on mediasoup 3.12.16 and on the current mediasoup (as the product runs it and as
+ * published), each in a fresh process, back
  * to back (the order alternates between rounds), with no peer and no media. What a join costs the
  * engine's Node library and its worker, and how long its calls take in a row: the part of the join
  * time the engine itself decides.
@@ -86,9 +107,9 @@ export async function runEngineControl(
 ): Promise<ScenarioReport<EngineControlResults>> {
   const startedAt = new Date();
   const began = performance.now();
-  const rounds: Record<Engine, EngineControlRound[]> = { legacy: [], current: [] };
+  const rounds: Record<Engine, EngineControlRound[]> = { legacy: [], current: [], raw: [] };
   for (let round = 0; round < options.rounds; round++) {
-    const order: Engine[] = round % 2 === 0 ? ['legacy', 'current'] : ['current', 'legacy'];
+    const order: Engine[] = round % 2 === 0 ? ['legacy', 'current', 'raw'] : ['raw', 'current', 'legacy'];
     for (const engine of order) {
       options.progress(`round ${round + 1}/${options.rounds}: ${engine}`);
       rounds[engine].push(await runRound(engine, options));
@@ -98,13 +119,9 @@ export async function runEngineControl(
   const results: EngineControlResults = {
     legacy: figures(rounds.legacy),
     current: figures(rounds.current),
-    ratios: {
-      joinP50: pairedRatio(rounds.legacy, rounds.current, (r) => percentilesOf(r.joinMs).p50),
-      joinP95: pairedRatio(rounds.legacy, rounds.current, (r) => percentilesOf(r.joinMs).p95),
-      nodeCpu: pairedRatio(rounds.legacy, rounds.current, (r) => r.nodeCpuMsPerJoin),
-      workerCpu: pairedRatio(rounds.legacy, rounds.current, (r) => r.workerCpuMsPerJoin),
-      cpu: pairedRatio(rounds.legacy, rounds.current, (r) => r.nodeCpuMsPerJoin + r.workerCpuMsPerJoin),
-    },
+    raw: figures(rounds.raw),
+    ratios: ratiosOf(rounds.legacy, rounds.current),
+    rawRatios: ratiosOf(rounds.legacy, rounds.raw),
   };
   return {
     scenario: 'engine-control',
@@ -124,6 +141,10 @@ export async function runEngineControl(
         ...percentilesOf(pooled('current')),
         samples: pooled('current').length,
       },
+      [`join ${results.raw.version} raw`]: {
+        ...percentilesOf(pooled('raw')),
+        samples: pooled('raw').length,
+      },
     },
     server: {},
     failures: 0,
@@ -133,6 +154,7 @@ export async function runEngineControl(
         'their DTLS parameters, an audio and a three-layer simulcast producer, two consumers (canConsume first), two resumes.',
       'Calls run one after the other in one process per engine and round; CPU is that process (user + system) and its worker, per join.',
       'Ratios are current / legacy within each round (the engines run back to back), then the median over the rounds with its range.',
+      'current is the new mediasoup as the product runs it, its parameter copies made by src/media/plainDataClone.ts; raw is the same mediasoup with its own structuredClone copies (rawRatios).',
     ],
   };
 }

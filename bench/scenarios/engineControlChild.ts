@@ -5,12 +5,14 @@
  * peer and no media, so that only the engine's control plane is measured: its Node library
  * (request encoding, parameter validation and copies) and the worker's handling of each request.
  * Prints one JSON line (EngineControlRound). Usage: BENCH_MEDIASOUP_MODULE=mediasoup|mediasoup-legacy
- * [MEDIASOUP_WORKER_BIN=...] node engineControlChild.js <joins> <warmup>
+ * [MEDIASOUP_WORKER_BIN=...] [BENCH_ENGINE_RAW=1: mediasoup's own parameter copies]
+ * node engineControlChild.js <joins> <warmup>
  */
 import fs from 'node:fs';
 import type * as Mediasoup from 'mediasoup';
 import type { types } from 'mediasoup';
 import { MEDIA_CODECS } from '../../src/media/codecs.js';
+import { useCheapCopiesInMediasoup } from '../../src/media/plainDataClone.js';
 
 export interface EngineControlRound {
   version: string;
@@ -27,6 +29,8 @@ export interface EngineControlRound {
 const mediasoup = (await import(
   process.env.BENCH_MEDIASOUP_MODULE === 'mediasoup-legacy' ? 'mediasoup-legacy' : 'mediasoup'
 )) as typeof Mediasoup;
+if (process.env.BENCH_MEDIASOUP_MODULE !== 'mediasoup-legacy' && process.env.BENCH_ENGINE_RAW !== '1')
+  useCheapCopiesInMediasoup();
 const joins = Number(process.argv[2] ?? 500);
 const warmup = Number(process.argv[3] ?? 100);
 

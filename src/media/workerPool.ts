@@ -5,6 +5,7 @@ import type { types } from 'mediasoup';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import { useCheapCopiesInMediasoup } from './plainDataClone.js';
 import { kernelReceiveBufferCap, udpReceiveBufferOption } from './socketBuffers.js';
 
 /** One worker process with its WebRtcServer (one UDP and one TCP port) and its current load. */
@@ -41,6 +42,8 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   static async start(config: Config['media'], log: Logger, metrics: Metrics): Promise<WorkerPool> {
     const pool = new WorkerPool(config, log.child({ module: 'worker-pool' }), metrics);
     const count = config.workers > 0 ? config.workers : os.availableParallelism();
+    if (!useCheapCopiesInMediasoup())
+      pool.log.warn("this mediasoup's parameter copies could not be replaced: joins cost more control CPU");
     const cap = kernelReceiveBufferCap();
     if (cap !== undefined && config.udpReceiveBufferBytes > cap)
       pool.log.warn(

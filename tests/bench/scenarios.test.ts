@@ -112,7 +112,12 @@ void t.test(
     const report = await runEngineControl({ ...quiet, joins: 5, rounds: 2, warmup: 2 });
     t.equal(report.results.legacy.version, '3.12.16');
     t.not(report.results.current.version, '3.12.16', 'the current engine is another version');
-    for (const engine of [report.results.legacy, report.results.current]) {
+    t.equal(
+      report.results.raw.version,
+      report.results.current.version,
+      'raw is the current engine as published',
+    );
+    for (const engine of [report.results.legacy, report.results.current, report.results.raw]) {
       t.ok(engine.nodeCpuMsPerJoin > 0, `${engine.version}: the Node side's CPU is measured`);
       t.ok(engine.joinP50Ms > 0);
       t.same(Object.keys(engine.callP50Ms).sort(), [
@@ -125,10 +130,11 @@ void t.test(
     }
     t.equal(report.results.ratios.nodeCpu.perRound.length, 2, 'one ratio per round');
     t.ok(Number.isFinite(report.results.ratios.nodeCpu.median), 'the Node CPU ratio is a number');
+    t.ok(Number.isFinite(report.results.rawRatios.nodeCpu.median), "so is the raw engine's");
     t.equal(
       Object.values(report.latenciesMs).reduce((n, p) => n + p.samples, 0),
-      20,
-      '5 joins x 2 rounds x 2 engines',
+      30,
+      '5 joins x 2 rounds x 3 engines',
     );
     t.notMatch(renderScenarioMarkdown(report), /NaN|undefined/);
   },

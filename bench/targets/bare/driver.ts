@@ -6,6 +6,7 @@
 import type * as Mediasoup from 'mediasoup';
 import type { types } from 'mediasoup';
 import { MEDIA_CODECS } from '../../../src/media/codecs.js';
+import { useCheapCopiesInMediasoup } from '../../../src/media/plainDataClone.js';
 import { udpReceiveBufferOption } from '../../../src/media/socketBuffers.js';
 import type { DriverEvent, DriverRequest, DriverResponse } from './protocol.js';
 
@@ -14,6 +15,10 @@ import type { DriverEvent, DriverRequest, DriverResponse } from './protocol.js';
 const mediasoup = (await import(
   process.env.BENCH_MEDIASOUP_MODULE === 'mediasoup-legacy' ? 'mediasoup-legacy' : 'mediasoup'
 )) as typeof Mediasoup;
+// The current engine runs as the product runs it: with its cheaper parameter copies (see
+// src/media/plainDataClone.ts). BENCH_ENGINE_RAW=1 keeps mediasoup's own structuredClone copies.
+if (process.env.BENCH_MEDIASOUP_MODULE !== 'mediasoup-legacy' && process.env.BENCH_ENGINE_RAW !== '1')
+  useCheapCopiesInMediasoup();
 
 class DriverError extends Error {
   constructor(
