@@ -123,12 +123,20 @@ export class PhoneRoomPortImpl implements PhoneRoomPort {
       { e2ee: false },
       { consentGiven: request.consentGiven },
     );
-    this.joinedByCall.set(request.callId, { room, participant });
     this.rooms.record.incident(room.id, 'phone-fallback', participant.id, request.direction);
     this.rooms.record.incident(room.id, 'e2ee-downgraded', participant.id, 'phone-leg');
-    await this.rooms.afterJoin(room, participant);
-    if (participant.mayExchangeMedia) admit();
-    this.relayAudio(room, participant, events);
+    try {
+      await this.rooms.afterJoin(room, participant);
+      if (participant.mayExchangeMedia) admit();
+      this.relayAudio(room, participant, events);
+    } catch (error) {
+      // The gateway calls leave only for a join that succeeded: a failed one must not stay in the
+      // room, listed and unreachable by the call that was refused.
+      if (room.holds(participant) && participant.active)
+        await this.rooms.leaveVoluntarily(room, participant, 'phone-join-failed').catch(() => undefined);
+      throw error;
+    }
+    this.joinedByCall.set(request.callId, { room, participant });
     return {
       get router() {
         return room.currentRouter;
