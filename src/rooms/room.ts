@@ -121,6 +121,8 @@ export class Room {
   private spans: Placement[] = [];
   /** Producers already piped to a router: `${producerId}>${routerId}`. */
   private readonly pipes = new Map<string, Promise<void>>();
+  /** Producers made on a phone leg's plain transport, and whose leg it is (see adoptProducer). */
+  private readonly legProducers = new WeakMap<types.Producer, Participant>();
   private readonly log: Logger;
 
   constructor(
@@ -459,6 +461,7 @@ export class Room {
     }
     participant.plainTransports.set(transport.id, transport);
     this.deps.metrics.transports.inc();
+    transport.observer.on('newproducer', (producer) => this.legProducers.set(producer, participant));
     transport.observer.once('close', () => {
       this.deps.metrics.transports.dec();
       participant.plainTransports.delete(transport.id);
@@ -472,6 +475,10 @@ export class Room {
    */
   async adoptProducer(participant: Participant, producer: types.Producer): Promise<void> {
     this.requireMedia(participant, 'publish');
+    // Only what was made on this participant's own leg, in this room: anything else would publish
+    // media under its name (or another room's) past every check a producer gets on the way in.
+    if (this.legProducers.get(producer) !== participant || producer.closed)
+      throw new SfuError('INVALID_STATE', "not a producer of this participant's phone leg");
     participant.producers.set(producer.id, producer);
     this.deps.metrics.producers.inc({ kind: producer.kind });
     producer.observer.once('close', () => {
