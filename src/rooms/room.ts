@@ -409,7 +409,8 @@ export class Room {
    * layer and the sender is asked for a keyframe, so that the next frame the practitioner decodes
    * is complete and at full resolution. Only the table's `receiveDeviceData` roles (what they
    * receive is theirs to keep); an unknown producer, or one this participant does not receive as
-   * examination video, is NOT_FOUND. Returns the consumer id.
+   * examination video, is NOT_FOUND; a paused one (its holder muted it) is INVALID_STATE. Returns
+   * the consumer id.
    */
   async captureExaminationStill(by: Participant, producerId: string): Promise<string> {
     if (!roleMay(by.role, 'receiveDeviceData')) throw new SfuError('FORBIDDEN_FOR_ROLE');
@@ -425,6 +426,9 @@ export class Room {
       (consumer.appData as { participantId?: string }).participantId ?? '',
     );
     if (!holder) throw new SfuError('NOT_FOUND');
+    // A paused video sends no keyframe: say so now rather than let the SDK wait for a frame.
+    if (consumer.paused || consumer.producerPaused)
+      throw new SfuError('INVALID_STATE', 'the examination video is paused');
     if (consumer.type === 'simulcast' || consumer.type === 'svc') {
       const layers = consumer.rtpParameters.encodings?.length ?? 1;
       await consumer.setPreferredLayers({ spatialLayer: Math.max(0, layers - 1) }).catch(() => undefined);

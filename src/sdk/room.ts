@@ -458,7 +458,9 @@ export class Room extends TypedEmitter<RoomEvents> {
     video.playsInline = true;
     video.srcObject = new MediaStream([remote.track]);
     try {
-      await video.play().catch(() => undefined);
+      // Not awaited: a video whose sender paused it never starts playing, and the server's answer
+      // (INVALID_STATE) must still come back; nextFrame bounds the wait for the frame.
+      void video.play().catch(() => undefined);
       await this.session
         .request('captureExaminationStill', { producerId: remote.producerId })
         .catch((err: unknown) => {

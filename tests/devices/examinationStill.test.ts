@@ -119,6 +119,25 @@ t.test('the practitioner takes a full-resolution still of the examination video'
     t.equal(byPatient, 'NOT_FOUND', "the patient's SDK: it receives no examination video");
   });
 
+  await t.test('a paused examination video is refused at once, not waited for', async (t) => {
+    await patient.evaluate(() => window.stillTest!.room.mute('examination-video'));
+    const received = () =>
+      [...(server.server.rooms.get(roomId)?.participants.get('doc')?.consumers.values() ?? [])].find(
+        (c) => c.producerId === producerId,
+      );
+    await waitFor('the pause at the server', () => Promise.resolve(received()?.producerPaused === true));
+    const refused = await doctor.evaluate(
+      (producerId) =>
+        window.stillTest!.room.captureExaminationStill(producerId).then(
+          () => 'accepted',
+          (err: { code?: string }) => err.code ?? 'no code',
+        ),
+      producerId,
+    );
+    t.equal(refused, 'INVALID_STATE', 'the SDK gets INVALID_STATE, not a timeout');
+    await patient.evaluate(() => window.stillTest!.room.unmute('examination-video'));
+  });
+
   await t.test('the journal records the still, not the image', async (t) => {
     let records: Journal['records'] = [];
     await waitFor('device.still in the journal', async () => {
