@@ -22,7 +22,7 @@ const MAX_LAG_FRAMES = 5;
 export const RELATCH_AFTER_SILENCE_MS = 500;
 
 /** What the phone leg can consume: Opus from browsers, G.711 from other phone legs. */
-const PHONE_LEG_RTP_CAPABILITIES: types.RtpCapabilities = {
+export const PHONE_LEG_RTP_CAPABILITIES: types.RtpCapabilities = {
   codecs: [
     {
       kind: 'audio',
