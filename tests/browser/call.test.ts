@@ -22,6 +22,7 @@ import {
 declare global {
   interface Window {
     oximeter?: DataSender;
+    flood?: DataSender;
   }
 }
 
@@ -363,6 +364,37 @@ t.test('a consultation through the SDK in Chromium', { skip }, async (t) => {
     );
   });
 
+  await t.test('a flooding data channel is closed by the server and the SDK says why', async (t) => {
+    await patient.page.evaluate(async () => {
+      const room = window.tc?.room;
+      if (!room) throw new Error('not joined');
+      const flood = await room.publishData('flood');
+      // Far above the server's limit for an application channel (50 a second in bursts of 100),
+      // until the SDK reports the channel closed or 10 s (the server closes it after 3 s).
+      const until = performance.now() + 10_000;
+      while (performance.now() < until && !window.tc!.record.errors.some((e) => e.startsWith('DATA_RATE'))) {
+        for (let i = 0; i < 50; i++) flood.send('x'.repeat(100));
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      window.flood = flood;
+    });
+    const { errors } = await pageRecord(patient.page);
+    t.ok(
+      errors.includes('DATA_RATE_EXCEEDED: flood'),
+      `the SDK emitted the code and the label (${errors.join('; ')})`,
+    );
+    t.equal(
+      await patient.page.evaluate(() => window.flood?.send('more')),
+      false,
+      'the closed channel sends nothing more',
+    );
+    t.equal(
+      await patient.page.evaluate(() => window.oximeter?.send(JSON.stringify({ spo2: 98 }))),
+      true,
+      'the other data channel stays open',
+    );
+  });
+
   await t.test('after a signalling drop the session resumes and video keeps flowing', async (t) => {
     await patient.page.evaluate(() => window.tc?.room.simulateConnectionDrop());
     await waitFor('the patient to reconnect', async () => {
@@ -531,7 +563,11 @@ t.test('a consultation through the SDK in Chromium', { skip }, async (t) => {
   );
 
   await t.test('no side saw an unexpected SDK error, and leaving is seen by the other side', async (t) => {
-    t.same((await pageRecord(patient.page)).errors, [], 'the patient saw no SDK error');
+    t.same(
+      (await pageRecord(patient.page)).errors,
+      ['DATA_RATE_EXCEEDED: flood'],
+      'the patient saw no SDK error but the flood it was told of',
+    );
     t.same((await pageRecord(practitioner.page)).errors, [], 'the practitioner saw no SDK error');
     await patient.page.evaluate(() => window.tc?.room.leave());
     await waitFor('the practitioner to see the patient leave', async () => {
