@@ -273,9 +273,12 @@ export class WaitingRoom {
     });
     target.setHeldMessage(null);
     room.endWaitingMedia(target);
-    target.link?.notify('admissionChanged', { state: target.state });
     room.broadcast('participantUpdated', { participant: target.info() }, target);
+    // The others' media is announced (consumerAdded) before the admission itself, so that the
+    // client learns of its admission with its subscriptions already under way and can set them up
+    // before its own publications compete with them (docs/sdk.md, "Waiting room").
     await room.onAdmitted(target);
+    target.link?.notify('admissionChanged', { state: target.state });
   }
 
   private requirePractitioner(participant: Participant): void {

@@ -65,6 +65,8 @@ const MAX_NOTE_LENGTH = 280;
 const MAX_DATA_MESSAGE_BYTES = 64 * 1024;
 /** At most one ICE restart per transport in this window, so a dead network does not cause a storm. */
 const ICE_RESTART_MIN_INTERVAL_MS = 5_000;
+/** Longest the publications wait for the subscriptions announced before them (see receiveFirst). */
+const RECEIVE_FIRST_MAX_WAIT_MS = 1_000;
 
 export interface RoomSettings {
   locale: Locale;
@@ -166,8 +168,11 @@ export class Room extends TypedEmitter<RoomEvents> {
   private waitingEntries: WaitingEntry[] = [];
   private heldNote: string | undefined;
   private readonly consentsGiven = new Set<ConsentPurpose>();
-  /** Consumer announcements being set up, so that one listed again on resume is not consumed twice. */
-  private readonly arriving = new Set<string>();
+  /**
+   * Consumer announcements being set up, so that one listed again on resume is not consumed twice;
+   * each promise resolves once its consumer exists here and its resume is requested (or it failed).
+   */
+  private readonly arriving = new Map<string, Promise<void>>();
   /** Consumers being set up that a resume showed the server no longer has. */
   private readonly vanished = new Set<string>();
   private readonly precheck: PrecheckLoop;
@@ -881,12 +886,30 @@ export class Room extends TypedEmitter<RoomEvents> {
   private async startMedia(): Promise<void> {
     try {
       await this.ensureMedia();
+      await this.receiveFirst();
       await this.publishQueued();
       for (const channel of this.dataChannels)
         if (!channel.producer || channel.producer.closed) await this.produceData(channel);
     } catch (err) {
       if (!this.finished) this.emit('error', this.wrap(err));
     }
+  }
+
+  /**
+   * Receive first: the server announces the others' media before it tells a participant it is
+   * admitted, so at admission the consumers are already arriving. They are set up here (consumed,
+   * resume requested) before the queued publications start, whose negotiation and encoders would
+   * otherwise compete with them in the browser and whose requests would come first in the server's
+   * per-connection order, delaying the resume and so the keyframe it asks for. Bounded, so that a
+   * setup that hangs does not hold the publications back.
+   */
+  private async receiveFirst(): Promise<void> {
+    const arriving = [...this.arriving.values()];
+    if (arriving.length === 0) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, RECEIVE_FIRST_MAX_WAIT_MS)));
+    await Promise.race([Promise.all(arriving), bound]);
+    clearTimeout(timer);
   }
 
   private async produceData(channel: DataChannelEntry): Promise<void> {
@@ -1193,16 +1216,21 @@ export class Room extends TypedEmitter<RoomEvents> {
     // Own media coming back: only the pre-call check's loopback is announced to its sender.
     if (data.participantId === this.selfInfo.id) return this.precheck.onConsumerAdded(data);
     if (this.remote.has(data.consumerId) || this.arriving.has(data.consumerId)) return;
-    this.arriving.add(data.consumerId);
+    let resumeRequested = (): void => undefined;
+    this.arriving.set(data.consumerId, new Promise<void>((resolve) => (resumeRequested = resolve)));
     try {
-      await this.setUpConsumer(data);
+      await this.setUpConsumer(data, resumeRequested);
     } finally {
+      resumeRequested();
       this.arriving.delete(data.consumerId);
       this.vanished.delete(data.consumerId);
     }
   }
 
-  private async setUpConsumer(data: NotificationData<'consumerAdded'>): Promise<void> {
+  private async setUpConsumer(
+    data: NotificationData<'consumerAdded'>,
+    resumeRequested: () => void,
+  ): Promise<void> {
     const generation = this.mediaGeneration;
     await this.ensureMedia();
     const transport = this.recvTransport;
@@ -1234,7 +1262,9 @@ export class Room extends TypedEmitter<RoomEvents> {
     this.pendingSubscriptions.delete(data.producerId);
     for (const resolve of waiting ?? []) resolve(subscription);
     // The server created the consumer paused; it sends RTP once we are ready to receive.
-    await this.session.request('resumeConsumer', { consumerId: consumer.id });
+    const resumed = this.session.request('resumeConsumer', { consumerId: consumer.id });
+    resumeRequested();
+    await resumed;
     subscription.resumed = true;
   }
 
@@ -1369,7 +1399,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     const ids = new Set(listed.map((c) => c.consumerId));
     for (const subscription of [...this.remote.values()])
       if (!ids.has(subscription.id)) this.dropRemote(subscription);
-    for (const id of this.arriving) if (!ids.has(id)) this.vanished.add(id);
+    for (const id of this.arriving.keys()) if (!ids.has(id)) this.vanished.add(id);
     const fail = (err: unknown) => {
       if (!this.finished) this.emit('error', this.wrap(err));
     };

@@ -240,9 +240,46 @@ t.test('a consultation through the SDK in Chromium', { skip }, async (t) => {
     await waitFor('the practitioner to see the consent in the waiting list', async () =>
       (await pageRecord(practitioner.page)).waitingList.includes(`${patientId}:teleconsultation:precheck`),
     );
+    // Receive first: when the patient's first producer reaches the server, its consumers of the
+    // practitioner's media are already resumed (the SDK set them up before publishing). The
+    // patient's browser takes 300 ms longer to apply each offer it receives (the step that sets up a
+    // received track), so that the SDK's ordering, not the timing, puts the resumes first.
+    await patient.page.evaluate(() => {
+      type Apply = (this: RTCPeerConnection, description: RTCSessionDescriptionInit) => Promise<void>;
+      const proto = RTCPeerConnection.prototype as unknown as { setRemoteDescription: Apply };
+      const apply = proto.setRemoteDescription;
+      proto.setRemoteDescription = async function (description) {
+        if (description.type === 'offer') await new Promise((resolve) => setTimeout(resolve, 300));
+        return apply.call(this, description);
+      };
+      (window as unknown as { restoreOffers?: () => void }).restoreOffers = () => {
+        proto.setRemoteDescription = apply;
+      };
+    });
+    const room = server.server.rooms.get(consultation.roomId);
+    if (!room) throw new Error('no room on the server');
+    const atFirstProducer = new Promise<string[]>((resolve) => {
+      const onMedia = (_producer: unknown, owner: { id: string }) => {
+        if (owner.id !== patientId) return;
+        room.events.off('mediaAdded', onMedia);
+        const received = [...(room.participants.get(patientId)?.consumers.values() ?? [])].filter(
+          (c) => (c.appData as { participantId?: string }).participantId !== patientId,
+        );
+        resolve(received.map((c) => `${c.kind}:${c.paused ? 'paused' : 'resumed'}`).sort());
+      };
+      room.events.on('mediaAdded', onMedia);
+    });
     await practitioner.page.evaluate((id) => window.tc?.room.admit(id), patientId);
     await waitFor('the patient to learn it is admitted', async () =>
       (await pageRecord(patient.page)).admission.includes('admitted'),
+    );
+    t.same(
+      await atFirstProducer,
+      ['audio:resumed', 'video:resumed'],
+      "the patient resumed the practitioner's camera and microphone before its first producer",
+    );
+    await patient.page.evaluate(() =>
+      (window as unknown as { restoreOffers?: () => void }).restoreOffers?.(),
     );
     t.equal(
       await patient.page.evaluate(() => window.tc?.room.heldMessage ?? 'none'),

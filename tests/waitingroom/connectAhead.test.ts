@@ -114,3 +114,34 @@ t.test(
     t.equal(doc.dataConsumers.size, 0, 'the closed warm-up channel was never offered to the practitioner');
   },
 );
+
+t.test(
+  "at admission the practitioner's media is announced to the patient before its admission is",
+  async (t) => {
+    const roomId = (await srv.rest<{ id: string }>('POST', '/v1/rooms', { options: { waitingRoom: true } }))
+      .body.id;
+    const doctor = await MediaPeer.joinAs(srv, roomId, 'doc', 'practitioner');
+    const patient = await MediaPeer.joinAs(srv, roomId, 'pat', 'patient');
+    t.teardown(() => {
+      doctor.close();
+      patient.close();
+    });
+    await doctor.publish();
+    await patient.client.request('setRtpCapabilities', { rtpCapabilities: subscriberRtpCapabilities() });
+    await patient.client.request('createTransport', { direction: 'recv', sctp: true });
+    await patient.client.request('createTransport', { direction: 'send', sctp: true });
+
+    await doctor.client.request('admit', { participantId: 'pat' });
+    await patient.client.waitFor('admissionChanged', (d) => d.state === 'admitted');
+    const order = patient.client.notifications
+      .filter(
+        (n) =>
+          (n.notification === 'consumerAdded' && n.data.participantId === 'doc') ||
+          (n.notification === 'admissionChanged' && n.data.state === 'admitted'),
+      )
+      .map((n) => (n.notification === 'consumerAdded' ? String(n.data.kind) : 'admitted'));
+    // The SDK sets its subscriptions up first when they are already announced (docs/sdk.md).
+    t.same(order.slice(0, 2).sort(), ['audio', 'video'], "the practitioner's microphone and camera first");
+    t.same(order.slice(2), ['admitted'], 'then the admission');
+  },
+);
