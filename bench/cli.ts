@@ -78,6 +78,9 @@ const USAGE = `usage: npm run bench -- [options]
   --rate R                 join-storm: joins started per second; waiting-room: patients arriving per second
                            (default 0: as fast as allowed / all at once)
   --hold S                 join-storm, waiting-room: seconds a session or patient stays once media flows (1)
+  --warmup N               not measured, so that the control process is measured warm: engine-control:
+                           joins per round and engine (default 2000); engine-joins, join-storm:
+                           consultations joined and closed before the storm (default 100; 0)
   --connections K          rest: HTTP connections (10); signalling: connections sending requests (50)
   --room-size N            signalling: participants per room (default 2)
   --server-env K=V         self: extra SFU_* variable for the server child (repeatable), e.g. to
@@ -141,6 +144,8 @@ interface Parsed {
   repeat: number;
   rate: number;
   holdS: number;
+  /** --warmup: undefined leaves each scenario's default. */
+  warmup: number | undefined;
   connections: number | undefined;
   roomSize: number;
   serverEnv: Record<string, string>;
@@ -177,6 +182,7 @@ function parse(argv: string[]): Parsed {
       duration: { type: 'string' },
       rate: { type: 'string' },
       hold: { type: 'string' },
+      warmup: { type: 'string' },
       connections: { type: 'string' },
       'room-size': { type: 'string' },
       'server-env': { type: 'string', multiple: true },
@@ -277,6 +283,7 @@ function parse(argv: string[]): Parsed {
     repeat,
     rate: positive('rate', values.rate, 0, true),
     holdS: positive('hold', values.hold, 1, true),
+    warmup: values.warmup !== undefined ? Math.floor(positive('warmup', values.warmup, 0, true)) : undefined,
     connections,
     roomSize: Math.floor(positive('room-size', values['room-size'], 2)),
     serverEnv,
@@ -365,6 +372,7 @@ async function runScenario(parsed: Parsed, log: (line: string) => void, progress
         rate: parsed.rate,
         joinConcurrency: options.joinConcurrency,
         holdS: parsed.holdS,
+        warmupSessions: parsed.warmup ?? 0,
         audioOnly: options.media === 'audio',
         joinTimeoutMs: options.joinTimeoutMs,
       });
@@ -408,7 +416,7 @@ async function runScenario(parsed: Parsed, log: (line: string) => void, progress
         log,
         joins: options.sessions,
         rounds: parsed.repeat,
-        warmup: 100,
+        warmup: parsed.warmup ?? 2000,
       });
     case 'engine-joins':
       return runEngineJoins({
@@ -417,6 +425,7 @@ async function runScenario(parsed: Parsed, log: (line: string) => void, progress
         rounds: parsed.repeat,
         joinConcurrency: options.joinConcurrency,
         holdS: parsed.holdS,
+        warmupSessions: parsed.warmup ?? 100,
         joinTimeoutMs: options.joinTimeoutMs,
       });
     case 'assisted':

@@ -102,13 +102,35 @@ export const REFERENCE_RUNS: readonly ReferenceRun[] = [
     name: 'engine-control',
     purpose:
       "the engine upgrade's control plane: a join's calls on 3.12.16 against the current engine, CPU and time per join",
-    args: ['--scenario', 'engine-control', '--sessions', '1000', '--repeat', '5', '--quiet'],
+    args: [
+      '--scenario',
+      'engine-control',
+      '--sessions',
+      '1000',
+      '--warmup',
+      '2000',
+      '--repeat',
+      '5',
+      '--quiet',
+    ],
   },
   {
     name: 'engine-joins',
     purpose:
       'the engine upgrade: whole joins (to first RTP) on 3.12.16 against the current engine, 200 per round, no CPU budget',
-    args: ['--scenario', 'engine-joins', '--sessions', '100', '--repeat', '3', '--hold', '0.5', '--quiet'],
+    args: [
+      '--scenario',
+      'engine-joins',
+      '--sessions',
+      '100',
+      '--warmup',
+      '100',
+      '--repeat',
+      '3',
+      '--hold',
+      '0.5',
+      '--quiet',
+    ],
   },
   {
     name: 'storm20',

@@ -10,6 +10,8 @@ export interface EngineJoinsOptions {
   rounds: number;
   joinConcurrency: number;
   holdS: number;
+  /** Consultations joined and closed before each measured storm (see JoinStormOptions). */
+  warmupSessions: number;
   workers: number;
   joinTimeoutMs: number;
   progress: (line: string) => void;
@@ -75,6 +77,7 @@ export async function runEngineJoins(
         rate: 0,
         joinConcurrency: options.joinConcurrency,
         holdS: options.holdS,
+        warmupSessions: options.warmupSessions,
         workers: options.workers,
         joinTimeoutMs: options.joinTimeoutMs,
         progress: options.progress,
@@ -105,6 +108,7 @@ export async function runEngineJoins(
       rounds: options.rounds,
       joinConcurrency: options.joinConcurrency,
       holdS: options.holdS,
+      warmupSessions: options.warmupSessions,
     },
     results: {
       legacy: rounds.legacy,

@@ -15,6 +15,11 @@ export interface JoinStormOptions {
   holdS: number;
   /** Publish audio only (default: audio and simulcast video). */
   audioOnly?: boolean;
+  /**
+   * Consultations joined and closed first, not measured, so that the server process is measured
+   * warm (its JIT and caches, as in a server that has been running) rather than at its first joins.
+   */
+  warmupSessions?: number;
   workers: number;
   joinTimeoutMs: number;
   progress: (line: string) => void;
@@ -50,7 +55,12 @@ export async function runJoinStorm(
   const startedAt = new Date();
   const began = performance.now();
   const scheduler = new MediaScheduler();
-  await target.start({ workers: options.workers, maxSessions: options.sessions, log: options.log });
+  const warmupSessions = options.warmupSessions ?? 0;
+  await target.start({
+    workers: options.workers,
+    maxSessions: options.sessions + warmupSessions,
+    log: options.log,
+  });
   const workers = target.serverPids().workers.length;
   const load = new ConsultLoad({
     target,
@@ -60,6 +70,7 @@ export async function runJoinStorm(
     audioOnly: options.audioOnly ?? false,
     log: options.log,
   });
+  if (warmupSessions > 0) await warmUp(load, warmupSessions, options);
   const joins: JoinTimes[] = [];
   let failed = 0;
   let live = 0;
@@ -98,14 +109,14 @@ export async function runJoinStorm(
         const due = stormStart + i * intervalMs;
         const wait = due - performance.now();
         if (wait > 0) await sleep(wait);
-        running.push(one(i));
+        running.push(one(warmupSessions + i));
       }
       await Promise.all(running);
     } else {
       let next = 0;
       await Promise.all(
         Array.from({ length: Math.min(options.joinConcurrency, options.sessions) }, async () => {
-          for (let i = next++; i < options.sessions; i = next++) await one(i);
+          for (let i = next++; i < options.sessions; i = next++) await one(warmupSessions + i);
         }),
       );
     }
@@ -123,6 +134,7 @@ export async function runJoinStorm(
       host: hostInfo(),
       parameters: {
         sessions: options.sessions,
+        warmupSessions,
         rate: options.rate,
         joinConcurrency: options.joinConcurrency,
         holdS: options.holdS,
@@ -157,4 +169,23 @@ export async function runJoinStorm(
     scheduler.stop();
     await target.stop();
   }
+}
+
+/** Joins `sessions` consultations, `joinConcurrency` at a time, and closes each once it holds. */
+async function warmUp(load: ConsultLoad, sessions: number, options: JoinStormOptions): Promise<void> {
+  let next = 0;
+  const leaving: Promise<void>[] = [];
+  await Promise.all(
+    Array.from({ length: Math.min(options.joinConcurrency, sessions) }, async () => {
+      for (let i = next++; i < sessions; i = next++) {
+        options.progress(`warm-up: session ${i + 1}/${sessions}`);
+        const session = await load.openSession(i).catch((error: unknown) => {
+          load.noteError(error);
+          return undefined;
+        });
+        if (session) leaving.push(sleep(options.holdS * 1000).then(() => load.closeSession(session)));
+      }
+    }),
+  );
+  await Promise.all(leaving);
 }
