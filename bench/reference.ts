@@ -32,7 +32,7 @@ export const REFERENCE_RUNS: readonly ReferenceRun[] = [
       '--targets',
       'bare,self',
       '--repeat',
-      '3',
+      '5',
       '--sessions',
       '20',
       '--duration',
