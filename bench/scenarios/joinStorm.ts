@@ -4,6 +4,7 @@ import type { JoinTimes } from '../harness/consult.js';
 import { hostInfo, measureServer } from '../harness/scenarioReport.js';
 import type { ScenarioReport } from '../harness/scenarioReport.js';
 import type { Target } from '../harness/target.js';
+import { inParallel } from '../harness/inParallel.js';
 
 export interface JoinStormOptions {
   /** Consultations to open; each is two joins (practitioner and patient). */
@@ -113,12 +114,7 @@ export async function runJoinStorm(
       }
       await Promise.all(running);
     } else {
-      let next = 0;
-      await Promise.all(
-        Array.from({ length: Math.min(options.joinConcurrency, options.sessions) }, async () => {
-          for (let i = next++; i < options.sessions; i = next++) await one(warmupSessions + i);
-        }),
-      );
+      await inParallel(options.sessions, options.joinConcurrency, (i) => one(warmupSessions + i));
     }
     const storm = usage.end();
     const own = process.cpuUsage(ownCpu);
@@ -173,19 +169,14 @@ export async function runJoinStorm(
 
 /** Joins `sessions` consultations, `joinConcurrency` at a time, and closes each once it holds. */
 async function warmUp(load: ConsultLoad, sessions: number, options: JoinStormOptions): Promise<void> {
-  let next = 0;
   const leaving: Promise<void>[] = [];
-  await Promise.all(
-    Array.from({ length: Math.min(options.joinConcurrency, sessions) }, async () => {
-      for (let i = next++; i < sessions; i = next++) {
-        options.progress(`warm-up: session ${i + 1}/${sessions}`);
-        const session = await load.openSession(i).catch((error: unknown) => {
-          load.noteError(error);
-          return undefined;
-        });
-        if (session) leaving.push(sleep(options.holdS * 1000).then(() => load.closeSession(session)));
-      }
-    }),
-  );
+  await inParallel(sessions, options.joinConcurrency, async (i) => {
+    options.progress(`warm-up: session ${i + 1}/${sessions}`);
+    const session = await load.openSession(i).catch((error: unknown) => {
+      load.noteError(error);
+      return undefined;
+    });
+    if (session) leaving.push(sleep(options.holdS * 1000).then(() => load.closeSession(session)));
+  });
   await Promise.all(leaving);
 }

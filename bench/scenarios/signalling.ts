@@ -6,6 +6,7 @@ import type { ScenarioReport, ServerUsage } from '../harness/scenarioReport.js';
 import { TargetError } from '../harness/target.js';
 import { SignallingSocket } from '../targets/self/signalling.js';
 import type { SelfTarget } from '../targets/self/target.js';
+import { inParallel } from '../harness/inParallel.js';
 
 export interface SignallingOptions {
   /** Idle joined connections to hold open. */
@@ -44,15 +45,6 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 /** Spreads the load generator's connections over 127.0.0.2-127.0.0.250 (plenty of source ports). */
 function sourceAddress(index: number): string {
   return `127.0.0.${2 + (index % 249)}`;
-}
-
-async function inParallel(count: number, concurrency: number, run: (index: number) => Promise<void>) {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(concurrency, count) }, async () => {
-      for (let i = next++; i < count; i = next++) await run(i);
-    }),
-  );
 }
 
 /**
