@@ -1,8 +1,6 @@
-import os from 'node:os';
 import t from 'tap';
 import type { types } from 'mediasoup';
-import { PhoneRoomPortImpl } from '../../src/rooms/phoneRoomPort.js';
-import { startTestServer } from '../support/server.js';
+import { dialIn, portOnServer } from './fixtures/portOnServer.js';
 
 /**
  * The room adopts as a phone participant's own only a producer made on that participant's plain
@@ -20,22 +18,10 @@ function pcmu(transport: types.PlainTransport, ssrc: number): Promise<types.Prod
 }
 
 void t.test('a phone participant publishes only what was made on its own leg', async (t) => {
-  const srv = await startTestServer({ quality: { enabled: false } });
-  t.teardown(() => srv.stop());
+  const { srv, roomId, port } = await portOnServer(t);
   const { server } = srv;
-  const roomId = (await srv.rest<{ id: string }>('POST', '/v1/rooms', { options: { waitingRoom: false } }))
-    .body.id;
-  const port = new PhoneRoomPortImpl(server.rooms, server.invitations, os.tmpdir());
   const join = (participantId: string, callId: string) =>
-    port.joinPhoneParticipant({
-      roomId,
-      participantId,
-      role: 'patient',
-      consentGiven: true,
-      callId,
-      direction: 'dial-in',
-      codec: 'PCMU',
-    });
+    port.joinPhoneParticipant(dialIn(roomId, participantId, 'patient', callId, true));
   const first = await join('phone-a', 'call-a');
   await first.admitted;
   const second = await join('phone-b', 'call-b');

@@ -1,7 +1,5 @@
-import os from 'node:os';
 import t from 'tap';
-import { PhoneRoomPortImpl } from '../../src/rooms/phoneRoomPort.js';
-import { startTestServer } from '../support/server.js';
+import { dialIn, portOnServer } from './fixtures/portOnServer.js';
 
 /**
  * The gateway calls `leave` only for a phone join that succeeded (src/phone/roomPort.ts). A join
@@ -14,24 +12,12 @@ interface Journal {
 }
 
 void t.test('a phone join that fails after entering the room leaves nothing behind', async (t) => {
-  const srv = await startTestServer({ quality: { enabled: false } });
-  t.teardown(() => srv.stop());
+  const { srv, roomId, port } = await portOnServer(t);
   const { server } = srv;
-  const roomId = (await srv.rest<{ id: string }>('POST', '/v1/rooms', { options: { waitingRoom: false } }))
-    .body.id;
-  const port = new PhoneRoomPortImpl(server.rooms, server.invitations, os.tmpdir());
 
   const afterJoin = server.rooms.afterJoin.bind(server.rooms);
   server.rooms.afterJoin = () => Promise.reject(new Error('settling failed'));
-  const request = {
-    roomId,
-    participantId: 'phone-nurse',
-    role: 'assistant',
-    consentGiven: false,
-    callId: 'call-1',
-    direction: 'dial-in',
-    codec: 'PCMU',
-  } as const;
+  const request = dialIn(roomId, 'phone-nurse', 'assistant', 'call-1');
   await t.rejects(
     port.joinPhoneParticipant(request),
     /settling failed/,

@@ -1,10 +1,8 @@
-import os from 'node:os';
 import t from 'tap';
 import type { types } from 'mediasoup';
 import { PHONE_LEG_RTP_CAPABILITIES } from '../../src/phone/media/phoneMediaLeg.js';
-import { PhoneRoomPortImpl } from '../../src/rooms/phoneRoomPort.js';
 import { MediaPeer, releaseNativePeers } from '../support/mediaPeer.js';
-import { startTestServer } from '../support/server.js';
+import { dialIn, portOnServer } from './fixtures/portOnServer.js';
 
 /**
  * A phone leg lives on the room's own router. When the room spans another worker (its router
@@ -14,20 +12,12 @@ import { startTestServer } from '../support/server.js';
  * published later.
  */
 void t.test("a phone participant hears the speakers on a room's span", async (t) => {
-  const srv = await startTestServer({
-    media: { workers: 2 },
-    cluster: { spanConsumersPerRouter: 2 },
-    quality: { enabled: false },
-  });
-  t.teardown(async () => {
-    await srv.stop();
-    releaseNativePeers();
-  });
-  const roomId = (
-    await srv.rest<{ id: string }>('POST', '/v1/rooms', {
-      options: { waitingRoom: false, maxParticipants: 6 },
-    })
-  ).body.id;
+  const { srv, roomId, port } = await portOnServer(
+    t,
+    { media: { workers: 2 }, cluster: { spanConsumersPerRouter: 2 } },
+    { maxParticipants: 6 },
+  );
+  t.teardown(() => releaseNativePeers());
   const doctor = await MediaPeer.joinAs(srv, roomId, 'doc', 'practitioner');
   const patient = await MediaPeer.joinAs(srv, roomId, 'pat', 'patient');
   t.teardown(() => {
@@ -48,16 +38,7 @@ void t.test("a phone participant hears the speakers on a room's span", async (t)
   const nurseProducer = [...room.participants.get('nurse')!.producers.values()][0]!;
   t.not(room.participants.get('nurse')!.router, room.currentRouter, 'the nurse is on a span');
 
-  const port = new PhoneRoomPortImpl(srv.server.rooms, srv.server.invitations, os.tmpdir());
-  const phone = await port.joinPhoneParticipant({
-    roomId,
-    participantId: 'phone-interpreter',
-    role: 'observer',
-    consentGiven: false,
-    callId: 'call-1',
-    direction: 'dial-in',
-    codec: 'PCMU',
-  });
+  const phone = await port.joinPhoneParticipant(dialIn(roomId, 'phone-interpreter', 'observer', 'call-1'));
   await patient.client.consent('third-party', 'phone-interpreter');
   await phone.admitted;
   const consumable = (producer: types.Producer) =>
